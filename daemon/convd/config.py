@@ -1,0 +1,42 @@
+"""Where the daemon keeps its socket and database."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from convd_schemas.paths import default_runtime_dir, default_socket_path
+
+__all__ = ["Config", "default_database_path"]
+
+DATABASE_ENV = "CONVD_DB"
+
+
+def default_database_path() -> Path:
+    """``$CONVD_DB``, else ``$XDG_DATA_HOME/convd/convd.db`` (``~/.local/share`` by default)."""
+    override = os.environ.get(DATABASE_ENV)
+    if override:
+        return Path(override)
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "convd" / "convd.db"
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    socket_path: Path
+    database_path: Path
+    #: True when XDG_RUNTIME_DIR was unset and a private fallback directory is used.
+    runtime_dir_fallback: bool = False
+
+    @classmethod
+    def resolve(cls, socket: Path | None = None, database: Path | None = None) -> Config:
+        fallback = False
+        if socket is None:
+            socket = default_socket_path()
+            fallback = "CONVD_SOCKET" not in os.environ and default_runtime_dir()[1]
+        return cls(
+            socket_path=socket,
+            database_path=database or default_database_path(),
+            runtime_dir_fallback=fallback,
+        )

@@ -1,0 +1,63 @@
+"""The domain: conversations, drafts and their events. No SQL, no JSON-RPC, no sockets.
+
+Public surface: ``ConversationService`` (every operation), ``EventBus`` (fan-out after
+commit), the models, the errors, and the ``Store`` protocol the store package implements.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ConversationNotFound,
+    DomainError,
+    DraftRevisionConflict,
+    InvalidGroupId,
+    InvalidParameter,
+    InvalidUserId,
+    NotLoggedIn,
+    PinLimitExceeded,
+    SeqTooOld,
+    SubscriptionNotFound,
+)
+from .events import EventBus, Sink
+from .models import (
+    PINNED_BIT,
+    Account,
+    Change,
+    ChangeKind,
+    Conversation,
+    ConvKey,
+    ConvType,
+    Draft,
+    DraftElement,
+)
+from .ports import Store, StoreTransaction
+from .service import ConversationPage, ConversationService, Limits
+
+__all__ = [
+    "PINNED_BIT",
+    "Account",
+    "Change",
+    "ChangeKind",
+    "ConvKey",
+    "ConvType",
+    "Conversation",
+    "ConversationNotFound",
+    "ConversationPage",
+    "ConversationService",
+    "DomainError",
+    "Draft",
+    "DraftElement",
+    "DraftRevisionConflict",
+    "EventBus",
+    "InvalidGroupId",
+    "InvalidParameter",
+    "InvalidUserId",
+    "Limits",
+    "NotLoggedIn",
+    "PinLimitExceeded",
+    "SeqTooOld",
+    "Sink",
+    "Store",
+    "StoreTransaction",
+    "SubscriptionNotFound",
+]

@@ -1,0 +1,71 @@
+"""What can go wrong in the domain. No codes here: the rpc layer maps these to the wire."""
+
+from __future__ import annotations
+
+from .models import Conversation
+
+__all__ = [
+    "ConversationNotFound",
+    "DomainError",
+    "DraftRevisionConflict",
+    "InvalidGroupId",
+    "InvalidParameter",
+    "InvalidUserId",
+    "NotLoggedIn",
+    "PinLimitExceeded",
+    "SeqTooOld",
+    "SubscriptionNotFound",
+]
+
+
+class DomainError(Exception):
+    """Base of every expected failure; its text is safe to show to the client."""
+
+
+class NotLoggedIn(DomainError):
+    def __init__(self) -> None:
+        super().__init__("log in first: call session.login")
+
+
+class InvalidParameter(DomainError):
+    pass
+
+
+class InvalidUserId(DomainError):
+    pass
+
+
+class InvalidGroupId(DomainError):
+    pass
+
+
+class ConversationNotFound(DomainError):
+    pass
+
+
+class PinLimitExceeded(DomainError):
+    pass
+
+
+class SubscriptionNotFound(DomainError):
+    pass
+
+
+class DraftRevisionConflict(DomainError):
+    def __init__(self, expected: int, current: Conversation | None) -> None:
+        actual = current.draft_revision if current is not None else 0
+        super().__init__(
+            f"draft revision is {actual}, not {expected}"
+            + ("" if current is not None else " (the conversation does not exist)")
+        )
+        self.current = current
+
+
+class SeqTooOld(DomainError):
+    def __init__(self, since_seq: int, oldest_seq: int, current_seq: int) -> None:
+        super().__init__(
+            f"changes after seq {since_seq} are not available (kept: after {oldest_seq} up to "
+            f"{current_seq}); reload the conversation list and subscribe without since_seq"
+        )
+        self.oldest_seq = oldest_seq
+        self.current_seq = current_seq

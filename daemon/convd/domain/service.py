@@ -1,0 +1,311 @@
+"""The conversation and draft rules of the SDK, on top of a Store and an EventBus."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from .errors import (
+    ConversationNotFound,
+    DraftRevisionConflict,
+    InvalidGroupId,
+    InvalidParameter,
+    InvalidUserId,
+    PinLimitExceeded,
+    SeqTooOld,
+)
+from .events import EventBus, Sink
+from .models import (
+    Account,
+    Change,
+    ChangeKind,
+    Conversation,
+    ConvKey,
+    ConvType,
+    Draft,
+    DraftElement,
+)
+from .ports import Store, StoreTransaction
+
+__all__ = ["ConversationPage", "ConversationService", "Limits"]
+
+TEXT_ELEM = 0  # the SDK's kTIMElem_Text
+_ELEM_NAMES = {
+    1: "Image",
+    2: "Sound",
+    3: "Custom",
+    4: "File",
+    5: "GroupTips",
+    6: "Face",
+    7: "Location",
+    8: "GroupReport",
+    9: "Video",
+    10: "FriendChange",
+    11: "ProfileChange",
+    12: "Merge",
+}
+
+
+class Limits:
+    """The SDK's limits that the domain enforces."""
+
+    max_user_id_bytes = 32
+    max_group_id_bytes = 48
+    max_pinned = 50
+    #: Changes kept per account for resuming subscribers.
+    kept_changes = 10_000
+
+
+class ConversationPage:
+    __slots__ = ("conversations", "is_finished", "next_seq")
+
+    def __init__(self, conversations: list[Conversation], next_seq: int, is_finished: bool):
+        self.conversations = conversations
+        self.next_seq = next_seq
+        self.is_finished = is_finished
+
+
+def _is_printable_ascii(value: str) -> bool:
+    return all(0x20 <= ord(ch) <= 0x7E for ch in value)
+
+
+def validate_user_id(user_id: str, what: str = "user_id") -> None:
+    if not user_id or len(user_id) > Limits.max_user_id_bytes or not _is_printable_ascii(user_id):
+        raise InvalidUserId(
+            f"{what} {user_id!r} is not a valid identifier: 1..{Limits.max_user_id_bytes} "
+            "bytes of printable ASCII (0x20..0x7e)"
+        )
+
+
+def validate_key(key: ConvKey) -> None:
+    if not key.conv_id:
+        raise InvalidParameter("conv_id must not be empty")
+    if key.conv_type is ConvType.C2C:
+        validate_user_id(key.conv_id, "C2C conv_id")
+    elif len(key.conv_id) > Limits.max_group_id_bytes or not _is_printable_ascii(key.conv_id):
+        raise InvalidGroupId(
+            f"group conv_id {key.conv_id!r} is not a valid group id: "
+            f"1..{Limits.max_group_id_bytes} bytes of printable ASCII (0x20..0x7e)"
+        )
+
+
+def build_draft(
+    elements: Sequence[DraftElement], user_define: str, edit_time: int | None, now: int
+) -> Draft:
+    """Apply the SDK's draft rule: text elements only."""
+    texts: list[str] = []
+    for index, element in enumerate(elements):
+        if element.elem_type != TEXT_ELEM:
+            name = _ELEM_NAMES.get(element.elem_type, "unknown")
+            raise InvalidParameter(
+                f"drafts hold text only: message_elem_array[{index}] has elem_type "
+                f"{element.elem_type} ({name}); only elem_type 0 (kTIMElem_Text) is allowed"
+            )
+        if element.text is None:
+            raise InvalidParameter(
+                f"message_elem_array[{index}] is a text element without text_elem_content"
+            )
+        texts.append(element.text)
+    return Draft(tuple(texts), user_define, now if edit_time is None else edit_time)
+
+
+class ConversationService:
+    """Every operation of the conversation API for one daemon.
+
+    ``origin`` names the connection that asks, so subscribers can recognise their own echo.
+    """
+
+    def __init__(self, store: Store, bus: EventBus, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+
+    # -- session -----------------------------------------------------------------------------
+
+    async def login(self, sdk_app_id: int, user_id: str) -> Account:
+        validate_user_id(user_id)
+        return await self._store.get_account(sdk_app_id, user_id)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def list_page(self, account: Account, next_seq: int, count: int) -> ConversationPage:
+        if count < 1:
+            raise InvalidParameter("count must be at least 1")
+        rows = await self._store.list_conversations(account.id, next_seq or None, count + 1)
+        page = rows[:count]
+        cursor = page[-1].active_time if page else next_seq
+        return ConversationPage(page, cursor, len(rows) <= count)
+
+    async def get_many(self, account: Account, keys: Sequence[ConvKey]) -> list[Conversation]:
+        for key in keys:
+            validate_key(key)
+        unique = list(dict.fromkeys(keys))
+        found = {c.key: c for c in await self._store.get_conversations(account.id, unique)}
+        return [found[key] for key in unique if key in found]
+
+    async def count_conversations(self) -> int:
+        return await self._store.count_conversations()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def create(self, account: Account, key: ConvKey, origin: str) -> Conversation:
+        validate_key(key)
+        async with self._store.write() as tx:
+            current = await tx.get_conversation(account.id, key)
+            if current is not None:
+                return current
+            seq = await tx.next_seq(account.id)
+            created = Conversation(key.conv_type, key.conv_id, order_key=seq)
+            await self._commit(tx, account, seq, ChangeKind.ADD, created, origin)
+            return created
+
+    async def delete(self, account: Account, key: ConvKey, origin: str) -> None:
+        validate_key(key)
+        async with self._store.write() as tx:
+            if await tx.get_conversation(account.id, key) is None:
+                raise ConversationNotFound(f"no conversation {key.conv_id!r} of that type")
+            seq = await tx.next_seq(account.id)
+            await tx.delete_conversation(account.id, key)
+            change = Change(seq, ChangeKind.DELETE, key, None, origin)
+            await tx.append_change(account.id, change)
+            self._publish_after_commit(tx, account, change)
+
+    async def set_draft(
+        self,
+        account: Account,
+        key: ConvKey,
+        elements: Sequence[DraftElement],
+        user_define: str,
+        edit_time: int | None,
+        if_revision: int | None,
+        origin: str,
+    ) -> Conversation:
+        validate_key(key)
+        draft = build_draft(elements, user_define, edit_time, int(self._clock()))
+        async with self._store.write() as tx:
+            current = await tx.get_conversation(account.id, key)
+            _check_revision(if_revision, current)
+            if draft.is_empty:
+                if current is not None:
+                    return await self._clear_draft(tx, account, current, origin)
+                seq = await tx.next_seq(account.id)
+                created = Conversation(key.conv_type, key.conv_id, order_key=seq)
+                await self._commit(tx, account, seq, ChangeKind.ADD, created, origin)
+                return created
+            if current is not None and draft.same_content(current.draft):
+                return current  # nothing changes: no revision bump, no activation
+            seq = await tx.next_seq(account.id)
+            if current is None:
+                created = Conversation(
+                    key.conv_type, key.conv_id, order_key=seq, draft=draft, draft_revision=1
+                )
+                await self._commit(tx, account, seq, ChangeKind.ADD, created, origin)
+                return created
+            # Setting a draft activates the conversation: it moves to the top of its section.
+            updated = _replace(
+                current, draft=draft, draft_revision=current.draft_revision + 1, order_key=seq
+            )
+            await self._commit(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+            return updated
+
+    async def cancel_draft(
+        self, account: Account, key: ConvKey, if_revision: int | None, origin: str
+    ) -> Conversation:
+        validate_key(key)
+        async with self._store.write() as tx:
+            current = await tx.get_conversation(account.id, key)
+            if current is None:
+                if if_revision is not None and if_revision != 0:
+                    raise DraftRevisionConflict(if_revision, None)
+                raise ConversationNotFound(f"no conversation {key.conv_id!r} of that type")
+            _check_revision(if_revision, current)
+            return await self._clear_draft(tx, account, current, origin)
+
+    async def pin(self, account: Account, key: ConvKey, is_pinned: bool, origin: str) -> None:
+        validate_key(key)
+        async with self._store.write() as tx:
+            current = await tx.get_conversation(account.id, key)
+            if current is None:
+                raise ConversationNotFound(f"no conversation {key.conv_id!r} of that type")
+            if current.is_pinned == is_pinned:
+                return
+            if is_pinned and await tx.count_pinned(account.id) >= Limits.max_pinned:
+                raise PinLimitExceeded(
+                    f"{Limits.max_pinned} conversations are pinned already; unpin one first"
+                )
+            seq = await tx.next_seq(account.id)
+            # Pinning keeps the order key: among pinned conversations the order stays as it was.
+            updated = _replace(current, is_pinned=is_pinned)
+            await self._commit(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+
+    # -- change feed -------------------------------------------------------------------------
+
+    async def subscribe(self, account: Account, sink: Sink) -> tuple[int, int]:
+        """Register ``sink`` for live changes; return its token and the seq it starts after.
+
+        Registration happens under the write lock, so no change can fall between the returned
+        seq and the first live change the sink receives.
+        """
+        async with self._store.write() as tx:
+            seq = await tx.current_seq(account.id)
+            token = self._bus.add(account.id, sink)
+        return token, seq
+
+    def unsubscribe(self, account: Account, token: int) -> None:
+        self._bus.remove(account.id, token)
+
+    async def check_resumable(self, account: Account, since_seq: int, current_seq: int) -> None:
+        oldest = await self._store.oldest_kept_seq(account.id)
+        if since_seq < oldest or since_seq > current_seq:
+            raise SeqTooOld(since_seq, oldest, current_seq)
+
+    async def changes_between(
+        self, account: Account, after_seq: int, up_to_seq: int, limit: int
+    ) -> list[Change]:
+        """Committed changes with ``after_seq < seq <= up_to_seq``, oldest first."""
+        changes = await self._store.changes_after(account.id, after_seq, limit)
+        return [c for c in changes if c.seq <= up_to_seq]
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _clear_draft(
+        self, tx: StoreTransaction, account: Account, current: Conversation, origin: str
+    ) -> Conversation:
+        if current.draft is None:
+            return current
+        seq = await tx.next_seq(account.id)
+        # Clearing a draft does not activate the conversation (its order key stays).
+        updated = _replace(current, draft=None, draft_revision=current.draft_revision + 1)
+        await self._commit(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+        return updated
+
+    async def _commit(
+        self,
+        tx: StoreTransaction,
+        account: Account,
+        seq: int,
+        kind: ChangeKind,
+        conversation: Conversation,
+        origin: str,
+    ) -> None:
+        await tx.put_conversation(account.id, conversation)
+        change = Change(seq, kind, conversation.key, conversation, origin)
+        await tx.append_change(account.id, change)
+        self._publish_after_commit(tx, account, change)
+
+    def _publish_after_commit(self, tx: StoreTransaction, account: Account, change: Change) -> None:
+        tx.after_commit(lambda: self._bus.publish(account.id, change))
+
+
+def _check_revision(if_revision: int | None, current: Conversation | None) -> None:
+    if if_revision is None:
+        return
+    actual = current.draft_revision if current is not None else 0
+    if if_revision != actual:
+        raise DraftRevisionConflict(if_revision, current)
+
+
+def _replace(conversation: Conversation, **changes: object) -> Conversation:
+    return msgspec.structs.replace(conversation, **changes)

@@ -1,0 +1,67 @@
+"""Between the domain's models and the wire types of convd_schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from convd_schemas import ConvInfo, ConvKey, Draft, DraftMessage, MessageElem, TIMConvType
+from convd_schemas.enums import TIMElemType
+
+from .. import domain
+
+__all__ = ["conv_info", "deleted_conv", "domain_elements", "domain_key"]
+
+_TEXT = int(TIMElemType.kTIMElem_Text)
+
+
+def domain_key(conv_id: str, conv_type: TIMConvType) -> domain.ConvKey:
+    return domain.ConvKey(domain.ConvType(int(conv_type)), conv_id)
+
+
+def domain_keys(keys: list[ConvKey]) -> list[domain.ConvKey]:
+    return [domain_key(k.conv_id, k.conv_type) for k in keys]
+
+
+def domain_elements(draft: Draft) -> list[domain.DraftElement]:
+    return [
+        domain.DraftElement(
+            elem.elem_type,
+            None
+            if isinstance(elem.text_elem_content, msgspec.UnsetType)
+            else elem.text_elem_content,
+        )
+        for elem in draft.draft_msg.message_elem_array
+    ]
+
+
+def wire_draft(draft: domain.Draft) -> Draft:
+    return Draft(
+        draft_msg=DraftMessage(
+            message_elem_array=[
+                MessageElem(elem_type=_TEXT, text_elem_content=text) for text in draft.texts
+            ]
+        ),
+        draft_user_define=draft.user_define,
+        draft_edit_time=draft.edit_time,
+    )
+
+
+def conv_info(conversation: domain.Conversation) -> ConvInfo:
+    draft = conversation.draft
+    return ConvInfo(
+        conv_id=conversation.conv_id,
+        conv_type=TIMConvType(int(conversation.conv_type)),
+        conv_unread_num=conversation.unread_num,
+        conv_active_time=conversation.active_time,
+        conv_is_has_draft=draft is not None,
+        conv_draft=msgspec.UNSET if draft is None else wire_draft(draft),
+        conv_is_pinned=conversation.is_pinned,
+        conv_draft_revision=conversation.draft_revision,
+    )
+
+
+def deleted_conv(key: domain.ConvKey) -> dict[str, Any]:
+    """What a Del event carries for a deleted conversation: its id and type."""
+    return {"conv_id": key.conv_id, "conv_type": int(key.conv_type)}

@@ -1,0 +1,107 @@
+"""JSON-RPC 2.0 over one line: parsing, envelope checks, batches, and the call itself.
+
+The only module that imports jsonrpcserver. jsonrpcserver 5.0.9 finds the method, binds the
+params, calls it and shapes the response; this module works around the parts of it that the
+specification forbids (whole-batch rejection, concurrent batch entries, exception text
+leaking into ``error.data``) and encodes with msgspec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import msgspec
+from jsonrpcserver import Error, InvalidParams, Success
+from jsonrpcserver import async_dispatch_to_serializable as _dispatch
+from jsonrpcserver.result import Result
+
+from convd_schemas import JsonRpcErrCode, Request
+from convd_schemas.limits import MAX_BATCH_SIZE
+
+__all__ = ["Dispatcher", "Error", "Handler", "InvalidParams", "Result", "Success", "error_line"]
+
+#: A method as jsonrpcserver calls it: the connection's context first, then params by name.
+Handler = Callable[..., Awaitable[Result]]
+
+_encoder = msgspec.json.Encoder()
+_batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_MESSAGES = {
+    JsonRpcErrCode.PARSE_ERROR: "Parse error",
+    JsonRpcErrCode.INVALID_REQUEST: "Invalid Request",
+}
+
+
+def _error(code: JsonRpcErrCode, data: str) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "error": {"code": int(code), "message": _MESSAGES[code], "data": data},
+        "id": None,
+    }
+
+
+def error_line(code: JsonRpcErrCode, data: str) -> bytes:
+    """A complete error response line for a request whose id cannot be known."""
+    return _encoder.encode(_error(code, data)) + b"\n"
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _accept(value: Any) -> Any:
+    return value
+
+
+class Dispatcher:
+    """Turns one request line into its response line (or None when nothing is owed)."""
+
+    def __init__(self, methods: Mapping[str, Handler]) -> None:
+        self._methods = dict(methods)
+
+    async def dispatch(self, line: bytes, context: Any) -> bytes | None:
+        if line.lstrip()[:1] == b"[":
+            try:
+                items = _batch_decoder.decode(line)
+            except msgspec.DecodeError as exc:
+                return error_line(JsonRpcErrCode.PARSE_ERROR, str(exc))
+            if not items:
+                return error_line(JsonRpcErrCode.INVALID_REQUEST, "empty batch")
+            if len(items) > MAX_BATCH_SIZE:
+                return error_line(
+                    JsonRpcErrCode.INVALID_REQUEST,
+                    f"batch of {len(items)} requests exceeds the limit of {MAX_BATCH_SIZE}",
+                )
+            # One entry at a time, in order: a bad entry gets its own error, and a batch that
+            # writes then reads sees its own write.
+            responses = []
+            for item in items:
+                response = await self._dispatch_one(bytes(item), context)
+                if response is not None:
+                    responses.append(response)
+            return _encoder.encode(responses) + b"\n" if responses else None
+        response = await self._dispatch_one(line, context)
+        return None if response is None else _encoder.encode(response) + b"\n"
+
+    async def _dispatch_one(self, raw: bytes, context: Any) -> dict[str, Any] | None:
+        try:
+            request = msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            return _error(JsonRpcErrCode.PARSE_ERROR, str(exc))
+        try:
+            msgspec.convert(request, Request)
+        except msgspec.ValidationError as exc:
+            # Answered even without an id: an invalid object cannot be known to be a
+            # notification (the specification's own example).
+            return _error(JsonRpcErrCode.INVALID_REQUEST, str(exc))
+        # Parsed and checked above (with messages that say what is wrong); jsonrpcserver's
+        # own parse and schema steps get the decoded object and pass it through.
+        response = await _dispatch(
+            request,
+            methods=self._methods,
+            context=context,
+            deserializer=_identity,
+            validator=_accept,
+        )
+        assert not isinstance(response, list)  # one request object in, one response out
+        return response

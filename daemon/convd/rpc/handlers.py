@@ -1,0 +1,247 @@
+"""The methods of the contract: decode params, call the domain, encode the result.
+
+Every method is wrapped once, here, so that its params are checked against its wire type,
+login is enforced where the contract says so, domain errors get their codes, and any other
+exception becomes a bare -32603 with a correlation id (the details go to the log only).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from convd_schemas import (
+    METHODS,
+    ConvCancelDraftParams,
+    ConvGetParams,
+    ConvInfo,
+    ConvKeyParams,
+    ConvListParams,
+    ConvListResult,
+    ConvPinParams,
+    ConvSetDraftParams,
+    ConvSubscribeParams,
+    ConvSubscribeResult,
+    ConvUnsubscribeParams,
+    DaemonStatus,
+    EmptyResult,
+    JsonRpcErrCode,
+    MethodSpec,
+    SessionLoginParams,
+    SessionLoginResult,
+)
+
+from .. import domain
+from .convert import conv_info, domain_elements, domain_key, domain_keys
+from .dispatcher import Error, Handler, InvalidParams, Result, Success
+from .errors import wire_error
+from .session import Session, Subscription
+
+__all__ = ["Methods"]
+
+logger = logging.getLogger(__name__)
+
+_REPLAY_PAGE = 500
+Impl = Callable[[Session, Any], Awaitable[Any]]
+
+
+def _unset_to_none(value: Any) -> Any:
+    return None if value is msgspec.UNSET else value
+
+
+class Methods:
+    """Binds every method of ``convd_schemas.METHODS`` to the conversation service."""
+
+    def __init__(
+        self,
+        service: domain.ConversationService,
+        status: Callable[[], Awaitable[DaemonStatus]],
+        openrpc: dict[str, Any],
+    ) -> None:
+        self._service = service
+        self._status = status
+        self._openrpc = openrpc
+
+    def table(self) -> dict[str, Handler]:
+        impls: dict[str, Impl] = {
+            "session.login": self.session_login,
+            "session.logout": self.session_logout,
+            "conv.create": self.conv_create,
+            "conv.delete": self.conv_delete,
+            "conv.list": self.conv_list,
+            "conv.get": self.conv_get,
+            "conv.set_draft": self.conv_set_draft,
+            "conv.cancel_draft": self.conv_cancel_draft,
+            "conv.pin": self.conv_pin,
+            "conv.subscribe": self.conv_subscribe,
+            "conv.unsubscribe": self.conv_unsubscribe,
+            "daemon.status": self.daemon_status,
+            "rpc.discover": self.rpc_discover,
+        }
+        missing = {spec.name for spec in METHODS} ^ impls.keys()
+        assert not missing, f"contract and implementation differ: {missing}"
+        return {spec.name: _wrap(spec, impls[spec.name]) for spec in METHODS}
+
+    # -- session -----------------------------------------------------------------------------
+
+    async def session_login(self, session: Session, params: SessionLoginParams) -> Any:
+        account = await self._service.login(params.sdk_app_id, params.user_id)
+        if session.account != account:
+            self.end_subscriptions(session)
+        session.account = account
+        return SessionLoginResult(user_id=account.user_id, sdk_app_id=account.sdk_app_id)
+
+    async def session_logout(self, session: Session, params: object) -> Any:
+        self.end_subscriptions(session)
+        session.account = None
+        return EmptyResult()
+
+    def end_subscriptions(self, session: Session) -> None:
+        if session.account is not None:
+            for subscription in session.subscriptions.values():
+                self._service.unsubscribe(session.account, subscription.token)
+        session.subscriptions.clear()
+
+    # -- conversations -----------------------------------------------------------------------
+
+    async def conv_create(self, session: Session, params: ConvKeyParams) -> Any:
+        key = domain_key(params.conv_id, params.conv_type)
+        conversation = await self._service.create(session.require_account(), key, session.origin)
+        return conv_info(conversation)
+
+    async def conv_delete(self, session: Session, params: ConvKeyParams) -> Any:
+        key = domain_key(params.conv_id, params.conv_type)
+        await self._service.delete(session.require_account(), key, session.origin)
+        return EmptyResult()
+
+    async def conv_list(self, session: Session, params: ConvListParams) -> Any:
+        page = await self._service.list_page(
+            session.require_account(), params.next_seq, params.count
+        )
+        return ConvListResult(
+            conversation_list_result_conv_list=[conv_info(c) for c in page.conversations],
+            conversation_list_result_next_seq=page.next_seq,
+            conversation_list_result_is_finished=page.is_finished,
+        )
+
+    async def conv_get(self, session: Session, params: ConvGetParams) -> Any:
+        found = await self._service.get_many(session.require_account(), domain_keys(params.convs))
+        result: list[ConvInfo] = [conv_info(c) for c in found]
+        return result
+
+    async def conv_set_draft(self, session: Session, params: ConvSetDraftParams) -> Any:
+        draft = params.draft
+        conversation = await self._service.set_draft(
+            session.require_account(),
+            domain_key(params.conv_id, params.conv_type),
+            domain_elements(draft),
+            draft.draft_user_define,
+            _unset_to_none(draft.draft_edit_time),
+            _unset_to_none(params.if_revision),
+            session.origin,
+        )
+        return conv_info(conversation)
+
+    async def conv_cancel_draft(self, session: Session, params: ConvCancelDraftParams) -> Any:
+        conversation = await self._service.cancel_draft(
+            session.require_account(),
+            domain_key(params.conv_id, params.conv_type),
+            _unset_to_none(params.if_revision),
+            session.origin,
+        )
+        return conv_info(conversation)
+
+    async def conv_pin(self, session: Session, params: ConvPinParams) -> Any:
+        key = domain_key(params.conv_id, params.conv_type)
+        await self._service.pin(session.require_account(), key, params.is_pinned, session.origin)
+        return EmptyResult()
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def conv_subscribe(self, session: Session, params: ConvSubscribeParams) -> Any:
+        account = session.require_account()
+        since_seq: int | None = _unset_to_none(params.since_seq)
+        subscription = session.new_subscription(replaying=since_seq is not None)
+        token, seq = await self._service.subscribe(account, subscription.deliver)
+        subscription.token = token
+        if since_seq is None:
+            subscription.last_seq = seq
+        else:
+            try:
+                await self._service.check_resumable(account, since_seq, seq)
+            except BaseException:
+                self._service.unsubscribe(account, token)
+                raise
+            subscription.last_seq = since_seq
+
+            async def replay() -> None:
+                await self._replay(session, subscription, account, seq)
+
+            session.after_reply.append(replay)
+        session.subscriptions[subscription.id] = subscription
+        return ConvSubscribeResult(subscription=subscription.id, seq=seq)
+
+    async def _replay(
+        self, session: Session, subscription: Subscription, account: domain.Account, up_to: int
+    ) -> None:
+        while subscription.last_seq < up_to and subscription.id in session.subscriptions:
+            changes = await self._service.changes_between(
+                account, subscription.last_seq, up_to, _REPLAY_PAGE
+            )
+            if not changes:
+                break
+            for change in changes:
+                await session.send(subscription.encode(change) + b"\n")
+                subscription.last_seq = change.seq
+        subscription.release()
+
+    async def conv_unsubscribe(self, session: Session, params: ConvUnsubscribeParams) -> Any:
+        account = session.require_account()
+        subscription = session.subscriptions.pop(params.subscription, None)
+        if subscription is None:
+            raise domain.SubscriptionNotFound(f"no subscription {params.subscription}")
+        self._service.unsubscribe(account, subscription.token)
+        return EmptyResult()
+
+    # -- daemon ------------------------------------------------------------------------------
+
+    async def daemon_status(self, session: Session, params: object) -> Any:
+        return await self._status()
+
+    async def rpc_discover(self, session: Session, params: object) -> Any:
+        return self._openrpc
+
+
+def _wrap(spec: MethodSpec, impl: Impl) -> Handler:
+    params_type = spec.params
+
+    async def handler(session: Session, *args: Any, **params: Any) -> Result:
+        if args:
+            return InvalidParams("params must be an object (by name), not an array")
+        try:
+            if spec.requires_login:
+                session.require_account()
+            try:
+                decoded = msgspec.convert(params, params_type)
+            except msgspec.ValidationError as exc:
+                return InvalidParams(str(exc))
+            return Success(await impl(session, decoded))
+        except domain.DomainError as exc:
+            return Error(**wire_error(exc))
+        except Exception:
+            correlation_id = uuid.uuid4().hex[:16]
+            logger.exception(
+                "internal error %s in %s (connection %s)", correlation_id, spec.name, session.origin
+            )
+            return Error(
+                int(JsonRpcErrCode.INTERNAL_ERROR),
+                "Internal error",
+                {"correlation_id": correlation_id},
+            )
+
+    handler.__name__ = spec.name.replace(".", "_")
+    return handler

@@ -1,0 +1,123 @@
+"""Accepts connections and runs each in its own task, isolated from the others."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import ByteStream, Listener, TaskStatus
+
+from convd_schemas import DaemonStatus, __version__
+from convd_schemas.limits import MAX_LINE_BYTES
+
+from .. import domain
+from .connection import Connection
+from .dispatcher import Dispatcher
+from .handlers import Methods
+
+__all__ = ["RpcServer"]
+
+logger = logging.getLogger(__name__)
+
+
+class RpcServer:
+    """Serves the contract on any listener of byte streams.
+
+    ``stop()`` stops accepting and lets every connection finish its request in progress;
+    ``serve`` returns once they are all closed, or after ``grace`` seconds.
+    """
+
+    def __init__(
+        self,
+        service: domain.ConversationService,
+        openrpc: dict[str, Any],
+        *,
+        socket_path: Path,
+        database_path: Path,
+        max_line: int = MAX_LINE_BYTES,
+        outbox_size: int = 1024,
+        grace: float = 10.0,
+    ) -> None:
+        self._service = service
+        self._methods = Methods(service, self.status, openrpc)
+        self._dispatcher = Dispatcher(self._methods.table())
+        self._socket_path = socket_path
+        self._database_path = database_path
+        self._max_line = max_line
+        self._outbox_size = outbox_size
+        self._grace = grace
+        self._ids = itertools.count(1)
+        self._connections: set[Connection] = set()
+        self._accept_scope = anyio.CancelScope()
+        self._all_closed = anyio.Event()
+        self._stopping = False
+        self._started = time.monotonic()
+
+    async def status(self) -> DaemonStatus:
+        return DaemonStatus(
+            version=__version__,
+            pid=os.getpid(),
+            uptime_seconds=round(time.monotonic() - self._started, 3),
+            connections=len(self._connections),
+            socket_path=str(self._socket_path),
+            database_path=str(self._database_path),
+            conversations=await self._service.count_conversations(),
+        )
+
+    async def serve(
+        self,
+        listener: Listener[ByteStream],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with anyio.create_task_group() as connections:
+            with self._accept_scope:
+                task_status.started()
+                await listener.serve(self._handle, task_group=connections)
+            with anyio.move_on_after(self._grace) as grace:
+                await self._all_closed.wait()
+            if grace.cancelled_caught:
+                logger.warning(
+                    "%d connection(s) did not finish within %.0f s; closing them",
+                    len(self._connections),
+                    self._grace,
+                )
+            connections.cancel_scope.cancel()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._accept_scope.cancel()
+        for connection in list(self._connections):
+            connection.stop()
+        if not self._connections:
+            self._all_closed.set()
+
+    async def _handle(self, stream: ByteStream) -> None:
+        connection = Connection(
+            stream,
+            self._dispatcher,
+            f"c{next(self._ids)}",
+            max_line=self._max_line,
+            outbox_size=self._outbox_size,
+        )
+        self._connections.add(connection)
+        logger.info("connection %s opened", connection.origin)
+        try:
+            async with stream:
+                if self._stopping:
+                    return
+                await connection.run()
+        except Exception:
+            # One connection's failure must never reach the task group of the others.
+            logger.exception("connection %s failed", connection.origin)
+        finally:
+            self._methods.end_subscriptions(connection.session)
+            self._connections.discard(connection)
+            logger.info("connection %s closed", connection.origin)
+            if self._stopping and not self._connections:
+                self._all_closed.set()

@@ -1,0 +1,330 @@
+"""The Store on SQLite through aiosqlite: one writer connection behind a lock, one reader.
+
+SQL lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+import msgspec
+
+from ..domain import Account, Change, ChangeKind, Conversation, ConvKey, ConvType, Draft
+from .migrations import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["DatabaseError", "SqliteStore", "open_store"]
+
+logger = logging.getLogger(__name__)
+
+_CONV_COLUMNS = (
+    "conv_type, conv_id, order_key, is_pinned, unread_num, draft_texts, draft_user_define, "
+    "draft_edit_time, draft_revision"
+)
+_texts_decoder = msgspec.json.Decoder(tuple[str, ...])
+_snapshot_decoder = msgspec.json.Decoder(Conversation)
+_encoder = msgspec.json.Encoder()
+# Bound on how long shutdown waits for SQLite to finish a statement.
+_CLOSE_TIMEOUT = 10.0
+
+
+class DatabaseError(Exception):
+    """The database cannot be used (newer schema, corrupt file, wrong permissions)."""
+
+
+def _conversation(row: sqlite3.Row | tuple[Any, ...]) -> Conversation:
+    conv_type, conv_id, order_key, is_pinned, unread, texts, user_define, edit_time, rev = row
+    draft = (
+        None
+        if texts is None
+        else Draft(_texts_decoder.decode(texts), user_define or "", edit_time or 0)
+    )
+    return Conversation(
+        ConvType(conv_type), conv_id, order_key, bool(is_pinned), draft, rev, unread
+    )
+
+
+def _change(row: tuple[Any, ...]) -> Change:
+    seq, kind, conv_type, conv_id, snapshot, origin = row
+    conversation = None if snapshot is None else _snapshot_decoder.decode(snapshot)
+    return Change(
+        seq, ChangeKind(kind), ConvKey(ConvType(conv_type), conv_id), conversation, origin
+    )
+
+
+class _Transaction:
+    """A StoreTransaction on the writer connection; only valid inside ``SqliteStore.write``."""
+
+    def __init__(self, db: aiosqlite.Connection, kept_changes: int) -> None:
+        self._db = db
+        self._kept_changes = kept_changes
+        self.callbacks: list[Callable[[], None]] = []
+
+    async def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None:
+        rows = await self._db.execute_fetchall(
+            f"SELECT {_CONV_COLUMNS} FROM conversation "
+            "WHERE account_id = ? AND conv_type = ? AND conv_id = ?",
+            (account_id, int(key.conv_type), key.conv_id),
+        )
+        for row in rows:
+            return _conversation(row)
+        return None
+
+    async def count_pinned(self, account_id: int) -> int:
+        rows = await self._db.execute_fetchall(
+            "SELECT count(*) FROM conversation WHERE account_id = ? AND is_pinned = 1",
+            (account_id,),
+        )
+        return int(next(iter(rows))[0])
+
+    async def current_seq(self, account_id: int) -> int:
+        rows = await self._db.execute_fetchall(
+            "SELECT last_seq FROM account WHERE id = ?", (account_id,)
+        )
+        return int(next(iter(rows))[0])
+
+    async def next_seq(self, account_id: int) -> int:
+        rows = await self._db.execute_fetchall(
+            "UPDATE account SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+            (account_id,),
+        )
+        return int(next(iter(rows))[0])
+
+    async def put_conversation(self, account_id: int, conversation: Conversation) -> None:
+        draft = conversation.draft
+        await self._db.execute_fetchall(
+            f"INSERT OR REPLACE INTO conversation (account_id, {_CONV_COLUMNS}, active_time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                account_id,
+                int(conversation.conv_type),
+                conversation.conv_id,
+                conversation.order_key,
+                int(conversation.is_pinned),
+                conversation.unread_num,
+                None if draft is None else _encoder.encode(draft.texts).decode(),
+                None if draft is None else draft.user_define,
+                None if draft is None else draft.edit_time,
+                conversation.draft_revision,
+                conversation.active_time,
+            ),
+        )
+
+    async def delete_conversation(self, account_id: int, key: ConvKey) -> None:
+        await self._db.execute_fetchall(
+            "DELETE FROM conversation WHERE account_id = ? AND conv_type = ? AND conv_id = ?",
+            (account_id, int(key.conv_type), key.conv_id),
+        )
+
+    async def append_change(self, account_id: int, change: Change) -> None:
+        snapshot = None if change.conversation is None else _encoder.encode(change.conversation)
+        await self._db.execute_fetchall(
+            "INSERT INTO change (account_id, seq, kind, conv_type, conv_id, snapshot, origin) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                account_id,
+                change.seq,
+                int(change.kind),
+                int(change.key.conv_type),
+                change.key.conv_id,
+                snapshot,
+                change.origin,
+            ),
+        )
+        # Prune in steps rather than on every write: one DELETE per 1000 changes.
+        if change.seq % 1000 == 0 and change.seq > self._kept_changes:
+            horizon = change.seq - self._kept_changes
+            await self._db.execute_fetchall(
+                "DELETE FROM change WHERE account_id = ? AND seq <= ?", (account_id, horizon)
+            )
+            await self._db.execute_fetchall(
+                "UPDATE account SET pruned_seq = max(pruned_seq, ?) WHERE id = ?",
+                (horizon, account_id),
+            )
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.callbacks.append(callback)
+
+
+class SqliteStore:
+    """Implements the domain's Store protocol."""
+
+    def __init__(
+        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, kept_changes: int
+    ) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._kept_changes = kept_changes
+        # aiosqlite runs one connection's statements on one thread, but two tasks would
+        # interleave statements inside each other's transactions: one writer at a time.
+        self._write_lock = anyio.Lock()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[_Transaction]:
+        async with self._write_lock:
+            await self._writer.execute_fetchall("BEGIN IMMEDIATE")
+            tx = _Transaction(self._writer, self._kept_changes)
+            try:
+                yield tx
+            except BaseException:
+                # A cancelled await does not stop SQLite's thread: finish the rollback even
+                # when cancelled, or the next writer would run inside this transaction.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+                    await self._writer.execute_fetchall("ROLLBACK")
+                raise
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._writer.execute_fetchall("COMMIT")
+            except BaseException:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+                    if self._writer.in_transaction:
+                        await self._writer.execute_fetchall("ROLLBACK")
+                raise
+            # Still under the lock: events leave in commit order, and only after commit.
+            for callback in tx.callbacks:
+                callback()
+
+    async def get_account(self, sdk_app_id: int, user_id: str) -> Account:
+        rows = await self._reader.execute_fetchall(
+            "SELECT id FROM account WHERE sdk_app_id = ? AND user_id = ?", (sdk_app_id, user_id)
+        )
+        for (account_id,) in rows:
+            return Account(account_id, sdk_app_id, user_id)
+        async with self.write():
+            rows = await self._writer.execute_fetchall(
+                "INSERT INTO account (sdk_app_id, user_id) VALUES (?, ?) "
+                "ON CONFLICT (sdk_app_id, user_id) DO UPDATE SET user_id = excluded.user_id "
+                "RETURNING id",
+                (sdk_app_id, user_id),
+            )
+            return Account(int(next(iter(rows))[0]), sdk_app_id, user_id)
+
+    async def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None:
+        found = await self.get_conversations(account_id, [key])
+        return found[0] if found else None
+
+    async def get_conversations(
+        self, account_id: int, keys: Sequence[ConvKey]
+    ) -> list[Conversation]:
+        if not keys:
+            return []
+        # One statement for the whole batch: a VALUES list joined on the primary key.
+        values = ", ".join("(?, ?)" for _ in keys)
+        params: list[Any] = []
+        for key in keys:
+            params.extend((int(key.conv_type), key.conv_id))
+        params.append(account_id)
+        columns = ", ".join("c." + column.strip() for column in _CONV_COLUMNS.split(","))
+        rows = await self._reader.execute_fetchall(
+            f"WITH wanted (conv_type, conv_id) AS (VALUES {values}) "
+            f"SELECT {columns} FROM wanted JOIN conversation AS c "
+            "ON c.conv_type = wanted.conv_type AND c.conv_id = wanted.conv_id "
+            "AND c.account_id = ?",
+            params,
+        )
+        return [_conversation(row) for row in rows]
+
+    async def list_conversations(
+        self, account_id: int, before_active_time: int | None, limit: int
+    ) -> list[Conversation]:
+        if before_active_time is None:
+            rows = await self._reader.execute_fetchall(
+                f"SELECT {_CONV_COLUMNS} FROM conversation WHERE account_id = ? "
+                "ORDER BY active_time DESC LIMIT ?",
+                (account_id, limit),
+            )
+        else:
+            rows = await self._reader.execute_fetchall(
+                f"SELECT {_CONV_COLUMNS} FROM conversation "
+                "WHERE account_id = ? AND active_time < ? ORDER BY active_time DESC LIMIT ?",
+                (account_id, before_active_time, limit),
+            )
+        return [_conversation(row) for row in rows]
+
+    async def count_conversations(self) -> int:
+        rows = await self._reader.execute_fetchall("SELECT count(*) FROM conversation")
+        return int(next(iter(rows))[0])
+
+    async def current_seq(self, account_id: int) -> int:
+        return (await self._account_seqs(account_id))[0]
+
+    async def oldest_kept_seq(self, account_id: int) -> int:
+        return (await self._account_seqs(account_id))[1]
+
+    async def changes_after(self, account_id: int, seq: int, limit: int) -> list[Change]:
+        rows = await self._reader.execute_fetchall(
+            "SELECT seq, kind, conv_type, conv_id, snapshot, origin FROM change "
+            "WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (account_id, seq, limit),
+        )
+        return [_change(tuple(row)) for row in rows]
+
+    async def _account_seqs(self, account_id: int) -> tuple[int, int]:
+        rows = await self._reader.execute_fetchall(
+            "SELECT last_seq, pruned_seq FROM account WHERE id = ?", (account_id,)
+        )
+        for last_seq, pruned_seq in rows:
+            return int(last_seq), int(pruned_seq)
+        return 0, 0
+
+
+async def _configure(db: aiosqlite.Connection) -> None:
+    # WAL lets the reader see committed data while the writer works; synchronous=FULL makes
+    # every acknowledged COMMIT survive a power cut, not only a crash.
+    await db.execute_fetchall("PRAGMA journal_mode = WAL")
+    await db.execute_fetchall("PRAGMA synchronous = FULL")
+    await db.execute_fetchall("PRAGMA foreign_keys = ON")
+
+
+async def migrate(db: aiosqlite.Connection, path: Path) -> None:
+    """Bring the schema to ``SCHEMA_VERSION``; refuse a database from a newer convd."""
+    rows = await db.execute_fetchall("PRAGMA user_version")
+    version = int(next(iter(rows))[0])
+    if version > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"{path} has schema version {version}, newer than this convd understands "
+            f"({SCHEMA_VERSION}); upgrade convd"
+        )
+    for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        logger.info("migrating %s to schema version %d", path, target)
+        await db.executescript(
+            f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {target}; COMMIT;"
+        )
+
+
+def _create_private(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Create the file 0600 before SQLite opens it; SQLite gives -wal and -shm the same mode.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+
+
+@asynccontextmanager
+async def open_store(path: Path, *, kept_changes: int = 10_000) -> AsyncIterator[SqliteStore]:
+    """Open (creating and migrating as needed) the database at ``path``."""
+    _create_private(path)
+    async with AsyncExitStack() as stack:
+        try:
+            writer = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
+            stack.push_async_callback(_close, writer)
+            await _configure(writer)
+            await migrate(writer, path)
+            reader = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
+            stack.push_async_callback(_close, reader)
+            await reader.execute_fetchall("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot use the database {path}: {exc}") from exc
+        yield SqliteStore(writer, reader, kept_changes)
+
+
+async def _close(db: aiosqlite.Connection) -> None:
+    # An unclosed aiosqlite connection keeps its (non-daemon) thread, and the process, alive.
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+        await db.close()

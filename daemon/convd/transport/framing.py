@@ -1,0 +1,64 @@
+"""Newline-delimited framing: one message per line, with a hard bound on a line's length."""
+
+from __future__ import annotations
+
+import anyio
+from anyio.abc import ByteReceiveStream
+
+__all__ = ["LineReader", "LineTooLong"]
+
+_CHUNK = 65536
+
+
+class LineTooLong(Exception):
+    """A line grew past the limit; the stream cannot be resynchronised and must be closed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"line exceeds {limit} bytes")
+        self.limit = limit
+
+
+class LineReader:
+    """Reads ``\\n``-terminated lines (a trailing ``\\r`` is dropped) from a byte stream.
+
+    Written by hand rather than on anyio's BufferedByteReceiveStream because that one enforces
+    ``max_bytes`` only softly (a long line arriving in one chunk passes) and reports a clean
+    EOF between lines the same way as a truncated line.
+    """
+
+    def __init__(self, stream: ByteReceiveStream, max_line: int) -> None:
+        self._stream = stream
+        self._max_line = max_line
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer already known to hold no newline
+        self._eof = False
+
+    async def receive_line(self) -> bytes | None:
+        """The next line without its terminator, or None at end of stream.
+
+        A final line without a newline is returned as a line, so ``printf`` without ``\\n``
+        still works from a shell.
+        """
+        while True:
+            index = self._buffer.find(b"\n", self._scanned)
+            if index >= 0:
+                if index > self._max_line:
+                    raise LineTooLong(self._max_line)
+                line = bytes(self._buffer[:index])
+                del self._buffer[: index + 1]
+                self._scanned = 0
+                return line[:-1] if line.endswith(b"\r") else line
+            self._scanned = len(self._buffer)
+            if self._scanned > self._max_line:
+                raise LineTooLong(self._max_line)
+            if self._eof:
+                if not self._buffer:
+                    return None
+                line = bytes(self._buffer)
+                self._buffer.clear()
+                self._scanned = 0
+                return line[:-1] if line.endswith(b"\r") else line
+            try:
+                self._buffer += await self._stream.receive(_CHUNK)
+            except anyio.EndOfStream:
+                self._eof = True

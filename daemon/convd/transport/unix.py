@@ -1,0 +1,114 @@
+"""A Unix-socket listener that is safe to start twice and cleans up after itself."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import socket
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import anyio
+from anyio.abc import SocketListener
+
+__all__ = ["AlreadyRunning", "UnsafePath", "bind_unix_listener", "ensure_private_dir"]
+
+logger = logging.getLogger(__name__)
+
+# sun_path holds 108 bytes on Linux (104 on macOS), the terminating NUL included.
+_MAX_SOCKET_PATH = 107
+
+
+class AlreadyRunning(Exception):
+    """Another daemon is serving this socket path."""
+
+
+class UnsafePath(Exception):
+    """The socket's directory or path could let someone else in; the message says the fix."""
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` 0700, or check that the existing one is ours and 0700."""
+    with suppress(FileExistsError):
+        directory.mkdir(mode=0o700, parents=True)
+    info = os.lstat(directory)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise UnsafePath(f"{directory} is not a directory; remove it and start convd again")
+    if info.st_uid != os.getuid():
+        raise UnsafePath(
+            f"{directory} is owned by uid {info.st_uid}, not by you (uid {os.getuid()}); "
+            "remove it or choose another --socket"
+        )
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise UnsafePath(
+            f"{directory} has mode {stat.S_IMODE(info.st_mode):04o}; other users could reach "
+            f"the socket. Fix it with: chmod 700 {directory}"
+        )
+
+
+def _acquire_lock(lock_path: Path, socket_path: Path) -> int:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunning(
+            f"another convd is already serving {socket_path} (it holds {lock_path})"
+        ) from None
+    return fd
+
+
+def _remove_stale_socket(path: Path) -> None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        # Never follow or replace a symlink or file planted at the socket path.
+        raise UnsafePath(f"{path} exists and is not a socket; remove it and start convd again")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise
+        logger.info("removing stale socket %s left by a daemon that did not stop", path)
+        with suppress(FileNotFoundError):
+            path.unlink()
+    else:
+        raise AlreadyRunning(f"another process is accepting connections on {path}")
+    finally:
+        probe.close()
+
+
+@asynccontextmanager
+async def bind_unix_listener(path: Path) -> AsyncIterator[SocketListener]:
+    """Listen on ``path`` (mode 0600, in a private directory) until the context exits.
+
+    A lock file beside the socket keeps a second daemon from stealing the path (anyio's
+    listener would silently unlink a live socket); a socket left by a crash is removed.
+    """
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise UnsafePath(f"socket path {path} is longer than {_MAX_SOCKET_PATH} bytes")
+    ensure_private_dir(path.parent)
+    lock_fd = _acquire_lock(path.with_name(path.name + ".lock"), path)
+    try:
+        _remove_stale_socket(path)
+        listener = await anyio.create_unix_listener(path, mode=0o600)
+        bound = os.lstat(path)
+        try:
+            yield listener
+        finally:
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+            # Remove the file only if it is still the socket we bound.
+            with suppress(FileNotFoundError):
+                current = os.lstat(path)
+                if (current.st_dev, current.st_ino) == (bound.st_dev, bound.st_ino):
+                    path.unlink()
+    finally:
+        os.close(lock_fd)

@@ -1,0 +1,39 @@
+"""Bounds that every convd peer can rely on. The daemon enforces them; clients may check early."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_BATCH_SIZE",
+    "MAX_DRAFT_ELEMENTS",
+    "MAX_DRAFT_TEXT_CHARS",
+    "MAX_GET_CONVS",
+    "MAX_GROUP_ID_BYTES",
+    "MAX_LINE_BYTES",
+    "MAX_PAGE_SIZE",
+    "MAX_PINNED",
+    "MAX_USER_DEFINE_CHARS",
+    "MAX_USER_ID_BYTES",
+]
+
+#: Longest accepted request line, newline excluded. Longer lines get -32600 and the
+#: connection is closed (a stream cannot be resynchronised inside an unterminated line).
+MAX_LINE_BYTES: Final = 1024 * 1024
+#: Most entries in one JSON-RPC batch.
+MAX_BATCH_SIZE: Final = 100
+#: Default and largest ``count`` of one ``conv.list`` page.
+DEFAULT_PAGE_SIZE: Final = 100
+MAX_PAGE_SIZE: Final = 1000
+#: Most conversations one ``conv.get`` may name (the SDK's batch limit).
+MAX_GET_CONVS: Final = 100
+#: Most pinned conversations per account (the SDK's limit).
+MAX_PINNED: Final = 50
+#: SDK identifier limits: printable ASCII, at most this many bytes.
+MAX_USER_ID_BYTES: Final = 32
+MAX_GROUP_ID_BYTES: Final = 48
+#: Draft bounds (the SDK documents none; these keep one draft well inside one line).
+MAX_DRAFT_ELEMENTS: Final = 32
+MAX_DRAFT_TEXT_CHARS: Final = 64 * 1024
+MAX_USER_DEFINE_CHARS: Final = 64 * 1024

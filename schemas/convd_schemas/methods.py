@@ -1,0 +1,350 @@
+"""Every JSON-RPC method's params and result, and the ``conv.event`` notification.
+
+Params are always by name (a JSON object). Unknown members are rejected (-32602), so a typo
+never passes silently.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from .enums import TIMConvEvent
+from .errors import ConvdErrCode, TIMErrCode
+from .limits import DEFAULT_PAGE_SIZE, MAX_GET_CONVS, MAX_PAGE_SIZE
+from .types import ConvId, ConvInfo, ConvKey, ConvTypeField, Draft
+
+__all__ = [
+    "METHODS",
+    "NOTIFICATIONS",
+    "ConvCancelDraftParams",
+    "ConvEventParams",
+    "ConvGetParams",
+    "ConvKeyParams",
+    "ConvListParams",
+    "ConvListResult",
+    "ConvPinParams",
+    "ConvSetDraftParams",
+    "ConvSubscribeParams",
+    "ConvSubscribeResult",
+    "ConvUnsubscribeParams",
+    "DaemonStatus",
+    "EmptyParams",
+    "EmptyResult",
+    "MethodSpec",
+    "NotificationSpec",
+    "SessionLoginParams",
+    "SessionLoginResult",
+]
+
+IfRevision = Annotated[
+    int,
+    msgspec.Meta(
+        ge=0,
+        description="Write only if the stored `conv_draft_revision` equals this; otherwise "
+        "nothing is written and error 90001 carries the current ConvInfo.",
+    ),
+]
+
+
+class _Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class EmptyParams(_Params):
+    """No parameters."""
+
+
+class EmptyResult(msgspec.Struct):
+    """An empty object: the call succeeded."""
+
+
+class SessionLoginParams(_Params):
+    """Log this connection in as an SDK account (TIMInit + TIMLogin)."""
+
+    user_id: Annotated[
+        str, msgspec.Meta(description="The account's user id: 1..32 bytes of printable ASCII.")
+    ]
+    sdk_app_id: Annotated[int, msgspec.Meta(ge=0, description="The SDK app id.")] = 0
+
+
+class SessionLoginResult(msgspec.Struct, kw_only=True):
+    """The account this connection now acts as."""
+
+    user_id: str
+    sdk_app_id: int
+
+
+class ConvKeyParams(_Params):
+    """Names one conversation."""
+
+    conv_id: ConvId
+    conv_type: ConvTypeField
+
+
+class ConvListParams(_Params):
+    """One page of the conversation list (TIMConvGetConvList, paged)."""
+
+    next_seq: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            description="Opaque cursor: 0 for the first page, then the previous page's "
+            "`conversation_list_result_next_seq`.",
+        ),
+    ] = 0
+    count: Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = (
+        DEFAULT_PAGE_SIZE
+    )
+
+
+class ConvListResult(msgspec.Struct, kw_only=True):
+    """A page of conversations: pinned first, then most recently activated first."""
+
+    conversation_list_result_conv_list: list[ConvInfo]
+    conversation_list_result_next_seq: Annotated[
+        int, msgspec.Meta(description="Cursor for the next page.")
+    ]
+    conversation_list_result_is_finished: Annotated[
+        bool, msgspec.Meta(description="True on the last page.")
+    ]
+
+
+class ConvGetParams(_Params):
+    """Look up conversations by id and type (TIMConvGetConvInfo); unknown ones are left out."""
+
+    convs: Annotated[list[ConvKey], msgspec.Meta(min_length=1, max_length=MAX_GET_CONVS)]
+
+
+class ConvSetDraftParams(_Params):
+    """Set a conversation's draft (TIMConvSetDraft, V2 setConversationDraft).
+
+    Creates the conversation when it does not exist. A draft with no text and no
+    ``draft_user_define`` clears the draft. Writing the draft that is already stored changes
+    nothing.
+    """
+
+    conv_id: ConvId
+    conv_type: ConvTypeField
+    draft: Draft
+    if_revision: IfRevision | msgspec.UnsetType = msgspec.UNSET
+
+
+class ConvCancelDraftParams(_Params):
+    """Clear a conversation's draft (TIMConvCancelDraft). Does not reorder the list."""
+
+    conv_id: ConvId
+    conv_type: ConvTypeField
+    if_revision: IfRevision | msgspec.UnsetType = msgspec.UNSET
+
+
+class ConvPinParams(_Params):
+    """Pin or unpin a conversation (TIMConvPinConversation); at most 50 are pinned."""
+
+    conv_id: ConvId
+    conv_type: ConvTypeField
+    is_pinned: bool
+
+
+class ConvSubscribeParams(_Params):
+    """Receive this account's conversation events as ``conv.event`` notifications."""
+
+    since_seq: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=0,
+                description="Resume: first replay every change after this sequence number.",
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class ConvSubscribeResult(msgspec.Struct, kw_only=True):
+    """A live subscription."""
+
+    subscription: Annotated[int, msgspec.Meta(description="Names this subscription.")]
+    seq: Annotated[
+        int, msgspec.Meta(description="The account's change sequence number at subscribe time.")
+    ]
+
+
+class ConvUnsubscribeParams(_Params):
+    """End a subscription."""
+
+    subscription: int
+
+
+class DaemonStatus(msgspec.Struct, kw_only=True):
+    """What the daemon is and how it is doing."""
+
+    version: str
+    pid: int
+    uptime_seconds: float
+    connections: Annotated[int, msgspec.Meta(description="Open client connections.")]
+    socket_path: str
+    database_path: str
+    conversations: Annotated[int, msgspec.Meta(description="Conversations in the database.")]
+
+
+class ConvEventParams(msgspec.Struct, kw_only=True):
+    """One committed change of a conversation, sent to every subscriber of the account.
+
+    ``conv_array`` holds ConvInfo objects; for ``kTIMConvEvent_Del`` each holds only the
+    deleted conversation's ``conv_id`` and ``conv_type``.
+    """
+
+    subscription: int
+    seq: Annotated[
+        int, msgspec.Meta(description="The account's change sequence; strictly increasing.")
+    ]
+    event: TIMConvEvent
+    conv_array: list[dict[str, Any]]
+    origin: Annotated[str, msgspec.Meta(description="Id of the connection that made the change.")]
+
+
+class MethodSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One method of the contract: its name, documentation, params, result and errors."""
+
+    name: str
+    summary: str
+    params: type[msgspec.Struct]
+    result: Any
+    errors: tuple[int, ...] = ()
+    requires_login: bool = False
+
+
+class NotificationSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A server-to-client notification."""
+
+    name: str
+    summary: str
+    params: type[msgspec.Struct]
+
+
+_CONV_ERRORS = (TIMErrCode.ERR_SDK_NOT_LOGGED_IN,)
+_KEY_ERRORS = (
+    TIMErrCode.ERR_INVALID_PARAMETERS,
+    TIMErrCode.ERR_SDK_COMM_INVALID_IDENTIFIER,
+    TIMErrCode.ERR_SDK_GROUP_INVALID_ID,
+)
+
+METHODS: tuple[MethodSpec, ...] = (
+    MethodSpec(
+        name="session.login",
+        summary="Scope this connection to an SDK account (TIMInit + TIMLogin).",
+        params=SessionLoginParams,
+        result=SessionLoginResult,
+        errors=(TIMErrCode.ERR_SDK_COMM_INVALID_IDENTIFIER,),
+    ),
+    MethodSpec(
+        name="session.logout",
+        summary="Leave the account; ends this connection's subscriptions (TIMLogout).",
+        params=EmptyParams,
+        result=EmptyResult,
+    ),
+    MethodSpec(
+        name="conv.create",
+        summary="Create a conversation, or return the existing one unchanged (TIMConvCreate).",
+        params=ConvKeyParams,
+        result=ConvInfo,
+        errors=_CONV_ERRORS + _KEY_ERRORS,
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.delete",
+        summary="Delete a conversation and its draft (TIMConvDelete).",
+        params=ConvKeyParams,
+        result=EmptyResult,
+        errors=(*_CONV_ERRORS, *_KEY_ERRORS, TIMErrCode.ERR_INVALID_CONVERSATION),
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.list",
+        summary="One page of the conversation list (TIMConvGetConvList).",
+        params=ConvListParams,
+        result=ConvListResult,
+        errors=_CONV_ERRORS,
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.get",
+        summary="Conversations by id and type; unknown ones left out (TIMConvGetConvInfo).",
+        params=ConvGetParams,
+        result=list[ConvInfo],
+        errors=_CONV_ERRORS + _KEY_ERRORS,
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.set_draft",
+        summary="Set a conversation's draft (TIMConvSetDraft, V2 setConversationDraft).",
+        params=ConvSetDraftParams,
+        result=ConvInfo,
+        errors=(*_CONV_ERRORS, *_KEY_ERRORS, ConvdErrCode.DRAFT_REVISION_CONFLICT),
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.cancel_draft",
+        summary="Clear a conversation's draft (TIMConvCancelDraft).",
+        params=ConvCancelDraftParams,
+        result=ConvInfo,
+        errors=(
+            *_CONV_ERRORS,
+            *_KEY_ERRORS,
+            TIMErrCode.ERR_INVALID_CONVERSATION,
+            ConvdErrCode.DRAFT_REVISION_CONFLICT,
+        ),
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.pin",
+        summary="Pin or unpin a conversation (TIMConvPinConversation).",
+        params=ConvPinParams,
+        result=EmptyResult,
+        errors=(
+            *_CONV_ERRORS,
+            *_KEY_ERRORS,
+            TIMErrCode.ERR_INVALID_CONVERSATION,
+            ConvdErrCode.PIN_LIMIT_EXCEEDED,
+        ),
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.subscribe",
+        summary="Receive the account's conversation events as `conv.event` notifications.",
+        params=ConvSubscribeParams,
+        result=ConvSubscribeResult,
+        errors=(*_CONV_ERRORS, ConvdErrCode.SEQ_TOO_OLD),
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.unsubscribe",
+        summary="End a subscription.",
+        params=ConvUnsubscribeParams,
+        result=EmptyResult,
+        errors=(*_CONV_ERRORS, ConvdErrCode.SUBSCRIPTION_NOT_FOUND),
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="daemon.status",
+        summary="Version, pid, uptime, connections, paths and conversation count.",
+        params=EmptyParams,
+        result=DaemonStatus,
+    ),
+    MethodSpec(
+        name="rpc.discover",
+        summary="This OpenRPC document.",
+        params=EmptyParams,
+        result=dict[str, Any],
+    ),
+)
+
+NOTIFICATIONS: tuple[NotificationSpec, ...] = (
+    NotificationSpec(
+        name="conv.event",
+        summary="A committed conversation change (Add 0, Del 1, Update 2), in commit order.",
+        params=ConvEventParams,
+    ),
+)
