@@ -1,0 +1,181 @@
+"""Test support: run the real ``convd`` as a separate process and talk to it over its socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DaemonProcess", "LineClient", "short_tmpdir"]
+
+_START_TIMEOUT = 15.0
+
+
+@contextmanager
+def short_tmpdir() -> Iterator[Path]:
+    """A private directory with a short path: ``sun_path`` holds at most 107 bytes."""
+    with tempfile.TemporaryDirectory(prefix="cvd-", dir="/tmp") as name:
+        path = Path(name)
+        path.chmod(0o700)
+        yield path
+
+
+class DaemonProcess:
+    """The real daemon (``python -m convd``) on a temporary socket and database."""
+
+    def __init__(self, root: Path, *extra_args: str) -> None:
+        self.root = root
+        self.socket = root / "run" / "convd.sock"
+        self.db = root / "data" / "convd.db"
+        self.log = root / "convd.log"
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["CONVD_SOCKET"] = str(self.socket)
+        env["XDG_RUNTIME_DIR"] = str(self.root)
+        env["XDG_DATA_HOME"] = str(self.root / "xdg-data")
+        env.pop("CONVD_DB", None)
+        return env
+
+    def start(self, wait: bool = True) -> DaemonProcess:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "convd",
+                    "--socket",
+                    str(self.socket),
+                    "--db",
+                    str(self.db),
+                    "--log-level",
+                    "debug",
+                    *self.extra_args,
+                ],
+                stdout=log,
+                stderr=log,
+                env=self.env,
+            )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"convd exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    probe.connect(str(self.socket))
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"convd did not start within {_START_TIMEOUT} s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def client(self, user: str | None = "alice") -> LineClient:
+        client = LineClient(self.socket)
+        if user is not None:
+            client.call("session.login", {"user_id": user})
+        return client
+
+
+class RpcFailure(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.error = error
+        self.code: int = error["code"]
+        self.data: Any = error.get("data")
+
+
+class LineClient:
+    """A blocking NDJSON JSON-RPC client, deliberately independent of ``convd_client``."""
+
+    def __init__(self, path: Path, timeout: float = 10.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self._reader = self.sock.makefile("rb")
+        self._next_id = 1
+        #: Notifications received while waiting for responses, in arrival order.
+        self.notifications: list[dict[str, Any]] = []
+
+    def close(self) -> None:
+        self._reader.close()
+        self.sock.close()
+
+    def __enter__(self) -> LineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_line(self) -> bytes:
+        line = self._reader.readline()
+        if not line:
+            raise EOFError("connection closed by convd")
+        return line
+
+    def read_json(self) -> Any:
+        return json.loads(self.read_line())
+
+    def request(self, method: str, params: Any = None, **extra: Any) -> dict[str, Any]:
+        """Send one request; return the whole response object (notifications are kept)."""
+        request_id = self._next_id
+        self._next_id += 1
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": request_id}
+        if params is not None:
+            message["params"] = params
+        message.update(extra)
+        self.send_raw(json.dumps(message).encode() + b"\n")
+        while True:
+            response = self.read_json()
+            if isinstance(response, dict) and "id" not in response:
+                self.notifications.append(response)
+                continue
+            assert response["id"] == request_id, response
+            return dict(response)
+
+    def call(self, method: str, params: Any = None) -> Any:
+        """Send one request; return its result or raise RpcFailure."""
+        response = self.request(method, params)
+        if "error" in response:
+            raise RpcFailure(response["error"])
+        return response["result"]
+
+    def next_notification(self) -> dict[str, Any]:
+        if self.notifications:
+            return self.notifications.pop(0)
+        message = self.read_json()
+        assert "id" not in message, message
+        return dict(message)
