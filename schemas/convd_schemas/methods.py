@@ -169,6 +169,13 @@ class ConvSubscribeResult(msgspec.Struct, kw_only=True):
     seq: Annotated[
         int, msgspec.Meta(description="The account's change sequence number at subscribe time.")
     ]
+    origin: Annotated[
+        str,
+        msgspec.Meta(
+            description="This connection's id, as events carry it in `origin`: a client "
+            "recognises the echo of its own changes by it."
+        ),
+    ]
 
 
 class ConvUnsubscribeParams(_Params):

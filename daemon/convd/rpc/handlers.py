@@ -183,7 +183,7 @@ class Methods:
 
             session.after_reply.append(replay)
         session.subscriptions[subscription.id] = subscription
-        return ConvSubscribeResult(subscription=subscription.id, seq=seq)
+        return ConvSubscribeResult(subscription=subscription.id, seq=seq, origin=session.origin)
 
     async def _replay(
         self, session: Session, subscription: Subscription, account: domain.Account, up_to: int

@@ -138,8 +138,10 @@ class _Transaction:
                 change.origin,
             ),
         )
-        # Prune in steps rather than on every write: one DELETE per 1000 changes.
-        if change.seq % 1000 == 0 and change.seq > self._kept_changes:
+        # Prune in steps rather than on every write: one DELETE per tenth of what is kept.
+        if change.seq % max(1, min(1000, self._kept_changes // 10)) == 0 and (
+            change.seq > self._kept_changes
+        ):
             horizon = change.seq - self._kept_changes
             await self._db.execute_fetchall(
                 "DELETE FROM change WHERE account_id = ? AND seq <= ?", (account_id, horizon)

@@ -1,0 +1,67 @@
+"""The per-account change feed: kept in the database, pruned, and refused when too old."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from convd.domain import (
+    ChangeKind,
+    ConversationService,
+    ConvKey,
+    ConvType,
+    DraftElement,
+    EventBus,
+    SeqTooOld,
+)
+from convd.store import open_store
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_feed_is_pruned_and_old_seqs_are_refused(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db", kept_changes=10) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        for n in range(25):
+            await service.set_draft(
+                account,
+                ConvKey(ConvType.C2C, "bob"),
+                [DraftElement(0, f"text {n}")],
+                "",
+                None,
+                None,
+                "test",
+            )
+        assert await store.current_seq(account.id) == 25
+        oldest = await store.oldest_kept_seq(account.id)
+        assert 0 < oldest <= 15
+        with pytest.raises(SeqTooOld) as refused:
+            await service.check_resumable(account, oldest - 1, 25)
+        assert (refused.value.oldest_seq, refused.value.current_seq) == (oldest, 25)
+        await service.check_resumable(account, oldest, 25)
+        changes = await service.changes_between(account, oldest, 25, 100)
+        assert [c.seq for c in changes] == list(range(oldest + 1, 26))
+        assert {c.kind for c in changes} == {ChangeKind.UPDATE}
+        assert changes[-1].conversation is not None
+        assert changes[-1].conversation.draft is not None
+        assert changes[-1].conversation.draft.texts == ("text 24",)
+
+
+async def test_feed_survives_reopening(tmp_path: Path) -> None:
+    key = ConvKey(ConvType.GROUP, "team")
+    async with open_store(tmp_path / "db") as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(7, "alice")
+        await service.create(account, key, "c1")
+        await service.delete(account, key, "c1")
+    async with open_store(tmp_path / "db") as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(7, "alice")
+        changes = await service.changes_between(account, 0, 2, 10)
+        assert [(c.seq, c.kind, c.key, c.origin) for c in changes] == [
+            (1, ChangeKind.ADD, key, "c1"),
+            (2, ChangeKind.DELETE, key, "c1"),
+        ]
+        assert changes[1].conversation is None
