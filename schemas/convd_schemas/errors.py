@@ -57,6 +57,7 @@ class ConvdErrCode(IntEnum):
     PIN_LIMIT_EXCEEDED = 90002
     SEQ_TOO_OLD = 90003
     SUBSCRIPTION_NOT_FOUND = 90004
+    BACKUP_FAILED = 90005
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,6 +161,17 @@ ERROR_TABLE: dict[int, ErrorInfo] = {
             code=ConvdErrCode.SUBSCRIPTION_NOT_FOUND,
             message="Subscription not found",
             description="No such subscription on this connection.",
+        ),
+        ErrorInfo(
+            code=ConvdErrCode.BACKUP_FAILED,
+            message="Backup failed",
+            description=(
+                "The backup file was not written: it already exists (pass `overwrite: true`), "
+                "it is the live database, its directory is missing or not writable, or the disk "
+                "is full. Nothing is left at `path` by a failed backup. `data` is `{path, errno}`, "
+                "`errno` being the OS error's symbolic name (`EEXIST`, `EACCES`, `ENOENT`, "
+                "`ENOSPC`, ...) or null."
+            ),
         ),
     )
 }

@@ -29,6 +29,8 @@ __all__ = [
     "ConvSubscribeParams",
     "ConvSubscribeResult",
     "ConvUnsubscribeParams",
+    "DaemonBackupParams",
+    "DaemonBackupResult",
     "DaemonStatus",
     "EmptyParams",
     "EmptyResult",
@@ -196,6 +198,37 @@ class DaemonStatus(msgspec.Struct, kw_only=True):
     conversations: Annotated[int, msgspec.Meta(description="Conversations in the database.")]
 
 
+class DaemonBackupParams(_Params):
+    """Write an online, consistent copy of the whole database (every account) to a file.
+
+    The daemon writes it (as the user it runs as, file mode 0600) while it keeps serving;
+    ``convd restore FILE`` installs such a copy while the daemon is stopped.
+    """
+
+    path: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=2,
+            pattern="^/",
+            description="Absolute path of the file to write (the daemon does not know the "
+            "client's working directory).",
+        ),
+    ]
+    overwrite: Annotated[
+        bool, msgspec.Meta(description="Replace `path` if it exists; otherwise error 90005.")
+    ] = False
+
+
+class DaemonBackupResult(msgspec.Struct, kw_only=True):
+    """The backup that was written."""
+
+    path: str
+    size_bytes: Annotated[int, msgspec.Meta(description="Size of the backup file.")]
+    schema_version: Annotated[
+        int, msgspec.Meta(description="The database schema version the backup holds.")
+    ]
+
+
 class ConvEventParams(msgspec.Struct, kw_only=True):
     """One committed change of a conversation, sent to every subscriber of the account.
 
@@ -339,6 +372,13 @@ METHODS: tuple[MethodSpec, ...] = (
         summary="Version, pid, uptime, connections, paths and conversation count.",
         params=EmptyParams,
         result=DaemonStatus,
+    ),
+    MethodSpec(
+        name="daemon.backup",
+        summary="Write an online, consistent copy of the database to a file (SQLite backup).",
+        params=DaemonBackupParams,
+        result=DaemonBackupResult,
+        errors=(ConvdErrCode.BACKUP_FAILED,),
     ),
     MethodSpec(
         name="rpc.discover",

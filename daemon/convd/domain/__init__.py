@@ -7,6 +7,7 @@ commit), the models, the errors, and the ``Store`` protocol the store package im
 from __future__ import annotations
 
 from .errors import (
+    BackupFailed,
     ConversationNotFound,
     DomainError,
     DraftRevisionConflict,
@@ -22,6 +23,7 @@ from .events import EventBus, Sink
 from .models import (
     PINNED_BIT,
     Account,
+    BackupInfo,
     Change,
     ChangeKind,
     Conversation,
@@ -36,6 +38,8 @@ from .service import ConversationPage, ConversationService, Limits
 __all__ = [
     "PINNED_BIT",
     "Account",
+    "BackupFailed",
+    "BackupInfo",
     "Change",
     "ChangeKind",
     "ConvKey",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .models import Conversation
 
 __all__ = [
+    "BackupFailed",
     "ConversationNotFound",
     "DomainError",
     "DraftRevisionConflict",
@@ -49,6 +50,15 @@ class PinLimitExceeded(DomainError):
 
 class SubscriptionNotFound(DomainError):
     pass
+
+
+class BackupFailed(DomainError):
+    """The backup could not be written; ``errno_name`` is the OS error (``"EEXIST"``) if any."""
+
+    def __init__(self, message: str, path: str, errno_name: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno_name = errno_name
 
 
 class DraftRevisionConflict(DomainError):

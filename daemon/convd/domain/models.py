@@ -9,6 +9,7 @@ import msgspec
 __all__ = [
     "PINNED_BIT",
     "Account",
+    "BackupInfo",
     "Change",
     "ChangeKind",
     "ConvKey",
@@ -87,6 +88,14 @@ class Conversation(msgspec.Struct, frozen=True):
     @property
     def active_time(self) -> int:
         return self.order_key | (PINNED_BIT if self.is_pinned else 0)
+
+
+class BackupInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished backup: where it is, its size and the schema version it holds."""
+
+    path: str
+    size_bytes: int
+    schema_version: int
 
 
 class Change(msgspec.Struct, frozen=True):

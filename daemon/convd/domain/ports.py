@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Protocol
 
-from .models import Account, Change, Conversation, ConvKey
+from .models import Account, BackupInfo, Change, Conversation, ConvKey
 
 __all__ = ["Store", "StoreTransaction"]
 
@@ -64,4 +65,11 @@ class Store(Protocol):
 
     def write(self) -> AbstractAsyncContextManager[StoreTransaction]:
         """Begin the one write transaction; commits on success, rolls back on any error."""
+        ...
+
+    async def backup(self, target: Path, *, overwrite: bool) -> BackupInfo:
+        """Write a consistent copy of the whole database to ``target`` while serving.
+
+        Refuses an existing ``target`` unless ``overwrite``; raises BackupFailed.
+        """
         ...

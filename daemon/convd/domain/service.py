@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import msgspec
 
@@ -19,6 +20,7 @@ from .errors import (
 from .events import EventBus, Sink
 from .models import (
     Account,
+    BackupInfo,
     Change,
     ChangeKind,
     Conversation,
@@ -147,6 +149,13 @@ class ConversationService:
 
     async def count_conversations(self) -> int:
         return await self._store.count_conversations()
+
+    async def backup(self, path: str, overwrite: bool) -> BackupInfo:
+        """Copy the whole database (every account) to ``path``, an absolute file path."""
+        target = Path(path)
+        if not target.is_absolute():
+            raise InvalidParameter(f"backup path {path!r} must be absolute")
+        return await self._store.backup(target, overwrite=overwrite)
 
     # -- writes ------------------------------------------------------------------------------
 

@@ -8,6 +8,9 @@ leaking into ``error.data``) and encodes with msgspec.
 
 from __future__ import annotations
 
+import functools
+import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -23,6 +26,8 @@ __all__ = ["Dispatcher", "Error", "Handler", "InvalidParams", "Result", "Success
 
 #: A method as jsonrpcserver calls it: the connection's context first, then params by name.
 Handler = Callable[..., Awaitable[Result]]
+
+logger = logging.getLogger(__name__)
 
 _encoder = msgspec.json.Encoder()
 _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
@@ -53,11 +58,31 @@ def _accept(value: Any) -> Any:
     return value
 
 
+def _guard(name: str, handler: Handler) -> Handler:
+    """jsonrpcserver puts an escaping exception's text into ``error.data``: turn it into a
+    bare -32603 with a correlation id instead, and log the details under that id."""
+
+    @functools.wraps(handler)  # keeps the signature jsonrpcserver checks params against
+    async def guarded(*args: Any, **kwargs: Any) -> Result:
+        try:
+            return await handler(*args, **kwargs)
+        except Exception:
+            correlation_id = uuid.uuid4().hex[:16]
+            logger.exception("internal error %s in %s", correlation_id, name)
+            return Error(
+                int(JsonRpcErrCode.INTERNAL_ERROR),
+                "Internal error",
+                {"correlation_id": correlation_id},
+            )
+
+    return guarded
+
+
 class Dispatcher:
     """Turns one request line into its response line (or None when nothing is owed)."""
 
     def __init__(self, methods: Mapping[str, Handler]) -> None:
-        self._methods = dict(methods)
+        self._methods = {name: _guard(name, handler) for name, handler in methods.items()}
 
     async def dispatch(self, line: bytes, context: Any) -> bytes | None:
         if line.lstrip()[:1] == b"[":

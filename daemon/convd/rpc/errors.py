@@ -21,6 +21,7 @@ _CODES: dict[type[domain.DomainError], int] = {
     domain.PinLimitExceeded: ConvdErrCode.PIN_LIMIT_EXCEEDED,
     domain.SeqTooOld: ConvdErrCode.SEQ_TOO_OLD,
     domain.SubscriptionNotFound: ConvdErrCode.SUBSCRIPTION_NOT_FOUND,
+    domain.BackupFailed: ConvdErrCode.BACKUP_FAILED,
 }
 
 
@@ -36,4 +37,6 @@ def wire_error(error: domain.DomainError) -> dict[str, Any]:
         fields["data"] = None if error.current is None else conv_info(error.current)
     elif isinstance(error, domain.SeqTooOld):
         fields["data"] = {"oldest_seq": error.oldest_seq, "current_seq": error.current_seq}
+    elif isinstance(error, domain.BackupFailed):
+        fields["data"] = {"path": error.path, "errno": error.errno_name}
     return fields

@@ -27,6 +27,8 @@ from convd_schemas import (
     ConvSubscribeParams,
     ConvSubscribeResult,
     ConvUnsubscribeParams,
+    DaemonBackupParams,
+    DaemonBackupResult,
     DaemonStatus,
     EmptyResult,
     JsonRpcErrCode,
@@ -80,6 +82,7 @@ class Methods:
             "conv.subscribe": self.conv_subscribe,
             "conv.unsubscribe": self.conv_unsubscribe,
             "daemon.status": self.daemon_status,
+            "daemon.backup": self.daemon_backup,
             "rpc.discover": self.rpc_discover,
         }
         missing = {spec.name for spec in METHODS} ^ impls.keys()
@@ -211,6 +214,23 @@ class Methods:
 
     async def daemon_status(self, session: Session, params: object) -> Any:
         return await self._status()
+
+    async def daemon_backup(self, session: Session, params: DaemonBackupParams) -> Any:
+        try:
+            backup = await self._service.backup(params.path, params.overwrite)
+        except domain.BackupFailed as exc:
+            logger.warning("connection %s: backup to %s failed: %s", session.origin, exc.path, exc)
+            raise
+        logger.info(
+            "connection %s wrote a backup to %s (%d bytes, schema version %d)",
+            session.origin,
+            backup.path,
+            backup.size_bytes,
+            backup.schema_version,
+        )
+        return DaemonBackupResult(
+            path=backup.path, size_bytes=backup.size_bytes, schema_version=backup.schema_version
+        )
 
     async def rpc_discover(self, session: Session, params: object) -> Any:
         return self._openrpc

@@ -16,6 +16,7 @@ from convd_schemas import DaemonStatus, __version__
 from convd_schemas.limits import MAX_LINE_BYTES
 
 from .. import domain
+from ..transport import describe_peer
 from .connection import Connection
 from .dispatcher import Dispatcher
 from .handlers import Methods
@@ -106,7 +107,8 @@ class RpcServer:
             outbox_size=self._outbox_size,
         )
         self._connections.add(connection)
-        logger.info("connection %s opened", connection.origin)
+        peer = describe_peer(stream)
+        logger.info("connection %s opened%s", connection.origin, f" ({peer})" if peer else "")
         try:
             async with stream:
                 if self._stopping:

@@ -17,7 +17,17 @@ import aiosqlite
 import anyio
 import msgspec
 
-from ..domain import Account, Change, ChangeKind, Conversation, ConvKey, ConvType, Draft
+from ..domain import (
+    Account,
+    BackupInfo,
+    Change,
+    ChangeKind,
+    Conversation,
+    ConvKey,
+    ConvType,
+    Draft,
+)
+from .maintenance import backup_database
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["DatabaseError", "SqliteStore", "open_store"]
@@ -268,6 +278,14 @@ class SqliteStore:
         )
         return [_change(tuple(row)) for row in rows]
 
+    async def backup(self, target: Path, *, overwrite: bool) -> BackupInfo:
+        rows = await self._reader.execute_fetchall("PRAGMA database_list")
+        database = next(Path(row[2]) for row in rows if row[1] == "main")
+        # A fresh connection in a worker thread: neither the reader nor the writer waits.
+        return await anyio.to_thread.run_sync(
+            lambda: backup_database(database, target, overwrite=overwrite)
+        )
+
     async def _account_seqs(self, account_id: int) -> tuple[int, int]:
         rows = await self._reader.execute_fetchall(
             "SELECT last_seq, pruned_seq FROM account WHERE id = ?", (account_id,)
@@ -306,6 +324,15 @@ def _create_private(path: Path) -> None:
     # Create the file 0600 before SQLite opens it; SQLite gives -wal and -shm the same mode.
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     os.close(fd)
+    # Drafts are private: tighten a database (or WAL) that someone made readable by others.
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            logger.warning("%s had mode %04o; setting it to 0600", name, mode)
+            os.chmod(name, 0o600)
 
 
 @asynccontextmanager

@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 from .framing import LineReader, LineTooLong
-from .unix import AlreadyRunning, UnsafePath, bind_unix_listener, ensure_private_dir
+from .peercred import PeerCheckedListener, PeerCredentials, describe_peer, peer_credentials
+from .systemd import (
+    ActivationError,
+    InheritedSocket,
+    Notifier,
+    check_listening_unix_socket,
+    listen_fds,
+    pick_listen_fd,
+)
+from .unix import (
+    AlreadyRunning,
+    UnsafePath,
+    bind_unix_listener,
+    ensure_private_dir,
+    inherited_unix_listener,
+)
 
 __all__ = [
+    "ActivationError",
     "AlreadyRunning",
+    "InheritedSocket",
     "LineReader",
     "LineTooLong",
+    "Notifier",
+    "PeerCheckedListener",
+    "PeerCredentials",
     "UnsafePath",
     "bind_unix_listener",
+    "check_listening_unix_socket",
+    "describe_peer",
     "ensure_private_dir",
+    "inherited_unix_listener",
+    "listen_fds",
+    "peer_credentials",
+    "pick_listen_fd",
 ]

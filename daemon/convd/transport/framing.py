@@ -8,6 +8,7 @@ from anyio.abc import ByteReceiveStream
 __all__ = ["LineReader", "LineTooLong"]
 
 _CHUNK = 65536
+_CR = 0x0D
 
 
 class LineTooLong(Exception):
@@ -42,14 +43,18 @@ class LineReader:
         while True:
             index = self._buffer.find(b"\n", self._scanned)
             if index >= 0:
-                if index > self._max_line:
+                # The limit excludes the terminator, "\r\n" as well as "\n".
+                end = index - 1 if index and self._buffer[index - 1] == _CR else index
+                if end > self._max_line:
                     raise LineTooLong(self._max_line)
-                line = bytes(self._buffer[:index])
+                line = bytes(self._buffer[:end])
                 del self._buffer[: index + 1]
                 self._scanned = 0
-                return line[:-1] if line.endswith(b"\r") else line
+                return line
             self._scanned = len(self._buffer)
-            if self._scanned > self._max_line:
+            # One byte over is allowed while it is a "\r" whose "\n" is still on its way.
+            over = self._scanned - self._max_line
+            if over > 1 or (over == 1 and self._buffer[-1] != _CR):
                 raise LineTooLong(self._max_line)
             if self._eof:
                 if not self._buffer:

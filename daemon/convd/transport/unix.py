@@ -15,7 +15,13 @@ from pathlib import Path
 import anyio
 from anyio.abc import SocketListener
 
-__all__ = ["AlreadyRunning", "UnsafePath", "bind_unix_listener", "ensure_private_dir"]
+__all__ = [
+    "AlreadyRunning",
+    "UnsafePath",
+    "bind_unix_listener",
+    "ensure_private_dir",
+    "inherited_unix_listener",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +47,8 @@ def ensure_private_dir(directory: Path) -> None:
     if info.st_uid != os.getuid():
         raise UnsafePath(
             f"{directory} is owned by uid {info.st_uid}, not by you (uid {os.getuid()}); "
-            "remove it or choose another --socket"
+            f"another user could replace the socket. Remove it (rm -r {directory}) or "
+            "choose another --socket"
         )
     if stat.S_IMODE(info.st_mode) & 0o077:
         raise UnsafePath(
@@ -51,7 +58,14 @@ def ensure_private_dir(directory: Path) -> None:
 
 
 def _acquire_lock(lock_path: Path, socket_path: Path) -> int:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise UnsafePath(
+            f"{lock_path} is a symbolic link; remove it and start convd again"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -112,3 +126,22 @@ async def bind_unix_listener(path: Path) -> AsyncIterator[SocketListener]:
                     path.unlink()
     finally:
         os.close(lock_fd)
+
+
+@asynccontextmanager
+async def inherited_unix_listener(fd: int, path: str) -> AsyncIterator[SocketListener]:
+    """Serve on a listening socket passed by the service manager (socket activation).
+
+    ``path`` is where it is bound (``@name`` if abstract). Its directory must be private, as
+    for a socket convd binds itself. The file belongs to the manager: it outlives this
+    process (clients that connect while the daemon restarts wait in the backlog) and is
+    never unlinked here.
+    """
+    if path.startswith("/"):
+        ensure_private_dir(Path(path).parent)
+    listener = await SocketListener.from_socket(fd)
+    try:
+        yield listener
+    finally:
+        with anyio.CancelScope(shield=True):
+            await listener.aclose()

@@ -1,0 +1,274 @@
+"""Whole-database operations: the lock that keeps one daemon per database, an online backup
+taken through SQLite's backup API, and the offline restore behind ``convd restore``.
+
+Everything here is blocking; the daemon runs ``backup_database`` in a worker thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager, suppress
+from pathlib import Path
+from urllib.request import pathname2url
+
+from ..domain import BackupFailed, BackupInfo
+from .migrations import SCHEMA_VERSION
+
+__all__ = [
+    "DatabaseInUse",
+    "MaintenanceError",
+    "RestoreResult",
+    "backup_database",
+    "database_lock_path",
+    "lock_database",
+    "restore_database",
+]
+
+logger = logging.getLogger(__name__)
+
+_TABLES = frozenset({"account", "conversation", "change"})
+_SIDE_FILES = ("-wal", "-shm")
+
+
+class MaintenanceError(Exception):
+    """A restore cannot go ahead; the message says why and what to do."""
+
+
+class DatabaseInUse(MaintenanceError):
+    """Another convd holds the database's lock."""
+
+
+def database_lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+@contextmanager
+def lock_database(database: Path) -> Iterator[None]:
+    """Hold ``<database>.lock`` (flock) while the block runs: one user of a database at a time.
+
+    The running daemon holds it, so ``convd restore`` cannot swap the file under it, and two
+    daemons on different sockets cannot share one database.
+    """
+    database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock_path = database_lock_path(database)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise MaintenanceError(f"cannot open the lock file {lock_path}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DatabaseInUse(
+                f"the database {database} is in use by a running convd (it holds {lock_path}); "
+                "stop it first (systemctl --user stop convd.socket convd.service)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _private_temp(directory: Path, stem: str) -> Path:
+    """A new, empty, 0600 file in ``directory`` (never an existing one)."""
+    while True:
+        path = directory / f".{stem}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return path
+
+
+def _copy(source: sqlite3.Connection, target: Path) -> int:
+    """Copy ``source`` into the file ``target`` as a standalone (rollback-journal) database;
+    return its schema version."""
+    with closing(sqlite3.connect(target, isolation_level=None)) as copy:
+        # pages=-1: the whole database in one step, under one read transaction: a consistent
+        # snapshot, while the daemon's writer goes on appending to its WAL.
+        source.backup(copy, pages=-1)
+        # The copy inherits WAL mode from the page it copied; make it one self-contained file.
+        copy.execute("PRAGMA journal_mode = DELETE")
+        version = int(copy.execute("PRAGMA user_version").fetchone()[0])
+    _fsync_file(target)
+    return version
+
+
+def _errno_name(exc: OSError) -> str | None:
+    return errno.errorcode.get(exc.errno) if exc.errno is not None else None
+
+
+def _live_files(database: Path) -> set[str]:
+    real = os.path.realpath(database)
+    return {real, *(real + suffix for suffix in (*_SIDE_FILES, ".lock", "-journal"))}
+
+
+def backup_database(database: Path, target: Path, *, overwrite: bool = False) -> BackupInfo:
+    """Write a consistent copy of ``database`` (which may be in use) to ``target``, 0600.
+
+    The copy is first written beside ``target`` under a temporary name, then moved into
+    place, so ``target`` is never a half-written file. Raises BackupFailed.
+    """
+    if os.path.realpath(target) in _live_files(database):
+        raise BackupFailed(f"{target} is the live database; choose another path", str(target))
+    if not overwrite and os.path.lexists(target):
+        raise BackupFailed(
+            f"{target} already exists; choose another path or pass overwrite", str(target), "EEXIST"
+        )
+    temporary: Path | None = None
+    try:
+        temporary = _private_temp(target.parent, target.name)
+        with closing(sqlite3.connect(database, isolation_level=None, timeout=5.0)) as source:
+            source.execute("PRAGMA query_only = ON")
+            version = _copy(source, temporary)
+        if overwrite:
+            os.replace(temporary, target)
+        else:
+            # link() fails if target appeared meanwhile: never replaces someone's file.
+            os.link(temporary, target)
+            temporary.unlink()
+        temporary = None
+        _fsync_dir(target.parent)
+        size = os.stat(target).st_size
+    except FileExistsError:
+        raise BackupFailed(
+            f"{target} already exists; choose another path or pass overwrite", str(target), "EEXIST"
+        ) from None
+    except OSError as exc:
+        raise BackupFailed(
+            f"cannot write {target}: {exc.strerror}", str(target), _errno_name(exc)
+        ) from None
+    except sqlite3.Error as exc:
+        raise BackupFailed(f"cannot copy the database: {exc}", str(target)) from None
+    finally:
+        if temporary is not None:
+            with suppress(OSError):
+                temporary.unlink()
+    return BackupInfo(path=str(target), size_bytes=size, schema_version=version)
+
+
+# -- restore ---------------------------------------------------------------------------------
+
+
+class RestoreResult:
+    __slots__ = ("replaced", "schema_version")
+
+    def __init__(self, schema_version: int, replaced: Path | None) -> None:
+        self.schema_version = schema_version
+        #: Where the database that was there before now is (None: there was none).
+        self.replaced = replaced
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{pathname2url(str(path.resolve()))}?mode=ro", uri=True)
+
+
+def _check_backup(source: sqlite3.Connection, name: Path) -> int:
+    """Check integrity and schema of a backup about to be restored; return its version."""
+    problems = [row[0] for row in source.execute("PRAGMA integrity_check(5)")]
+    if problems != ["ok"]:
+        raise MaintenanceError(f"{name} is damaged: {'; '.join(problems)}")
+    version = int(source.execute("PRAGMA user_version").fetchone()[0])
+    tables = {
+        row[0] for row in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if version == 0 or not tables >= _TABLES:
+        raise MaintenanceError(f"{name} is not a convd database")
+    if version > SCHEMA_VERSION:
+        raise MaintenanceError(
+            f"{name} has schema version {version}, newer than this convd understands "
+            f"({SCHEMA_VERSION}); restore it with a newer convd"
+        )
+    return version
+
+
+def _set_aside_name(database: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    candidate = database.with_name(f"{database.name}.replaced-{stamp}")
+    counter = 1
+    while any(os.path.lexists(f"{candidate}{s}") for s in ("", *_SIDE_FILES)):
+        candidate = database.with_name(f"{database.name}.replaced-{stamp}-{counter}")
+        counter += 1
+    return candidate
+
+
+def _checkpoint(database: Path) -> None:
+    """Fold the WAL into the database file, so the file alone holds everything."""
+    try:
+        with closing(sqlite3.connect(database, isolation_level=None, timeout=5.0)) as db:
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    except sqlite3.Error as exc:
+        # A damaged database is a reason to restore: keep its WAL beside it, untouched.
+        logger.warning("cannot checkpoint %s (%s); its WAL is kept beside it", database, exc)
+        return
+    if busy:
+        raise DatabaseInUse(f"the database {database} is busy; stop every convd using it")
+
+
+def restore_database(source: Path, database: Path) -> RestoreResult:
+    """Install a copy of the backup ``source`` as ``database``, keeping the one it replaces.
+
+    The caller holds ``lock_database(database)``, so no daemon is using it. Steps: check the
+    backup (integrity, a convd schema no newer than this one); copy it beside the database
+    (0600); checkpoint the current database; set it (and any -wal/-shm left) aside as
+    ``<name>.replaced-<timestamp>``; move the copy into place. At every step ``database``
+    is either the old or the new complete file.
+    """
+    if not source.is_file():
+        raise MaintenanceError(f"{source} is not a file")
+    if database.exists() and os.path.samefile(source, database):
+        raise MaintenanceError(f"{source} is the database itself; nothing to restore")
+    database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = _private_temp(database.parent, database.name + ".restore")
+    try:
+        try:
+            with closing(_open_read_only(source)) as backup:
+                version = _check_backup(backup, source)
+                _copy(backup, temporary)
+        except sqlite3.Error as exc:
+            raise MaintenanceError(f"{source} cannot be read as a database: {exc}") from None
+        replaced: Path | None = None
+        if database.exists():
+            _checkpoint(database)
+            replaced = _set_aside_name(database)
+            # A hard link, then an atomic rename over the database: never a moment without one.
+            try:
+                os.link(database, replaced)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                os.rename(database, replaced)  # no hard links on this file system
+            for suffix in _SIDE_FILES:
+                with suppress(FileNotFoundError):
+                    os.rename(f"{database}{suffix}", f"{replaced}{suffix}")
+        os.rename(temporary, database)
+        _fsync_dir(database.parent)
+    finally:
+        with suppress(FileNotFoundError):
+            temporary.unlink()
+    return RestoreResult(version, replaced)

@@ -1,0 +1,138 @@
+"""The ``convd`` command line: help, version, subcommands, and its logs on stderr."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from convd.logs import JsonFormatter
+from convd_schemas import __version__
+from ops_support import json_log_lines, run_convd, wait_for
+from support import DaemonProcess
+
+
+def test_help_lists_the_commands_and_options() -> None:
+    result = run_convd("--help")
+    assert result.returncode == 0
+    for word in (
+        "serve",
+        "restore",
+        "--socket",
+        "--db",
+        "--log-level",
+        "--log-format",
+        "--version",
+    ):
+        assert word in result.stdout
+    assert "Without a command, convd serves in the foreground" in " ".join(result.stdout.split())
+
+
+def test_restore_help_says_to_stop_the_daemon_first() -> None:
+    result = run_convd("restore", "--help")
+    assert result.returncode == 0
+    assert "FILE" in result.stdout
+    assert "systemctl --user stop convd.socket convd.service" in " ".join(result.stdout.split())
+
+
+def test_version() -> None:
+    result = run_convd("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"convd {__version__}\n"
+
+
+def test_bad_usage_exits_2() -> None:
+    assert run_convd("--log-format", "xml").returncode == 2
+    assert run_convd("restore").returncode == 2
+    assert run_convd("frobnicate").returncode == 2
+
+
+def test_serve_subcommand_is_the_default(short_dir: Path) -> None:
+    # ``convd serve ...`` and ``convd ...`` (the fixture's form) are the same thing; options
+    # given before the command are kept.
+    daemon = DaemonProcess(short_dir, "serve", "--log-level", "info")
+    daemon.start()
+    try:
+        with daemon.client(None) as client:
+            status = client.call("daemon.status")
+        assert status["socket_path"] == str(daemon.socket)
+        assert status["database_path"] == str(daemon.db)
+        assert " DEBUG " not in daemon.logs()
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_json_logs_one_object_per_line_for_start_connections_and_stop(short_dir: Path) -> None:
+    daemon = DaemonProcess(short_dir, "--log-format", "json").start()
+    with daemon.client() as client:
+        client.call("conv.create", {"conv_id": "bob", "conv_type": 1})
+    assert daemon.stop() == 0
+
+    entries = json_log_lines(daemon.logs())
+    for entry in entries:
+        assert (
+            {"ts", "level", "logger", "msg"}
+            <= entry.keys()
+            <= {
+                "ts",
+                "level",
+                "logger",
+                "msg",
+                "exc",
+            }
+        )
+        assert entry["level"] in {"debug", "info", "warning", "error", "critical"}
+        assert datetime.fromisoformat(entry["ts"]).utcoffset() is not None
+    messages = [e["msg"] for e in entries]
+
+    started = next(m for m in messages if m.startswith("convd "))
+    assert daemon.process is not None
+    assert started == (
+        f"convd {__version__} started (pid {daemon.process.pid}): serving {daemon.socket} "
+        f"(bound by convd), database {daemon.db}"
+    )
+    assert messages[-1] == (
+        f"convd {__version__} stopped: socket {daemon.socket}, database {daemon.db}"
+    )
+    pid = os.getpid()
+    opened = [m for m in messages if re.fullmatch(rf"connection c\d+ opened \(pid {pid} .*\)", m)]
+    closed = [m for m in messages if re.fullmatch(r"connection c\d+ closed", m)]
+    # The readiness probe and the client: each opened and closed exactly once.
+    assert len(opened) == len(closed) >= 2
+    assert "received SIGTERM; stopping" in messages
+
+
+def test_a_startup_error_is_one_log_line_and_exit_1(short_dir: Path) -> None:
+    daemon = DaemonProcess(short_dir, "--log-format", "json")
+    daemon.socket.parent.mkdir()
+    os.chmod(daemon.socket.parent, 0o777)
+    daemon.start(wait=False)
+    assert daemon.process is not None
+    assert daemon.process.wait(15) == 1
+    [error] = [e for e in json_log_lines(daemon.logs()) if e["level"] == "error"]
+    assert error["logger"] == "convd"
+    assert error["msg"].startswith(f"cannot start: {daemon.socket.parent} has mode 0777")
+
+
+def test_text_logs_carry_time_level_and_logger(daemon: DaemonProcess) -> None:
+    line = wait_for(
+        lambda: next((x for x in daemon.logs().splitlines() if " started (pid " in x), None)
+    )
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO convd\.app: convd ", line)
+
+
+def test_json_formatter_includes_the_traceback() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "convd.x", logging.ERROR, __file__, 1, "failed %s", ("here",), sys.exc_info()
+        )
+    [entry] = json_log_lines(JsonFormatter().format(record))
+    assert entry["msg"] == "failed here"
+    assert entry["level"] == "error"
+    assert entry["logger"] == "convd.x"
+    assert entry["exc"].startswith("Traceback") and "ValueError: boom" in entry["exc"]

@@ -1,0 +1,261 @@
+"""systemd integration: the shipped units, socket activation and the notify protocol.
+
+Socket activation runs under ``systemd-socket-activate`` (Debian's systemd package), which
+listens like a .socket unit and execs the daemon (same pid) on the first connection, with
+LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES set. ``NOTIFY_SOCKET`` points at a datagram socket the
+test binds, standing in for the service manager.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from convd.app import FD_NAME
+from ops_support import EnvDaemon, NotifySocket, private_dir, wait_for
+from support import LineClient
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    # Repeated keys (SystemCallFilter=) are legal in units: keep the last, as a dict would.
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(UNITS / name)
+    return parser
+
+
+def test_socket_unit_listens_privately_where_clients_look() -> None:
+    socket_unit = _unit("convd.socket")["Socket"]
+    assert socket_unit["ListenStream"] == "%t/convd/convd.sock"
+    assert socket_unit["SocketMode"] == "0600"
+    assert socket_unit["DirectoryMode"] == "0700"
+    assert socket_unit["FileDescriptorName"] == FD_NAME
+    assert socket_unit.get("Accept", "no") == "no"
+    assert _unit("convd.socket")["Install"]["WantedBy"] == "sockets.target"
+
+
+def test_service_unit_is_notify_type_and_started_by_its_socket() -> None:
+    unit = _unit("convd.service")
+    assert unit["Unit"]["Requires"] == "convd.socket"
+    service = unit["Service"]
+    assert service["Type"] == "notify"
+    assert service["Restart"] == "on-failure"
+    assert service["ExecStart"] == "%h/.local/bin/convd serve"
+    assert int(service["WatchdogSec"]) > 0
+    assert service["UMask"] == "0077"
+    # Enable the socket, not the service.
+    assert not unit.has_section("Install")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
+def test_units_pass_systemd_analyze_verify(short_dir: Path) -> None:
+    # ExecStart is %h/.local/bin/convd: give verify a home where that is this checkout's convd.
+    home = short_dir / "home"
+    (home / ".local" / "bin").mkdir(parents=True)
+    (home / ".local" / "bin" / "convd").symlink_to(Path(sys.executable).parent / "convd")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(private_dir(short_dir / "xdg")),
+        "SYSTEMD_LOG_LEVEL": "notice",
+    }
+    result = subprocess.run(
+        [
+            "systemd-analyze",
+            "--user",
+            "verify",
+            str(UNITS / "convd.socket"),
+            str(UNITS / "convd.service"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0 and "Failed to initialize manager" in output:
+        pytest.skip(f"systemd-analyze cannot run here: {output.strip()}")
+    assert result.returncode == 0, output
+    # Unknown keys or bad values are only warnings (exit status 0): there must be none.
+    assert output.strip() == ""
+
+
+# -- socket activation -----------------------------------------------------------------------
+
+
+class Activated:
+    """``systemd-socket-activate -l SOCKET convd serve --db DB`` in a short private dir."""
+
+    def __init__(self, root: Path, *, socket_dir_mode: int = 0o700) -> None:
+        self.root = root
+        run = root / "run"
+        run.mkdir(mode=socket_dir_mode)
+        os.chmod(run, socket_dir_mode)
+        self.socket = run / "convd.sock"
+        self.db = root / "data" / "convd.db"
+        self.log = root / "convd.log"
+        self.notify = NotifySocket(root / "notify")
+        assert SOCKET_ACTIVATE is not None
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    SOCKET_ACTIVATE,
+                    "--listen",
+                    str(self.socket),
+                    f"--fdname={FD_NAME}",
+                    "--setenv",
+                    f"NOTIFY_SOCKET={self.notify.path}",
+                    sys.executable,
+                    "-m",
+                    "convd",
+                    "serve",
+                    "--db",
+                    str(self.db),
+                    "--log-level",
+                    "debug",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+        wait_for(lambda: self.socket.exists() or self.process.poll() is not None, what="listen")
+        assert self.process.poll() is None, self.logs()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def command_name(self) -> str:
+        return Path(f"/proc/{self.process.pid}/comm").read_text().strip()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.notify.close()
+
+
+@pytest.fixture
+def activated(short_dir: Path) -> Iterator[Activated]:
+    if SOCKET_ACTIVATE is None:
+        pytest.skip("systemd-socket-activate is missing (Debian package: systemd)")
+    process = Activated(short_dir)
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+def test_socket_activation_starts_the_daemon_on_the_first_connection(
+    activated: Activated,
+) -> None:
+    # Listening, but nothing started: no daemon, no database yet.
+    time.sleep(0.2)
+    assert activated.command_name().startswith("systemd-socket")
+    assert not activated.db.exists()
+
+    with LineClient(activated.socket) as client:
+        # The request waits in the socket's backlog while the daemon starts.
+        client.call("session.login", {"user_id": "alice"})
+        info = client.call(
+            "conv.set_draft",
+            {
+                "conv_id": "bob",
+                "conv_type": 1,
+                "draft": {"draft_msg": {"message_elem_array": []}, "draft_user_define": "x"},
+            },
+        )
+        assert info["conv_is_has_draft"]
+        status = client.call("daemon.status")
+    # systemd-socket-activate execs the daemon: same pid, now running convd.
+    assert status["pid"] == activated.process.pid
+    assert status["socket_path"] == str(activated.socket)
+    assert activated.command_name() != "systemd-socket-"
+
+    ready = activated.notify.expect("READY=1")
+    assert f"STATUS=serving {activated.socket}" in ready
+    assert f"passed by systemd as fd 3 ({FD_NAME})" in activated.logs()
+
+    # Later connections go to the same daemon.
+    with LineClient(activated.socket) as client:
+        assert client.call("daemon.status")["pid"] == activated.process.pid
+
+    activated.process.send_signal(signal.SIGTERM)
+    assert activated.process.wait(15) == 0, activated.logs()
+    assert "STOPPING=1" in activated.notify.expect("STOPPING=1")
+    # The socket file belongs to the service manager: the daemon leaves it in place.
+    assert activated.socket.is_socket()
+    assert "bound by convd" not in activated.logs()
+
+
+def test_an_activated_socket_in_a_shared_directory_is_refused(short_dir: Path) -> None:
+    if SOCKET_ACTIVATE is None:
+        pytest.skip("systemd-socket-activate is missing (Debian package: systemd)")
+    process = Activated(short_dir, socket_dir_mode=0o755)
+    try:
+        with LineClient(process.socket) as client, pytest.raises((EOFError, OSError)):
+            client.call("daemon.status")
+        assert process.process.wait(15) == 1
+        assert f"{process.socket.parent} has mode 0755" in process.logs()
+        assert f"chmod 700 {process.socket.parent}" in process.logs()
+    finally:
+        process.close()
+
+
+# -- notify without activation ---------------------------------------------------------------
+
+
+def test_ready_once_serving_and_stopping_on_shutdown(short_dir: Path) -> None:
+    with NotifySocket(short_dir / "notify") as notify:
+        daemon = EnvDaemon(short_dir, env={"NOTIFY_SOCKET": str(notify.path)})
+        daemon.start(wait=False)
+        try:
+            ready = notify.expect("READY=1")
+            assert f"STATUS=serving {daemon.socket}" in ready
+            # READY=1 means serving: the first connection after it must succeed at once.
+            assert daemon.process is not None
+            with LineClient(daemon.socket) as client:
+                assert client.call("daemon.status")["pid"] == daemon.process.pid
+            assert daemon.stop() == 0
+            stopping = notify.expect("STOPPING=1")
+            assert "STATUS=stopping" in stopping
+        finally:
+            if daemon.process is not None and daemon.process.poll() is None:
+                daemon.kill()
+    # READY came once, before STOPPING; no watchdog pings without WATCHDOG_USEC.
+    fields = [f for message in notify.messages for f in message]
+    assert fields.count("READY=1") == 1
+    assert fields.index("READY=1") < fields.index("STOPPING=1")
+    assert "WATCHDOG=1" not in fields
+
+
+def test_watchdog_pings_every_half_interval(short_dir: Path) -> None:
+    with NotifySocket(short_dir / "notify") as notify:
+        daemon = EnvDaemon(
+            short_dir,
+            env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "200000"},
+        )
+        daemon.start(wait=False)
+        try:
+            notify.expect("READY=1")
+            started = time.monotonic()
+            for _ in range(4):
+                notify.expect("WATCHDOG=1", timeout=5)
+            # WATCHDOG_USEC is 0.2 s, so a ping every 0.1 s: four arrive well within 2 s.
+            assert time.monotonic() - started < 2.0
+            assert daemon.stop() == 0
+            notify.expect("STOPPING=1")
+        finally:
+            if daemon.process is not None and daemon.process.poll() is None:
+                daemon.kill()
