@@ -15,7 +15,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DaemonProcess", "LineClient", "short_tmpdir"]
+import anyio
+from anyio.abc import ByteStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+__all__ = [
+    "DaemonProcess",
+    "LineClient",
+    "MemoryByteStream",
+    "RpcFailure",
+    "memory_byte_stream_pair",
+    "short_tmpdir",
+    "text_draft",
+]
 
 _START_TIMEOUT = 15.0
 
@@ -173,9 +185,81 @@ class LineClient:
             raise RpcFailure(response["error"])
         return response["result"]
 
+    def error(self, method: str, params: Any = None) -> dict[str, Any]:
+        """Send one request that must fail; return its ``error`` object."""
+        response = self.request(method, params)
+        assert "error" in response, f"{method} succeeded: {response}"
+        assert "result" not in response, response
+        return dict(response["error"])
+
+    def send_json(self, message: Any) -> None:
+        """Send one JSON text as one line."""
+        self.send_raw(json.dumps(message).encode() + b"\n")
+
+    def notify(self, method: str, params: Any = None) -> None:
+        """Send a notification (no ``id``): convd owes no reply."""
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send_json(message)
+
     def next_notification(self) -> dict[str, Any]:
         if self.notifications:
             return self.notifications.pop(0)
         message = self.read_json()
         assert "id" not in message, message
         return dict(message)
+
+
+def text_draft(*texts: str, user_define: str = "", edit_time: int | None = None) -> dict[str, Any]:
+    """A ``Draft`` wire object holding the given text elements."""
+    draft: dict[str, Any] = {
+        "draft_msg": {
+            "message_elem_array": [{"elem_type": 0, "text_elem_content": t} for t in texts]
+        },
+        "draft_user_define": user_define,
+    }
+    if edit_time is not None:
+        draft["draft_edit_time"] = edit_time
+    return draft
+
+
+class MemoryByteStream(ByteStream):
+    """One end of an in-memory, full-duplex byte stream (for unit tests without sockets).
+
+    ``receive`` honours ``max_bytes`` and keeps the rest of a chunk for the next call, so a
+    test controls exactly which bytes arrive together.
+    """
+
+    def __init__(
+        self, send: MemoryObjectSendStream[bytes], receive: MemoryObjectReceiveStream[bytes]
+    ) -> None:
+        self._send = send
+        self._receive = receive
+        self._pending = b""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if not self._pending:
+            # EndOfStream once the other end has closed its sending side.
+            self._pending = await self._receive.receive()
+        data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
+        return data
+
+    async def send(self, item: bytes) -> None:
+        await self._send.send(item)
+
+    async def send_eof(self) -> None:
+        self._send.close()
+
+    async def aclose(self) -> None:
+        self._send.close()
+        self._receive.close()
+
+
+def memory_byte_stream_pair(
+    buffer: float = float("inf"),
+) -> tuple[MemoryByteStream, MemoryByteStream]:
+    """Two connected ends: what one sends, the other receives (``buffer`` chunks each way)."""
+    a_send, b_receive = anyio.create_memory_object_stream[bytes](buffer)
+    b_send, a_receive = anyio.create_memory_object_stream[bytes](buffer)
+    return MemoryByteStream(a_send, a_receive), MemoryByteStream(b_send, b_receive)

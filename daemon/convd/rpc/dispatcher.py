@@ -68,7 +68,13 @@ def _guard(name: str, handler: Handler) -> Handler:
             return await handler(*args, **kwargs)
         except Exception:
             correlation_id = uuid.uuid4().hex[:16]
-            logger.exception("internal error %s in %s", correlation_id, name)
+            session = args[0] if args else None
+            logger.exception(
+                "internal error %s in %s (connection %s)",
+                correlation_id,
+                name,
+                getattr(session, "origin", "?"),
+            )
             return Error(
                 int(JsonRpcErrCode.INTERNAL_ERROR),
                 "Internal error",

@@ -1,14 +1,13 @@
 """The methods of the contract: decode params, call the domain, encode the result.
 
 Every method is wrapped once, here, so that its params are checked against its wire type,
-login is enforced where the contract says so, domain errors get their codes, and any other
-exception becomes a bare -32603 with a correlation id (the details go to the log only).
+login is enforced where the contract says so and domain errors get their codes. Any other
+exception is left to the dispatcher, which turns it into a bare -32603 with a correlation id.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,7 +30,6 @@ from convd_schemas import (
     DaemonBackupResult,
     DaemonStatus,
     EmptyResult,
-    JsonRpcErrCode,
     MethodSpec,
     SessionLoginParams,
     SessionLoginResult,
@@ -252,16 +250,7 @@ def _wrap(spec: MethodSpec, impl: Impl) -> Handler:
             return Success(await impl(session, decoded))
         except domain.DomainError as exc:
             return Error(**wire_error(exc))
-        except Exception:
-            correlation_id = uuid.uuid4().hex[:16]
-            logger.exception(
-                "internal error %s in %s (connection %s)", correlation_id, spec.name, session.origin
-            )
-            return Error(
-                int(JsonRpcErrCode.INTERNAL_ERROR),
-                "Internal error",
-                {"correlation_id": correlation_id},
-            )
+        # Anything else escapes to the dispatcher's guard: -32603 with a correlation id.
 
     handler.__name__ = spec.name.replace(".", "_")
     return handler

@@ -1,0 +1,427 @@
+"""Dispatcher: one line of JSON-RPC 2.0 in, one line (or nothing) out, on the real methods."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from convd import domain
+from convd.domain import Conversation, ConversationService, EventBus
+from convd.rpc.dispatcher import Dispatcher, Error, Result, Success
+from convd.rpc.handlers import Methods
+from convd.rpc.session import Session
+from convd.store import SqliteStore, open_store
+from convd_schemas import DaemonStatus
+from convd_schemas.limits import MAX_BATCH_SIZE
+from convd_schemas.openrpc import build_openrpc
+
+pytestmark = pytest.mark.anyio
+
+PARSE, INVALID_REQUEST, NOT_FOUND, INVALID_PARAMS, INTERNAL = (
+    -32700,
+    -32600,
+    -32601,
+    -32602,
+    -32603,
+)
+
+
+async def _status() -> DaemonStatus:
+    return DaemonStatus(
+        version="test",
+        pid=1,
+        uptime_seconds=0.0,
+        connections=1,
+        socket_path="s",
+        database_path="d",
+        conversations=0,
+    )
+
+
+def _session(origin: str = "c1") -> Session:
+    pushed: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        pushed.append(data)
+
+    def overflow(reason: str) -> None:
+        raise AssertionError(reason)
+
+    return Session(origin, pushed.append, send, overflow, 100)
+
+
+class Rpc:
+    """A dispatcher over the real methods, with one session, speaking bytes."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.session = _session()
+
+    async def raw(self, line: bytes | str) -> Any:
+        """The decoded reply to one line, or None when nothing is owed."""
+        data = line.encode() if isinstance(line, str) else line
+        reply = await self.dispatcher.dispatch(data, self.session)
+        if reply is None:
+            return None
+        assert reply.endswith(b"\n") and reply.count(b"\n") == 1, reply
+        return json.loads(reply)
+
+    async def send(self, message: Any) -> Any:
+        return await self.raw(json.dumps(message))
+
+    async def call(self, method: str, params: Any = None, id: Any = 1) -> Any:
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": id}
+        if params is not None:
+            request["params"] = params
+        reply = await self.send(request)
+        assert reply["id"] == id and "error" not in reply, reply
+        return reply["result"]
+
+    async def error(self, method: str, params: Any = None, id: Any = 1) -> dict[str, Any]:
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": id}
+        if params is not None:
+            request["params"] = params
+        reply = await self.send(request)
+        assert reply["id"] == id and "result" not in reply, reply
+        assert set(reply) == {"jsonrpc", "id", "error"}
+        return dict(reply["error"])
+
+
+def _methods(service: ConversationService) -> Methods:
+    return Methods(service, _status, build_openrpc())
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    async with open_store(tmp_path / "convd.db") as store:
+        yield store
+
+
+@pytest.fixture
+def rpc(store: SqliteStore) -> Rpc:
+    return Rpc(Dispatcher(_methods(ConversationService(store, EventBus())).table()))
+
+
+async def _login(rpc: Rpc, user: str = "alice") -> None:
+    await rpc.call("session.login", {"user_id": user})
+
+
+def _req(method: str, params: Any = None, id: Any = None) -> dict[str, Any]:
+    request: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        request["params"] = params
+    if id is not None:
+        request["id"] = id
+    return request
+
+
+# -- single requests -------------------------------------------------------------------------
+
+
+async def test_request_gets_one_response_line(rpc: Rpc) -> None:
+    reply = await rpc.send(_req("session.login", {"user_id": "alice"}, id=7))
+    assert reply == {
+        "jsonrpc": "2.0",
+        "result": {"user_id": "alice", "sdk_app_id": 0},
+        "id": 7,
+    }
+
+
+@pytest.mark.parametrize("request_id", ["abc", "", "\u4f1a\u8bdd", 0, -7, 2**53 + 1, None])
+async def test_id_is_echoed_exactly(rpc: Rpc, request_id: Any) -> None:
+    reply = await rpc.send({"jsonrpc": "2.0", "method": "daemon.status", "id": request_id})
+    assert "result" in reply
+    assert reply["id"] == request_id and type(reply["id"]) is type(request_id)
+
+
+async def test_notification_gets_no_reply_but_takes_effect(rpc: Rpc) -> None:
+    assert await rpc.send(_req("session.login", {"user_id": "alice"})) is None
+    assert await rpc.send(_req("conv.create", {"conv_id": "bob", "conv_type": 1})) is None
+    found = await rpc.call("conv.get", {"convs": [{"conv_id": "bob", "conv_type": 1}]})
+    assert [c["conv_id"] for c in found] == ["bob"]
+
+
+async def test_failing_notifications_get_no_reply(rpc: Rpc) -> None:
+    assert await rpc.send(_req("no.such.method")) is None
+    assert await rpc.send(_req("conv.list")) is None  # not logged in
+    assert await rpc.send(_req("conv.list", {"count": 0})) is None
+    assert await rpc.send(_req("conv.list", [1, 2])) is None
+
+
+async def test_parse_error(rpc: Rpc) -> None:
+    for line in (b'{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]', b"\xff", b"{"):
+        reply = await rpc.raw(line)
+        assert reply["id"] is None and reply["error"]["code"] == PARSE
+        assert reply["error"]["message"] == "Parse error"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"jsonrpc": "2.0", "method": 1, "params": "bar"},
+        {"jsonrpc": "1.0", "method": "daemon.status", "id": 1},
+        {"method": "daemon.status", "id": 1},
+        {"jsonrpc": "2.0", "id": 1},
+        {"jsonrpc": "2.0", "method": "daemon.status", "params": "x", "id": 1},
+        {"jsonrpc": "2.0", "method": "daemon.status", "params": None, "id": 1},
+        {"jsonrpc": "2.0", "method": "daemon.status", "id": {"a": 1}},
+        {"jsonrpc": "2.0", "method": "daemon.status", "id": [1]},
+        {"jsonrpc": "2.0", "method": "daemon.status", "id": True},
+        {"jsonrpc": "2.0", "method": "daemon.status", "id": 1, "extra": 1},
+        "a string",
+        42,
+        None,
+    ],
+)
+async def test_invalid_request(rpc: Rpc, message: Any) -> None:
+    reply = await rpc.send(message)
+    assert reply["id"] is None
+    assert reply["error"]["code"] == INVALID_REQUEST
+    assert reply["error"]["message"] == "Invalid Request"
+
+
+async def test_method_not_found(rpc: Rpc) -> None:
+    error = await rpc.error("foobar", id="1")
+    assert error == {"code": NOT_FOUND, "message": "Method not found", "data": "foobar"}
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("session.login", ["alice"]),
+        ("session.login", {}),
+        ("session.login", {"user_id": 5}),
+        ("session.login", {"user_id": "a", "typo": 1}),
+        ("session.login", {"user_id": "a", "sdk_app_id": -1}),
+        ("conv.list", {"count": 0}),
+        ("conv.list", {"count": 1001}),
+        ("conv.list", {"next_seq": -1}),
+        ("conv.get", {"convs": []}),
+        ("conv.get", {"convs": [{"conv_id": f"u{n}", "conv_type": 1} for n in range(101)]}),
+        ("conv.create", {"conv_id": "bob", "conv_type": 3}),
+        ("conv.create", {"conv_id": "bob"}),
+        ("conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": {"draft_msg": 1}}),
+        ("conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": {}, "if_revision": -1}),
+        ("conv.pin", {"conv_id": "bob", "conv_type": 1, "is_pinned": "yes"}),
+        ("daemon.status", {"verbose": True}),
+    ],
+)
+async def test_invalid_params(rpc: Rpc, method: str, params: Any) -> None:
+    if method != "session.login":
+        await _login(rpc)
+    error = await rpc.error(method, params)
+    assert error["code"] == INVALID_PARAMS and error["message"] == "Invalid params"
+    assert isinstance(error["data"], str) and error["data"]
+
+
+async def test_bounds_that_are_accepted(rpc: Rpc) -> None:
+    await _login(rpc)
+    await rpc.call("conv.list", {"count": 1})
+    await rpc.call("conv.list", {"count": 1000})
+    keys = [{"conv_id": f"u{n}", "conv_type": 1} for n in range(100)]
+    assert await rpc.call("conv.get", {"convs": keys}) == []
+
+
+async def test_domain_errors_keep_their_codes(rpc: Rpc) -> None:
+    error = await rpc.error("conv.list")
+    assert error["code"] == 6014
+    await _login(rpc)
+    assert (await rpc.error("conv.delete", {"conv_id": "x", "conv_type": 1}))["code"] == 6004
+    assert (await rpc.error("conv.create", {"conv_id": "", "conv_type": 1}))["code"] == 6017
+
+
+# -- batches ---------------------------------------------------------------------------------
+
+
+async def test_empty_batch_is_one_invalid_request(rpc: Rpc) -> None:
+    reply = await rpc.raw(b"[]")
+    assert isinstance(reply, dict)
+    assert reply["id"] is None and reply["error"]["code"] == INVALID_REQUEST
+
+
+async def test_batch_of_non_objects_gets_one_error_each(rpc: Rpc) -> None:
+    one = await rpc.raw(b"[1]")
+    assert isinstance(one, list) and len(one) == 1
+    three = await rpc.raw(b"[1,2,3]")
+    assert isinstance(three, list) and len(three) == 3
+    for reply in one + three:
+        assert reply["id"] is None and reply["error"]["code"] == INVALID_REQUEST
+
+
+async def test_batch_with_invalid_json_is_one_parse_error(rpc: Rpc) -> None:
+    reply = await rpc.raw(
+        b'[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},'
+        b'{"jsonrpc": "2.0", "method"\n]'
+    )
+    assert isinstance(reply, dict) and reply["error"]["code"] == PARSE
+
+
+async def test_mixed_batch(rpc: Rpc) -> None:
+    await _login(rpc)
+    reply = await rpc.send(
+        [
+            _req("conv.create", {"conv_id": "bob", "conv_type": 1}, id="1"),
+            _req("conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": {}}),
+            _req("subtract", [42, 23], id="2"),
+            {"foo": "boo"},
+            _req("conv.create", {"conv_id": "", "conv_type": 1}, id=3),
+            _req("conv.list", {"count": 0}, id=4),
+            [],
+            _req("conv.get", {"convs": [{"conv_id": "bob", "conv_type": 1}]}, id=None),
+            _req("conv.list", id="9"),
+        ]
+    )
+    assert isinstance(reply, list)
+    by_id = {r["id"]: r for r in reply if r["id"] is not None}
+    errors_without_id = [r["error"]["code"] for r in reply if r["id"] is None]
+    assert len(reply) == 7
+    assert by_id["1"]["result"]["conv_id"] == "bob"
+    assert by_id["2"]["error"]["code"] == NOT_FOUND
+    assert by_id[3]["error"]["code"] == 6017
+    assert by_id[4]["error"]["code"] == INVALID_PARAMS
+    listed = by_id["9"]["result"]["conversation_list_result_conv_list"]
+    assert [c["conv_id"] for c in listed] == ["bob"]
+    assert errors_without_id == [INVALID_REQUEST, INVALID_REQUEST]
+
+
+async def test_batch_entries_run_in_order(rpc: Rpc) -> None:
+    await _login(rpc)
+    batch = [
+        _req("conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": _text(f"v{n}")}, n)
+        for n in range(20)
+    ]
+    batch.append(_req("conv.get", {"convs": [{"conv_id": "bob", "conv_type": 1}]}, "last"))
+    reply = await rpc.send(batch)
+    assert [r["id"] for r in reply] == [*range(20), "last"]
+    assert [r["result"]["conv_draft_revision"] for r in reply[:-1]] == list(range(1, 21))
+    (bob,) = reply[-1]["result"]
+    assert bob["conv_draft"]["draft_msg"]["message_elem_array"][0]["text_elem_content"] == "v19"
+
+
+async def test_batch_of_notifications_gets_no_reply_and_takes_effect(rpc: Rpc) -> None:
+    await _login(rpc)
+    reply = await rpc.send(
+        [
+            _req("conv.create", {"conv_id": "a", "conv_type": 1}),
+            _req("conv.create", {"conv_id": "b", "conv_type": 2}),
+            _req("no.such.method"),
+        ]
+    )
+    assert reply is None
+    page = await rpc.call("conv.list")
+    assert sorted(c["conv_id"] for c in page["conversation_list_result_conv_list"]) == ["a", "b"]
+
+
+async def test_batch_size_limit(rpc: Rpc) -> None:
+    full = [_req("daemon.status", id=n) for n in range(MAX_BATCH_SIZE)]
+    assert len(await rpc.send(full)) == MAX_BATCH_SIZE
+    reply = await rpc.send([*full, _req("daemon.status", id=MAX_BATCH_SIZE)])
+    assert isinstance(reply, dict)
+    assert reply["id"] is None and reply["error"]["code"] == INVALID_REQUEST
+
+
+# -- internal errors -------------------------------------------------------------------------
+
+
+class BrokenStore:
+    """The real store, except that reading the list fails like a damaged database."""
+
+    SECRET = "disk I/O error at /secret/path/convd.db"
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def list_conversations(
+        self, account_id: int, before_active_time: int | None, limit: int
+    ) -> Sequence[Conversation]:
+        raise OSError(self.SECRET)
+
+
+async def test_internal_error_has_only_a_correlation_id(
+    store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = ConversationService(BrokenStore(store), EventBus())  # type: ignore[arg-type]
+    rpc = Rpc(Dispatcher(_methods(service).table()))
+    await _login(rpc)
+    with caplog.at_level(logging.ERROR):
+        reply = await rpc.raw(b'{"jsonrpc":"2.0","method":"conv.list","id":"x"}')
+    assert BrokenStore.SECRET not in json.dumps(reply)
+    assert reply["id"] == "x"
+    error = reply["error"]
+    assert error["code"] == INTERNAL and error["message"] == "Internal error"
+    assert list(error["data"]) == ["correlation_id"]
+    correlation_id = error["data"]["correlation_id"]
+    assert isinstance(correlation_id, str) and correlation_id
+    logged = [r for r in caplog.records if correlation_id in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert BrokenStore.SECRET in caplog.text and "Traceback" in caplog.text
+    # The connection's other methods still work.
+    assert (await rpc.call("conv.create", {"conv_id": "bob", "conv_type": 1}))["conv_id"] == "bob"
+
+
+async def test_internal_error_ids_differ(store: SqliteStore) -> None:
+    service = ConversationService(BrokenStore(store), EventBus())  # type: ignore[arg-type]
+    rpc = Rpc(Dispatcher(_methods(service).table()))
+    await _login(rpc)
+    first = await rpc.error("conv.list")
+    second = await rpc.error("conv.list")
+    assert first["data"]["correlation_id"] != second["data"]["correlation_id"]
+
+
+async def test_dispatcher_never_leaks_exception_text_of_any_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def boom(session: Session) -> Result:
+        raise RuntimeError("secret detail")
+
+    async def fine(session: Session, value: int) -> Result:
+        return Success(value)
+
+    async def refuse(session: Session) -> Result:
+        return Error(123, "refused", {"why": "because"})
+
+    rpc = Rpc(Dispatcher({"boom": boom, "fine": fine, "refuse": refuse}))
+    with caplog.at_level(logging.ERROR):
+        reply = await rpc.raw(b'{"jsonrpc":"2.0","method":"boom","id":1}')
+    assert "secret detail" not in json.dumps(reply)
+    assert reply["error"]["code"] == INTERNAL
+    assert list(reply["error"]["data"]) == ["correlation_id"]
+    assert "secret detail" in caplog.text
+    assert await rpc.call("fine", {"value": 5}) == 5
+    assert (await rpc.error("fine", {"other": 5}))["code"] == INVALID_PARAMS
+    assert await rpc.error("refuse") == {
+        "code": 123,
+        "message": "refused",
+        "data": {"why": "because"},
+    }
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"draft_msg": {"message_elem_array": [{"elem_type": 0, "text_elem_content": text}]}}
+
+
+def test_domain_errors_map_to_their_wire_codes() -> None:
+    from convd.rpc.errors import wire_error
+
+    expected = {
+        domain.NotLoggedIn(): 6014,
+        domain.InvalidParameter("x"): 6017,
+        domain.InvalidUserId("x"): 7003,
+        domain.InvalidGroupId("x"): 8501,
+        domain.ConversationNotFound("x"): 6004,
+        domain.DraftRevisionConflict(1, None): 90001,
+        domain.PinLimitExceeded("x"): 90002,
+        domain.SeqTooOld(1, 2, 3): 90003,
+        domain.SubscriptionNotFound("x"): 90004,
+    }
+    for error, code in expected.items():
+        assert wire_error(error)["code"] == code
+        assert wire_error(error)["message"] == str(error)

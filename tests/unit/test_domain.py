@@ -1,0 +1,511 @@
+"""ConversationService: the SDK's conversation and draft rules, on the real SqliteStore."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from convd.domain import (
+    PINNED_BIT,
+    Account,
+    Change,
+    ChangeKind,
+    Conversation,
+    ConversationNotFound,
+    ConversationService,
+    ConvKey,
+    ConvType,
+    DraftElement,
+    DraftRevisionConflict,
+    EventBus,
+    InvalidGroupId,
+    InvalidParameter,
+    InvalidUserId,
+    PinLimitExceeded,
+)
+from convd.store import SqliteStore, open_store
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_700_000_000
+C2C, GROUP = ConvType.C2C, ConvType.GROUP
+
+
+class World:
+    """A service on a fresh database, one logged-in account, and every change it publishes."""
+
+    def __init__(self, store: SqliteStore, service: ConversationService, account: Account):
+        self.store = store
+        self.service = service
+        self.account = account
+        self.changes: list[Change] = []
+
+    async def seq(self, account: Account | None = None) -> int:
+        return await self.store.current_seq((account or self.account).id)
+
+    async def order(self, account: Account | None = None) -> list[str]:
+        page = await self.service.list_page(account or self.account, 0, 1000)
+        return [c.conv_id for c in page.conversations]
+
+    async def create(self, conv_id: str, conv_type: ConvType = C2C) -> None:
+        await self.service.create(self.account, ConvKey(conv_type, conv_id), "t")
+
+    async def draft(
+        self,
+        conv_id: str,
+        *texts: str,
+        user_define: str = "",
+        edit_time: int | None = None,
+        if_revision: int | None = None,
+        conv_type: ConvType = C2C,
+    ) -> Conversation:
+        return await self.service.set_draft(
+            self.account,
+            ConvKey(conv_type, conv_id),
+            [DraftElement(0, t) for t in texts],
+            user_define,
+            edit_time,
+            if_revision,
+            "t",
+        )
+
+    async def pin(self, conv_id: str, is_pinned: bool = True) -> None:
+        await self.service.pin(self.account, ConvKey(C2C, conv_id), is_pinned, "t")
+
+    async def get(self, conv_id: str, conv_type: ConvType = C2C) -> Conversation | None:
+        found = await self.service.get_many(self.account, [ConvKey(conv_type, conv_id)])
+        return found[0] if found else None
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with open_store(tmp_path / "convd.db") as store:
+        bus = EventBus()
+        service = ConversationService(store, bus, clock=lambda: NOW + 0.75)
+        account = await service.login(1400000000, "alice")
+        w = World(store, service, account)
+        bus.add(account.id, w.changes.append)
+        yield w
+
+
+def _key(conv_id: str, conv_type: ConvType = C2C) -> ConvKey:
+    return ConvKey(conv_type, conv_id)
+
+
+# -- create / delete -------------------------------------------------------------------------
+
+
+async def test_create_makes_a_conversation_and_an_add_change(world: World) -> None:
+    created = await world.service.create(world.account, _key("bob"), "c9")
+    assert (created.conv_id, created.conv_type) == ("bob", C2C)
+    assert created.draft is None and created.draft_revision == 0 and not created.is_pinned
+    assert await world.seq() == 1
+    assert [(c.seq, c.kind, c.origin) for c in world.changes] == [(1, ChangeKind.ADD, "c9")]
+    assert world.changes[0].conversation == created
+
+
+async def test_create_existing_returns_it_unchanged(world: World) -> None:
+    await world.draft("bob", "hello")
+    await world.create("carol")
+    before = await world.get("bob")
+    seq = await world.seq()
+    again = await world.service.create(world.account, _key("bob"), "t")
+    assert again == before
+    assert await world.seq() == seq  # nothing committed, nothing published
+    assert len(world.changes) == seq
+    assert await world.order() == ["carol", "bob"]  # and not activated
+
+
+async def test_c2c_and_group_with_the_same_id_are_different_conversations(world: World) -> None:
+    await world.create("same", C2C)
+    await world.create("same", GROUP)
+    page = await world.service.list_page(world.account, 0, 10)
+    assert sorted((c.conv_type, c.conv_id) for c in page.conversations) == [
+        (C2C, "same"),
+        (GROUP, "same"),
+    ]
+
+
+async def test_delete_removes_conversation_and_draft(world: World) -> None:
+    await world.draft("bob", "hello")
+    await world.service.delete(world.account, _key("bob"), "t")
+    assert await world.get("bob") is None
+    assert world.changes[-1].kind is ChangeKind.DELETE
+    assert world.changes[-1].conversation is None
+    recreated = await world.service.create(world.account, _key("bob"), "t")
+    assert recreated.draft is None and recreated.draft_revision == 0
+
+
+async def test_delete_unknown_is_not_found(world: World) -> None:
+    with pytest.raises(ConversationNotFound):
+        await world.service.delete(world.account, _key("nobody"), "t")
+    assert await world.seq() == 0
+
+
+# -- order -----------------------------------------------------------------------------------
+
+
+async def test_create_and_set_draft_activate_clear_does_not(world: World) -> None:
+    for name in ("a", "b", "c"):
+        await world.create(name)
+    assert await world.order() == ["c", "b", "a"]
+    await world.draft("a", "text")
+    assert await world.order() == ["a", "c", "b"]
+    await world.draft("b", "text")
+    assert await world.order() == ["b", "a", "c"]
+    await world.service.cancel_draft(world.account, _key("a"), None, "t")
+    assert await world.order() == ["b", "a", "c"]
+    await world.draft("b", "")  # an empty draft clears: no activation either
+    assert await world.order() == ["b", "a", "c"]
+
+
+async def test_sdk_pin_example(world: World) -> None:
+    """Docs: list 1,2,3,4,5; pin 2 and 3 -> 2,3,1,4,5."""
+    for name in ("5", "4", "3", "2", "1"):
+        await world.create(name)
+    assert await world.order() == ["1", "2", "3", "4", "5"]
+    await world.pin("2")
+    await world.pin("3")
+    assert await world.order() == ["2", "3", "1", "4", "5"]
+    # Pinning in the other order gives the same list: pinning keeps the activation order.
+    await world.pin("2", False)
+    await world.pin("3", False)
+    assert await world.order() == ["1", "2", "3", "4", "5"]
+    await world.pin("3")
+    await world.pin("2")
+    assert await world.order() == ["2", "3", "1", "4", "5"]
+    # Activating an unpinned conversation moves it to the top of the unpinned section only.
+    await world.draft("5", "hi")
+    assert await world.order() == ["2", "3", "5", "1", "4"]
+    # Activating a pinned one moves it to the top of the pinned section.
+    await world.draft("3", "hi")
+    assert await world.order() == ["3", "2", "5", "1", "4"]
+
+
+async def test_active_time_is_order_key_with_bit_62_while_pinned(world: World) -> None:
+    await world.create("a")
+    await world.create("b")
+    page = await world.service.list_page(world.account, 0, 10)
+    plain = {c.conv_id: c.active_time for c in page.conversations}
+    assert all(0 < t < PINNED_BIT for t in plain.values())
+    await world.pin("a")
+    page = await world.service.list_page(world.account, 0, 10)
+    pinned = {c.conv_id: c.active_time for c in page.conversations}
+    assert pinned["a"] == plain["a"] | PINNED_BIT
+    assert pinned["b"] == plain["b"]
+    times = [c.active_time for c in page.conversations]
+    assert times == sorted(times, reverse=True)
+
+
+async def test_pinning_twice_and_unpinning_unpinned_change_nothing(world: World) -> None:
+    await world.create("a")
+    await world.pin("a")
+    seq = await world.seq()
+    await world.pin("a")
+    await world.create("b")
+    await world.pin("b", False)
+    assert await world.seq() == seq + 1  # only the create of b
+
+
+# -- paging ----------------------------------------------------------------------------------
+
+
+async def test_pages_cover_the_list_once_in_order(world: World) -> None:
+    for n in range(10):
+        await world.create(f"u{n}")
+    for name in ("u2", "u7"):
+        await world.pin(name)
+    full = await world.order()
+    seen: list[str] = []
+    cursor, finished, pages = 0, False, 0
+    while not finished:
+        page = await world.service.list_page(world.account, cursor, 3)
+        assert len(page.conversations) <= 3
+        seen += [c.conv_id for c in page.conversations]
+        cursor, finished = page.next_seq, page.is_finished
+        pages += 1
+    assert seen == full and len(seen) == 10
+    assert pages == 4
+
+
+async def test_last_full_page_is_finished(world: World) -> None:
+    for n in range(4):
+        await world.create(f"u{n}")
+    first = await world.service.list_page(world.account, 0, 2)
+    assert not first.is_finished
+    second = await world.service.list_page(world.account, first.next_seq, 2)
+    assert second.is_finished and len(second.conversations) == 2
+
+
+async def test_empty_list_is_one_finished_page(world: World) -> None:
+    page = await world.service.list_page(world.account, 0, 100)
+    assert page.conversations == [] and page.is_finished
+
+
+async def test_count_below_one_is_invalid(world: World) -> None:
+    with pytest.raises(InvalidParameter):
+        await world.service.list_page(world.account, 0, 0)
+
+
+# -- get -------------------------------------------------------------------------------------
+
+
+async def test_get_many_leaves_unknown_out_and_keeps_request_order(world: World) -> None:
+    await world.create("a")
+    await world.create("g", GROUP)
+    found = await world.service.get_many(
+        world.account, [_key("g", GROUP), _key("zzz"), _key("a"), _key("a", GROUP), _key("a")]
+    )
+    assert [(c.conv_type, c.conv_id) for c in found] == [(GROUP, "g"), (C2C, "a")]
+
+
+async def test_get_many_validates_every_key(world: World) -> None:
+    with pytest.raises(InvalidUserId):
+        await world.service.get_many(world.account, [_key("ok"), _key("x" * 33)])
+
+
+# -- drafts ----------------------------------------------------------------------------------
+
+
+async def test_draft_holds_text_only(world: World) -> None:
+    with pytest.raises(InvalidParameter, match="drafts hold text only") as refused:
+        await world.service.set_draft(
+            world.account,
+            _key("bob"),
+            [DraftElement(0, "fine"), DraftElement(1, None)],
+            "",
+            None,
+            None,
+            "t",
+        )
+    assert "message_elem_array[1]" in str(refused.value)
+    assert await world.get("bob") is None and await world.seq() == 0
+
+
+async def test_text_element_without_text_is_invalid(world: World) -> None:
+    with pytest.raises(InvalidParameter):
+        await world.service.set_draft(
+            world.account, _key("bob"), [DraftElement(0, None)], "", None, None, "t"
+        )
+
+
+async def test_set_draft_creates_unknown_conversation(world: World) -> None:
+    result = await world.draft("new", "hello", user_define="ud", edit_time=123)
+    stored = await world.get("new")
+    assert stored == result
+    assert stored is not None and stored.draft is not None
+    assert stored.draft.texts == ("hello",)
+    assert stored.draft.user_define == "ud" and stored.draft.edit_time == 123
+    assert stored.draft_revision == 1
+    assert [c.kind for c in world.changes] == [ChangeKind.ADD]
+
+
+async def test_edit_time_defaults_to_now_in_seconds(world: World) -> None:
+    result = await world.draft("bob", "hello")
+    assert result.draft is not None and result.draft.edit_time == NOW
+
+
+async def test_empty_draft_clears(world: World) -> None:
+    await world.draft("bob", "hello")
+    cleared = await world.draft("bob", "")
+    assert cleared.draft is None and cleared.draft_revision == 2
+    # No elements at all and no user data: also "no draft".
+    await world.draft("bob", "again")
+    assert (await world.draft("bob")).draft is None
+
+
+async def test_user_define_alone_is_a_draft(world: World) -> None:
+    result = await world.draft("bob", user_define="only data")
+    assert result.draft is not None and result.draft.texts == ()
+
+
+async def test_empty_draft_on_unknown_conversation_creates_it_without_draft(world: World) -> None:
+    created = await world.draft("bob", "")
+    assert created.draft is None and created.draft_revision == 0
+    assert await world.get("bob") == created
+
+
+async def test_identical_draft_changes_nothing(world: World) -> None:
+    first = await world.draft("bob", "same", "two", user_define="ud", edit_time=100)
+    await world.create("carol")
+    seq = await world.seq()
+    again = await world.draft("bob", "same", "two", user_define="ud", edit_time=999)
+    assert again == first  # not even the edit time
+    assert await world.seq() == seq
+    assert await world.order() == ["carol", "bob"]
+
+
+async def test_revision_counts_every_draft_change(world: World) -> None:
+    await world.create("bob")
+    created = await world.get("bob")
+    assert created is not None and created.draft_revision == 0
+    revisions = [(await world.draft("bob", text)).draft_revision for text in "abbc"]
+    revisions.append((await world.draft("bob", "")).draft_revision)
+    assert revisions == [1, 2, 2, 3, 4]
+    cancelled = await world.service.cancel_draft(world.account, _key("bob"), None, "t")
+    assert cancelled.draft_revision == 4  # there was no draft to cancel
+    await world.draft("bob", "d")
+    cancelled = await world.service.cancel_draft(world.account, _key("bob"), None, "t")
+    assert cancelled.draft_revision == 6 and cancelled.draft is None
+
+
+async def test_if_revision_mismatch_writes_nothing(world: World) -> None:
+    await world.draft("bob", "v1")
+    await world.draft("bob", "v2")
+    before = await world.get("bob")
+    seq = await world.seq()
+    with pytest.raises(DraftRevisionConflict) as conflict:
+        await world.draft("bob", "v3", if_revision=1)
+    assert conflict.value.current == before
+    with pytest.raises(DraftRevisionConflict):
+        await world.service.cancel_draft(world.account, _key("bob"), 1, "t")
+    assert await world.get("bob") == before and await world.seq() == seq
+    written = await world.draft("bob", "v3", if_revision=2)
+    assert written.draft_revision == 3
+
+
+async def test_if_revision_on_unknown_conversation(world: World) -> None:
+    with pytest.raises(DraftRevisionConflict) as conflict:
+        await world.draft("bob", "x", if_revision=1)
+    assert conflict.value.current is None
+    assert await world.get("bob") is None
+    created = await world.draft("bob", "x", if_revision=0)
+    assert created.draft_revision == 1
+
+
+async def test_cancel_draft_of_unknown_conversation(world: World) -> None:
+    with pytest.raises(ConversationNotFound):
+        await world.service.cancel_draft(world.account, _key("nobody"), None, "t")
+    with pytest.raises(DraftRevisionConflict):
+        await world.service.cancel_draft(world.account, _key("nobody"), 3, "t")
+
+
+# -- pins ------------------------------------------------------------------------------------
+
+
+async def test_at_most_50_pinned(world: World) -> None:
+    for n in range(51):
+        await world.create(f"u{n}")
+    for n in range(50):
+        await world.pin(f"u{n}")
+    seq = await world.seq()
+    with pytest.raises(PinLimitExceeded):
+        await world.pin("u50")
+    assert await world.seq() == seq
+    await world.pin("u0", False)
+    await world.pin("u50")
+    page = await world.service.list_page(world.account, 0, 100)
+    assert sum(c.is_pinned for c in page.conversations) == 50
+
+
+async def test_pin_unknown_is_not_found(world: World) -> None:
+    with pytest.raises(ConversationNotFound):
+        await world.pin("nobody")
+
+
+# -- identifiers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("conv_type", "conv_id", "error"),
+    [
+        (C2C, "", InvalidParameter),
+        (GROUP, "", InvalidParameter),
+        (C2C, "x" * 33, InvalidUserId),
+        (C2C, "caf\u00e9", InvalidUserId),
+        (C2C, "tab\there", InvalidUserId),
+        (C2C, "del\x7f", InvalidUserId),
+        (GROUP, "g" * 49, InvalidGroupId),
+        (GROUP, "gr\u00fcppe", InvalidGroupId),
+        (GROUP, "new\nline", InvalidGroupId),
+    ],
+)
+async def test_invalid_ids_are_refused_everywhere(
+    world: World, conv_type: ConvType, conv_id: str, error: type[Exception]
+) -> None:
+    key = ConvKey(conv_type, conv_id)
+    service, account = world.service, world.account
+    calls: list[Callable[[], Awaitable[Any]]] = [
+        lambda: service.create(account, key, "t"),
+        lambda: service.delete(account, key, "t"),
+        lambda: service.set_draft(account, key, [DraftElement(0, "x")], "", None, None, "t"),
+        lambda: service.cancel_draft(account, key, None, "t"),
+        lambda: service.pin(account, key, True, "t"),
+        lambda: service.get_many(account, [key]),
+    ]
+    for call in calls:
+        with pytest.raises(error):
+            await call()
+    assert await world.seq() == 0
+
+
+@pytest.mark.parametrize(
+    ("conv_type", "conv_id"),
+    [(C2C, "x" * 32), (C2C, " ~!@#$%^&*()_+{}|:<>?"), (GROUP, "g" * 48), (GROUP, "@TGS#abc")],
+)
+async def test_ids_at_the_limits_are_accepted(
+    world: World, conv_type: ConvType, conv_id: str
+) -> None:
+    created = await world.service.create(world.account, ConvKey(conv_type, conv_id), "t")
+    assert created.conv_id == conv_id
+
+
+async def test_login_validates_user_id(world: World) -> None:
+    for bad in ("", "x" * 33, "\u00e9"):
+        with pytest.raises(InvalidUserId):
+            await world.service.login(0, bad)
+
+
+# -- accounts and the change sequence --------------------------------------------------------
+
+
+async def test_accounts_are_isolated(world: World) -> None:
+    bob = await world.service.login(world.account.sdk_app_id, "bob")
+    other_app = await world.service.login(world.account.sdk_app_id + 1, world.account.user_id)
+    assert len({world.account.id, bob.id, other_app.id}) == 3
+    await world.draft("shared", "alice's")
+    assert await world.order(bob) == [] and await world.order(other_app) == []
+    assert await world.service.get_many(bob, [_key("shared")]) == []
+    with pytest.raises(ConversationNotFound):
+        await world.service.delete(other_app, _key("shared"), "t")
+    await world.service.create(bob, _key("shared"), "t")
+    mine = await world.get("shared")
+    assert mine is not None and mine.draft is not None
+    assert await world.seq(bob) == 1 and await world.seq() == 1
+    assert await world.service.login(world.account.sdk_app_id, "alice") == world.account
+
+
+async def test_every_change_advances_the_sequence_by_one_no_op_does_not(world: World) -> None:
+    cancel = world.service.cancel_draft
+    steps: list[tuple[Callable[[], Awaitable[Any]], int]] = [
+        (lambda: world.create("a"), 1),
+        (lambda: world.create("a"), 0),
+        (lambda: world.draft("a", "x"), 1),
+        (lambda: world.draft("a", "x"), 0),
+        (lambda: world.pin("a"), 1),
+        (lambda: world.pin("a"), 0),
+        (lambda: cancel(world.account, _key("a"), None, "t"), 1),
+        (lambda: cancel(world.account, _key("a"), None, "t"), 0),
+        (lambda: world.draft("b", "new"), 1),
+        (lambda: world.service.delete(world.account, _key("a"), "t"), 1),
+    ]
+    expected = 0
+    for step, advance in steps:
+        await step()
+        expected += advance
+        assert await world.seq() == expected
+    assert [c.seq for c in world.changes] == list(range(1, expected + 1))
+    kinds = [c.kind for c in world.changes]
+    assert kinds == [
+        ChangeKind.ADD,
+        ChangeKind.UPDATE,
+        ChangeKind.UPDATE,
+        ChangeKind.UPDATE,
+        ChangeKind.ADD,
+        ChangeKind.DELETE,
+    ]
+    stored = await world.store.changes_after(world.account.id, 0, 100)
+    assert stored == world.changes
