@@ -7,6 +7,7 @@ import signal
 import socket
 import sqlite3
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,39 @@ def test_database_persists_across_restart(daemon: DaemonProcess) -> None:
         assert [c["conv_id"] for c in _list(alice)][:2] == ["u3", "fresh"]
         status = alice.call("daemon.status")
         assert status["conversations"] == len(before_alice) + len(before_bob) + 1
+
+
+def test_a_connection_attempted_during_shutdown_is_refused_at_once(daemon: DaemonProcess) -> None:
+    with daemon.client() as busy:
+        # Keep the daemon in its shutdown phase: an outside writer holds SQLite's write lock,
+        # so this connection's write cannot finish until the lock is released.
+        blocker = sqlite3.connect(daemon.db, timeout=0, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            pending = threading.Thread(
+                target=busy.request,
+                args=("conv.create", {"conv_id": "late", "conv_type": 1}),
+                daemon=True,
+            )
+            pending.start()
+            time.sleep(0.3)
+            assert daemon.process is not None
+            daemon.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            refused = False
+            while time.monotonic() < deadline and not refused:
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    probe.settimeout(2)
+                    probe.connect(str(daemon.socket))
+                    time.sleep(0.02)
+                except OSError:
+                    refused = True
+                finally:
+                    probe.close()
+            assert refused, "new connections were still accepted during the shutdown"
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        pending.join(10)
+        assert daemon.process.wait(15) == 0

@@ -80,6 +80,11 @@ class RpcServer:
             with self._accept_scope:
                 task_status.started()
                 await listener.serve(self._handle, task_group=connections)
+            # Close the listening socket now, not when the last connection is done: a client
+            # that connects during the shutdown is refused at once instead of waiting in the
+            # backlog. (A socket systemd passed stays open in systemd for the next start.)
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
             with anyio.move_on_after(self._grace) as grace:
                 await self._all_closed.wait()
             if grace.cancelled_caught:
