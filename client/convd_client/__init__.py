@@ -1,0 +1,117 @@
+"""convd_client: the client library of convd, the IM conversation and draft daemon.
+
+One async core and two SDK faces over it:
+
+* :class:`Client` (async, anyio) and :class:`BlockingClient` (for code that is not async):
+  one typed method per JSON-RPC method, per-call timeouts, events, and automatic
+  reconnection that logs in again and resumes the events where they stopped;
+* :mod:`convd_client.tim`: the SDK's C-style API (``TIMInit``, ``TIMLogin``,
+  ``TIMConvSetDraft``, ``TIMSetConvEventCallback``, ...), JSON strings in and out;
+* :mod:`convd_client.v2`: the SDK's V2 API (``V2TIMManager``,
+  ``V2TIMConversationManager``, ``V2TIMConversation``, listeners and callbacks).
+
+The daemon is found at ``$CONVD_SOCKET``, else at the per-user default path
+(``$XDG_RUNTIME_DIR/convd/convd.sock``). The wire types (``ConvInfo``, ``Draft``, ...) are
+``convd_schemas``'s and are re-exported here. The ``convctl`` command is
+:mod:`convd_client.cli`.
+
+What this package exports below is its public API; the modules starting with ``_`` are not.
+"""
+
+from __future__ import annotations
+
+from convd_schemas import (
+    ConvInfo,
+    ConvKey,
+    ConvListResult,
+    ConvSubscribeResult,
+    DaemonBackupResult,
+    DaemonStatus,
+    Draft,
+    DraftMessage,
+    MessageElem,
+    SessionLoginResult,
+    TIMConvEvent,
+    TIMConvType,
+    TIMElemType,
+    TIMResult,
+    __version__,
+)
+
+from .blocking import BlockingClient
+from .client import (
+    DEFAULT_TIMEOUT,
+    Client,
+    ConnectionState,
+    ConvEvent,
+    EventListener,
+    Resync,
+    ResyncListener,
+    StateListener,
+    connect,
+)
+from .drafts import draft_text, text_draft
+from .errors import (
+    BackupFailed,
+    ClientClosed,
+    ConnectionLost,
+    ConvdClientError,
+    ConvdError,
+    ConversationNotFound,
+    DaemonUnavailable,
+    InvalidIdentifier,
+    InvalidParameters,
+    NotLoggedIn,
+    PinLimitExceeded,
+    ProtocolError,
+    RequestTimeout,
+    RevisionConflict,
+    SeqTooOld,
+    SubscriptionNotFound,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "BackupFailed",
+    "BlockingClient",
+    "Client",
+    "ClientClosed",
+    "ConnectionLost",
+    "ConnectionState",
+    "ConvEvent",
+    "ConvInfo",
+    "ConvKey",
+    "ConvListResult",
+    "ConvSubscribeResult",
+    "ConvdClientError",
+    "ConvdError",
+    "ConversationNotFound",
+    "DaemonBackupResult",
+    "DaemonStatus",
+    "DaemonUnavailable",
+    "Draft",
+    "DraftMessage",
+    "EventListener",
+    "InvalidIdentifier",
+    "InvalidParameters",
+    "MessageElem",
+    "NotLoggedIn",
+    "PinLimitExceeded",
+    "ProtocolError",
+    "RequestTimeout",
+    "Resync",
+    "ResyncListener",
+    "RevisionConflict",
+    "SeqTooOld",
+    "SessionLoginResult",
+    "StateListener",
+    "SubscriptionNotFound",
+    "TIMConvEvent",
+    "TIMConvType",
+    "TIMElemType",
+    "TIMResult",
+    "__version__",
+    "connect",
+    "draft_text",
+    "text_draft",
+]

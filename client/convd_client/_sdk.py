@@ -1,0 +1,186 @@
+"""What the C-style face (``tim``) and the V2 face (``v2``) share: one SDK instance.
+
+An instance is a :class:`BlockingClient` that never refuses to start (it connects in the
+background), its callback thread (the SDK's "logic thread") and the login state.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from convd_schemas import JsonRpcErrCode, TIMErrCode
+
+from .blocking import BlockingClient
+from .client import Client, ConnectionState, ConvEvent, Resync
+from .errors import (
+    ClientClosed,
+    ConvdClientError,
+    ConvdError,
+    DaemonUnavailable,
+    ProtocolError,
+    RequestTimeout,
+)
+
+__all__ = ["SdkCore", "SdkUninitialized", "callback_error"]
+
+T = TypeVar("T")
+
+
+class SdkUninitialized(ConvdClientError):
+    """The SDK was uninitialized before the call completed."""
+
+
+def callback_error(exc: BaseException) -> tuple[int, str]:
+    """The SDK callback code and description for a failed call.
+
+    Daemon errors keep their code (SDK ``ERR_*`` codes and convd's 9000x), except JSON-RPC's
+    own: -32602 becomes 6017 ERR_INVALID_PARAMETERS and the others 7012
+    ERR_SDK_INTERNAL_ERROR. No connection: 6022 ERR_IO_OPERATION_FAILED. No response in
+    time: 6012 ERR_REQUEST_TIMEOUT. Uninitialized meanwhile: 6013 ERR_SDK_NOT_INITIALIZED.
+    """
+    if isinstance(exc, ConvdError):
+        if exc.code == JsonRpcErrCode.INVALID_PARAMS:
+            return int(TIMErrCode.ERR_INVALID_PARAMETERS), exc.message
+        if exc.code < 0:
+            return int(TIMErrCode.ERR_SDK_INTERNAL_ERROR), exc.message
+        return exc.code, exc.message
+    if isinstance(exc, DaemonUnavailable):
+        return int(TIMErrCode.ERR_IO_OPERATION_FAILED), str(exc)
+    if isinstance(exc, RequestTimeout):
+        return RequestTimeout.CODE, str(exc)
+    if isinstance(exc, SdkUninitialized | ClientClosed):
+        return int(TIMErrCode.ERR_SDK_NOT_INITIALIZED), "the SDK was uninitialized"
+    if isinstance(exc, ProtocolError):
+        return int(TIMErrCode.ERR_SDK_INTERNAL_ERROR), str(exc)
+    return int(TIMErrCode.ERR_SDK_INTERNAL_ERROR), f"{type(exc).__name__}: {exc}"
+
+
+Done = Callable[[Any, BaseException | None], None]
+
+
+class SdkCore:
+    """One initialized SDK: calls go to the daemon, callbacks run on the logic thread.
+
+    :param sdk_app_id: passed to every login
+    :param socket_path: the daemon's socket (None: ``$CONVD_SOCKET`` or the default)
+    :param timeout: per-call timeout in seconds
+    :param on_event: runs on the logic thread for every event
+    :param on_resync: runs on the logic thread when the list had to be reloaded
+    :param on_state: runs on the logic thread on every connection state change
+    """
+
+    def __init__(
+        self,
+        sdk_app_id: int,
+        *,
+        socket_path: str | os.PathLike[str] | None,
+        timeout: float,
+        on_event: Callable[[ConvEvent], object],
+        on_resync: Callable[[Resync], object],
+        on_state: Callable[[ConnectionState], object] | None = None,
+    ) -> None:
+        self.sdk_app_id = sdk_app_id
+        self.client = BlockingClient(socket_path, timeout=timeout, require_connection=False)
+        self.client.add_event_listener(on_event)
+        self.client.add_resync_listener(on_resync)
+        if on_state is not None:
+            self.client.add_state_listener(on_state)
+        self._lock = threading.Lock()
+        self._user_id: str | None = None
+        self._logging_in = False
+        self._generation = 0
+
+    def start(self) -> None:
+        """Start the loop and the logic thread; the connection comes up in the background."""
+        self.client.open()
+
+    def stop(self) -> None:
+        """Close: pending calls complete with 6013, then the queued callbacks run."""
+        self.client.close()
+
+    @property
+    def user_id(self) -> str | None:
+        """The logged-in user (set once a login completed, cleared by logout)."""
+        return self._user_id
+
+    @property
+    def logging_in(self) -> bool:
+        """True while a login is under way."""
+        return self._logging_in
+
+    def is_logic_thread(self) -> bool:
+        """True on the thread that runs the callbacks."""
+        return self.client.callback_thread_id == threading.get_ident()
+
+    def post(self, fn: Callable[..., object], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the logic thread."""
+        return self.client.post(fn, *args)
+
+    def run(self, fn: Callable[[Client], Awaitable[T]], done: Done) -> bool:
+        """Start ``fn(client)``; when it ends, run ``done(result, error)`` on the logic thread.
+
+        ``done`` runs exactly once if this returns True, never if it returns False (the SDK
+        is being uninitialized).
+        """
+        try:
+            future = self.client.submit(fn)
+        except ClientClosed:
+            return False
+
+        def finished(future: concurrent.futures.Future[T]) -> None:
+            error: BaseException | None
+            result: Any = None
+            if future.cancelled():
+                error = SdkUninitialized("the SDK was uninitialized")
+            else:
+                error = future.exception()
+                if error is None:
+                    result = future.result()
+            self.post(done, result, error)
+
+        future.add_done_callback(finished)
+        return True
+
+    def run_sync(self, fn: Callable[[Client], Awaitable[T]]) -> T:
+        """Run ``fn(client)`` and wait for it.
+
+        :raises SdkUninitialized: the SDK is being uninitialized
+        """
+        try:
+            return self.client.submit(fn).result()
+        except ClientClosed as exc:
+            raise SdkUninitialized("the SDK is not initialized") from exc
+        except concurrent.futures.CancelledError as exc:
+            raise SdkUninitialized("the SDK was uninitialized") from exc
+
+    def login(self, user_id: str, done: Done) -> bool:
+        """Log in and subscribe to events; the user counts as logged in once both succeed."""
+        with self._lock:
+            generation = self._generation
+            self._logging_in = True
+
+        async def go(client: Client) -> None:
+            try:
+                await client.login(user_id, self.sdk_app_id)
+                await client.subscribe()
+                with self._lock:
+                    if generation == self._generation:
+                        self._user_id = user_id
+            finally:
+                with self._lock:
+                    if generation == self._generation:
+                        self._logging_in = False
+
+        return self.run(go, done)
+
+    def logout(self, done: Done) -> bool:
+        """Log out; the user counts as logged out at once."""
+        with self._lock:
+            self._generation += 1
+            self._user_id = None
+            self._logging_in = False
+        return self.run(lambda client: client.logout(), done)

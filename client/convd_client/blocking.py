@@ -1,0 +1,353 @@
+"""A blocking client for code that is not async.
+
+:class:`BlockingClient` runs an async :class:`~convd_client.Client` on an event loop in a
+helper thread (anyio's blocking portal) and offers the same methods as plain functions.
+Listeners run on a third thread, the client's callback thread, one at a time and in order,
+so a listener may itself call the client's methods.
+
+Usage::
+
+    with BlockingClient() as client:
+        client.login("alice")
+        client.conv_set_draft("bob", TIMConvType.kTIMConv_C2C, "hello")
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from convd_schemas import (
+    ConvInfo,
+    ConvKey,
+    ConvListResult,
+    ConvSubscribeResult,
+    DaemonBackupResult,
+    DaemonStatus,
+    Draft,
+    SessionLoginResult,
+    TIMConvType,
+)
+from convd_schemas.limits import DEFAULT_PAGE_SIZE
+
+from ._threads import CallbackThread
+from .client import Client, ConnectionState, ConvEvent, Resync
+from .errors import ClientClosed
+
+__all__ = ["BlockingClient"]
+
+T = TypeVar("T")
+
+
+class BlockingClient:
+    """The :class:`~convd_client.Client` API as blocking methods.
+
+    Use it as ``with BlockingClient(...) as client`` (or call :meth:`open` and
+    :meth:`close`). It takes the same arguments as :class:`~convd_client.Client`; each method
+    blocks until the call's response (or its failure) and raises the same errors.
+
+    Calls may be made from any thread except the client's own event-loop thread, including
+    from listeners (which run on the callback thread).
+
+    :param socket_path: the daemon's socket (default ``$CONVD_SOCKET``, else the default path)
+    :param options: any keyword argument of :class:`~convd_client.Client`
+    """
+
+    def __init__(self, socket_path: str | os.PathLike[str] | None = None, **options: Any) -> None:
+        self._client = Client(socket_path, **options)
+        self._callbacks = CallbackThread("convd-callbacks")
+        self._portal: BlockingPortal | None = None
+        self._stack: ExitStack | None = None
+        self._relays: dict[tuple[str, int], Callable[[Any], None]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> Self:
+        """Start the event loop and the callback thread, and connect.
+
+        :raises DaemonUnavailable: the daemon cannot be reached (with ``require_connection``)
+        """
+        if self._stack is not None:
+            raise RuntimeError("the BlockingClient is open already")
+        stack = ExitStack()
+        try:
+            # Closed in reverse: the client first (its calls fail and their callbacks are
+            # posted), then the loop (once its tasks have finished), then the callback thread
+            # (after running what was posted).
+            self._callbacks.start()
+            stack.callback(self._callbacks.stop)
+            self._portal = stack.enter_context(
+                start_blocking_portal(backend="asyncio", name="convd-loop")
+            )
+            stack.enter_context(self._portal.wrap_async_context_manager(self._client))
+        except BaseException:
+            self._portal = None
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def close(self) -> None:
+        """Close the connection, stop the loop, then run the callbacks still queued."""
+        stack, self._stack = self._stack, None
+        self._portal = None
+        if stack is not None:
+            stack.close()
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        portal = self._portal
+        if portal is None:
+            raise ClientClosed("the BlockingClient is not open")
+        try:
+            return portal.call(fn)
+        except RuntimeError as exc:
+            if self._portal is None or "not running" in str(exc):
+                raise ClientClosed("the BlockingClient was closed") from exc
+            raise
+
+    def submit(self, fn: Callable[[Client], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """Start ``fn(async_client)`` on the event loop without waiting for it.
+
+        Calls submitted from one thread are sent in the order submitted.
+
+        :return: a future with the coroutine's result or exception
+        :raises ClientClosed: the client is not open
+        """
+        portal = self._portal
+        if portal is None:
+            raise ClientClosed("the BlockingClient is not open")
+        try:
+            return portal.start_task_soon(fn, self._client)
+        except RuntimeError as exc:
+            raise ClientClosed("the BlockingClient was closed") from exc
+
+    def post(self, fn: Callable[..., object], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the callback thread, after the callbacks already queued.
+
+        :return: False when the client is closed and ``fn`` will not run
+        """
+        return self._callbacks.post(fn, *args)
+
+    @property
+    def callback_thread_id(self) -> int | None:
+        """Thread identifier of the callback thread (where listeners run)."""
+        return self._callbacks.ident
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def socket_path(self) -> Path:
+        """The socket path the client connects to."""
+        return self._client.socket_path
+
+    @property
+    def state(self) -> ConnectionState:
+        """The connection's current state."""
+        return self._client.state
+
+    @property
+    def connected(self) -> bool:
+        """True when calls go through."""
+        return self._client.connected
+
+    @property
+    def user_id(self) -> str | None:
+        """The user the client is logged in as."""
+        return self._client.user_id
+
+    @property
+    def last_seq(self) -> int | None:
+        """The seq of the last event queued for the listeners."""
+        return self._client.last_seq
+
+    def wait_connected(self, timeout: float | None = None) -> None:
+        """Block until connected and the session is restored.
+
+        :raises TimeoutError: not connected within ``timeout`` seconds
+        """
+        self._run(partial(self._client.wait_connected, timeout))
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def _relay(self, kind: str, listener: Callable[[Any], object]) -> Callable[[Any], None]:
+        def relay(item: Any) -> None:
+            self._callbacks.post(listener, item)
+
+        self._relays[kind, id(listener)] = relay
+        return relay
+
+    def add_event_listener(self, listener: Callable[[ConvEvent], object]) -> None:
+        """Call ``listener(event)`` on the callback thread for every event, in seq order."""
+        self._client.add_event_listener(self._relay("event", listener))
+
+    def remove_event_listener(self, listener: Callable[[ConvEvent], object]) -> None:
+        """Stop calling ``listener``."""
+        relay = self._relays.pop(("event", id(listener)), None)
+        if relay is not None:
+            self._client.remove_event_listener(relay)
+
+    def add_resync_listener(self, listener: Callable[[Resync], object]) -> None:
+        """Call ``listener(resync)`` on the callback thread when the list had to be reloaded."""
+        self._client.add_resync_listener(self._relay("resync", listener))
+
+    def remove_resync_listener(self, listener: Callable[[Resync], object]) -> None:
+        """Stop calling ``listener``."""
+        relay = self._relays.pop(("resync", id(listener)), None)
+        if relay is not None:
+            self._client.remove_resync_listener(relay)
+
+    def add_state_listener(self, listener: Callable[[ConnectionState], object]) -> None:
+        """Call ``listener(state)`` on the callback thread on every connection state change."""
+        self._client.add_state_listener(self._relay("state", listener))
+
+    def remove_state_listener(self, listener: Callable[[ConnectionState], object]) -> None:
+        """Stop calling ``listener``."""
+        relay = self._relays.pop(("state", id(listener)), None)
+        if relay is not None:
+            self._client.remove_state_listener(relay)
+
+    # -- methods ------------------------------------------------------------------------------
+
+    def login(
+        self, user_id: str, sdk_app_id: int = 0, *, timeout: float | None = None
+    ) -> SessionLoginResult:
+        """Log in as ``user_id``; see :meth:`Client.login <convd_client.Client.login>`."""
+        return self._run(partial(self._client.login, user_id, sdk_app_id, timeout=timeout))
+
+    def logout(self, *, timeout: float | None = None) -> None:
+        """Log out; see :meth:`Client.logout <convd_client.Client.logout>`."""
+        self._run(partial(self._client.logout, timeout=timeout))
+
+    def conv_create(
+        self, conv_id: str, conv_type: TIMConvType, *, timeout: float | None = None
+    ) -> ConvInfo:
+        """Create or get a conversation; see :meth:`Client.conv_create`."""
+        return self._run(partial(self._client.conv_create, conv_id, conv_type, timeout=timeout))
+
+    def conv_delete(
+        self, conv_id: str, conv_type: TIMConvType, *, timeout: float | None = None
+    ) -> None:
+        """Delete a conversation; see :meth:`Client.conv_delete`."""
+        self._run(partial(self._client.conv_delete, conv_id, conv_type, timeout=timeout))
+
+    def conv_list(
+        self, next_seq: int = 0, count: int = DEFAULT_PAGE_SIZE, *, timeout: float | None = None
+    ) -> ConvListResult:
+        """One page of the list; see :meth:`Client.conv_list`."""
+        return self._run(partial(self._client.conv_list, next_seq, count, timeout=timeout))
+
+    def conv_list_all(
+        self, *, page_size: int = DEFAULT_PAGE_SIZE, timeout: float | None = None
+    ) -> list[ConvInfo]:
+        """The whole list; see :meth:`Client.conv_list_all`."""
+        return self._run(partial(self._client.conv_list_all, page_size=page_size, timeout=timeout))
+
+    def conv_get(
+        self, convs: Iterable[ConvKey | tuple[str, int]], *, timeout: float | None = None
+    ) -> list[ConvInfo]:
+        """Conversations by key; see :meth:`Client.conv_get`."""
+        return self._run(partial(self._client.conv_get, list(convs), timeout=timeout))
+
+    def conv_set_draft(
+        self,
+        conv_id: str,
+        conv_type: TIMConvType,
+        draft: Draft | str,
+        *,
+        if_revision: int | None = None,
+        timeout: float | None = None,
+    ) -> ConvInfo:
+        """Set a draft; see :meth:`Client.conv_set_draft`."""
+        return self._run(
+            partial(
+                self._client.conv_set_draft,
+                conv_id,
+                conv_type,
+                draft,
+                if_revision=if_revision,
+                timeout=timeout,
+            )
+        )
+
+    def conv_cancel_draft(
+        self,
+        conv_id: str,
+        conv_type: TIMConvType,
+        *,
+        if_revision: int | None = None,
+        timeout: float | None = None,
+    ) -> ConvInfo:
+        """Clear a draft; see :meth:`Client.conv_cancel_draft`."""
+        return self._run(
+            partial(
+                self._client.conv_cancel_draft,
+                conv_id,
+                conv_type,
+                if_revision=if_revision,
+                timeout=timeout,
+            )
+        )
+
+    def conv_pin(
+        self,
+        conv_id: str,
+        conv_type: TIMConvType,
+        is_pinned: bool = True,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Pin or unpin; see :meth:`Client.conv_pin`."""
+        self._run(partial(self._client.conv_pin, conv_id, conv_type, is_pinned, timeout=timeout))
+
+    def subscribe(
+        self, since_seq: int | None = None, *, timeout: float | None = None
+    ) -> ConvSubscribeResult:
+        """Start delivering events to the listeners; see :meth:`Client.subscribe`."""
+        return self._run(partial(self._client.subscribe, since_seq, timeout=timeout))
+
+    def unsubscribe(self, *, timeout: float | None = None) -> None:
+        """Stop delivering events; see :meth:`Client.unsubscribe`."""
+        self._run(partial(self._client.unsubscribe, timeout=timeout))
+
+    def daemon_status(self, *, timeout: float | None = None) -> DaemonStatus:
+        """The daemon's status; see :meth:`Client.daemon_status`."""
+        return self._run(partial(self._client.daemon_status, timeout=timeout))
+
+    def daemon_backup(
+        self, path: str | os.PathLike[str], *, overwrite: bool = False, timeout: float | None = None
+    ) -> DaemonBackupResult:
+        """Write a backup of the daemon's database; see :meth:`Client.daemon_backup`."""
+        return self._run(
+            partial(self._client.daemon_backup, path, overwrite=overwrite, timeout=timeout)
+        )
+
+    def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The OpenRPC document; see :meth:`Client.discover`."""
+        return self._run(partial(self._client.discover, timeout=timeout))
+
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        """Any method, raw; see :meth:`Client.call`."""
+        return self._run(partial(self._client.call, method, params, timeout=timeout))

@@ -1,0 +1,649 @@
+"""The SDK's C-style conversation API (``TIMConv*``), served by convd.
+
+Names, parameters, JSON keys and return values follow the Tencent Cloud IM SDK's C API
+(``TIMCloud.h`` / ``TIMConversationManager.h``). Conversations are named by the raw peer user
+id or group id plus a ``TIMConvType``; structured values travel as JSON strings.
+
+Return values and callbacks
+    Every function returns a ``TIMResult`` int. An asynchronous function (one taking ``cb``
+    and ``user_data``) that returns ``TIM_SUCC`` invokes ``cb(code, desc, json_params,
+    user_data)`` exactly once, later, on this module's logic thread (never inside the call
+    itself); when it returns anything else, ``cb`` is never invoked. ``user_data`` is handed
+    back untouched (any Python object). ``cb`` may be None.
+
+    Synchronous failures:
+
+    * ``TIM_ERR_SDKUNINIT`` (-1): :func:`TIMInit` was not called (or :func:`TIMUninit` was);
+    * ``TIM_ERR_NOTLOGIN`` (-2): no :func:`TIMLogin` has completed successfully yet (or
+      :func:`TIMLogout` was called);
+    * ``TIM_ERR_JSON`` (-3): a JSON parameter is not valid JSON, or not of the documented
+      shape (unknown keys included);
+    * ``TIM_ERR_PARAM`` (-4): an empty ``conv_id``, a ``conv_type`` that is not 1 or 2, a
+      draft element that is not text, a bad number;
+    * ``TIM_ERR_CONV`` (-5): (synchronous draft calls) the conversation id is not a valid
+      user/group id, or the conversation does not exist.
+
+    The synchronous draft calls :func:`TIMConvSetDraft` and :func:`TIMConvCancelDraft` can also
+    fail for reasons the SDK has no ``TIMResult`` for; they then return the negated SDK error
+    code: :data:`TIM_ERR_IO` (-6022) when convd is unreachable, :data:`TIM_ERR_TIMEOUT`
+    (-6012) when it did not answer in time, :data:`TIM_ERR_INTERNAL` (-7012) otherwise.
+
+    Callback codes are the SDK's ``ERR_*`` codes as convd reports them (6004 invalid
+    conversation, 6017 invalid parameters, 7003/8501 invalid ids, 90001 draft revision
+    conflict, 90002 pin limit), plus 6022 ``ERR_IO_OPERATION_FAILED`` when convd is not
+    reachable (calls fail at once while it is down and the client reconnects in the
+    background), 6012 ``ERR_REQUEST_TIMEOUT`` when it did not answer in time, and 6013
+    ``ERR_SDK_NOT_INITIALIZED`` when :func:`TIMUninit` ended the call.
+
+JSON
+    ``json_params`` of ``TIMConvCreate`` is one ConvInfo object; of ``TIMConvGetConvList`` and
+    ``TIMConvGetConvInfo`` an array of ConvInfo; of the others an empty string. ConvInfo carries
+    convd's extension ``conv_draft_revision`` (see the conflict-safe draft functions).
+
+Events
+    :func:`TIMSetConvEventCallback` registers ``cb(conv_event, json_conv_array, user_data)``.
+    After a successful :func:`TIMLogin`, every committed change of the account's conversations
+    (including the caller's own) arrives there, in order, on the logic thread. For
+    ``kTIMConvEvent_Del`` the array items hold only ``conv_id`` and ``conv_type``. If convd
+    restarts, the client reconnects, logs in again and resumes the events where they stopped.
+    If convd can no longer replay them, the SDK's server-sync sequence arrives instead:
+    ``kTIMConvEvent_Start`` (3, ``""``), one ``kTIMConvEvent_Update`` with the whole list (left
+    out when the list is empty), ``kTIMConvEvent_Finish`` (4, ``""``); conversations missing
+    from that list no longer exist.
+
+Conflict-safe drafts (convd extension)
+    :func:`TIMConvSetDraftIfRevision` and :func:`TIMConvCancelDraftIfRevision` write only if
+    the draft is still at ``if_revision`` (the ``conv_draft_revision`` the caller last saw in
+    a ConvInfo). They are asynchronous: on success the callback gets code 0 and the new
+    ConvInfo; on a conflict it gets code 90001 and, as ``json_params``, the current ConvInfo
+    (with the current draft and revision), or ``""`` when the conversation no longer exists.
+
+Configuration (convd extension keys of ``json_sdk_config``)
+    ``convd_socket_path``: the daemon's socket (default ``$CONVD_SOCKET``, else the per-user
+    default path); ``convd_timeout``: seconds a call may take (default 10). The SDK's own keys
+    are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from convd_schemas import (
+    ConvInfo,
+    ConvKey,
+    Draft,
+    TIMConvEvent,
+    TIMConvType,
+    TIMErrCode,
+    TIMResult,
+    __version__,
+)
+
+from ._sdk import SdkCore, SdkUninitialized, callback_error
+from .client import DEFAULT_TIMEOUT, Client, ConvEvent, Resync
+from .errors import (
+    ClientClosed,
+    ConversationNotFound,
+    DaemonUnavailable,
+    InvalidIdentifier,
+    InvalidParameters,
+    NotLoggedIn,
+    RequestTimeout,
+    RevisionConflict,
+)
+
+__all__ = [
+    "TIM_ERR_CONV",
+    "TIM_ERR_INTERNAL",
+    "TIM_ERR_IO",
+    "TIM_ERR_JSON",
+    "TIM_ERR_NOTLOGIN",
+    "TIM_ERR_PARAM",
+    "TIM_ERR_SDKUNINIT",
+    "TIM_ERR_TIMEOUT",
+    "TIM_SUCC",
+    "TIMCommCallback",
+    "TIMConvCancelDraft",
+    "TIMConvCancelDraftIfRevision",
+    "TIMConvCreate",
+    "TIMConvDelete",
+    "TIMConvEvent",
+    "TIMConvEventCallback",
+    "TIMConvGetConvInfo",
+    "TIMConvGetConvList",
+    "TIMConvPinConversation",
+    "TIMConvSetDraft",
+    "TIMConvSetDraftIfRevision",
+    "TIMConvType",
+    "TIMGetLoginStatus",
+    "TIMGetLoginUserID",
+    "TIMGetSDKVersion",
+    "TIMInit",
+    "TIMLogin",
+    "TIMLoginStatus",
+    "TIMLogout",
+    "TIMResult",
+    "TIMSetConvEventCallback",
+    "TIMUninit",
+    "kTIMConvEvent_Add",
+    "kTIMConvEvent_Del",
+    "kTIMConvEvent_Finish",
+    "kTIMConvEvent_Start",
+    "kTIMConvEvent_Update",
+    "kTIMConv_C2C",
+    "kTIMConv_Group",
+]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("convd_client")
+
+#: ``void (*TIMCommCallback)(int32_t code, const char* desc, const char* json_params,
+#: const void* user_data)``
+TIMCommCallback = Callable[[int, str, str, Any], object]
+#: ``void (*TIMConvEventCallback)(TIMConvEvent conv_event, const char* json_conv_array,
+#: const void* user_data)``
+TIMConvEventCallback = Callable[[int, str, Any], object]
+
+TIM_SUCC: Final = int(TIMResult.TIM_SUCC)
+TIM_ERR_SDKUNINIT: Final = int(TIMResult.TIM_ERR_SDKUNINIT)
+TIM_ERR_NOTLOGIN: Final = int(TIMResult.TIM_ERR_NOTLOGIN)
+TIM_ERR_JSON: Final = int(TIMResult.TIM_ERR_JSON)
+TIM_ERR_PARAM: Final = int(TIMResult.TIM_ERR_PARAM)
+TIM_ERR_CONV: Final = int(TIMResult.TIM_ERR_CONV)
+#: convd extension: a synchronous call could not reach convd (-ERR_IO_OPERATION_FAILED).
+TIM_ERR_IO: Final = -int(TIMErrCode.ERR_IO_OPERATION_FAILED)
+#: convd extension: convd did not answer a synchronous call in time (-ERR_REQUEST_TIMEOUT).
+TIM_ERR_TIMEOUT: Final = -RequestTimeout.CODE
+#: convd extension: any other failure of a synchronous call (-ERR_SDK_INTERNAL_ERROR).
+TIM_ERR_INTERNAL: Final = -int(TIMErrCode.ERR_SDK_INTERNAL_ERROR)
+
+kTIMConv_C2C: Final = int(TIMConvType.kTIMConv_C2C)
+kTIMConv_Group: Final = int(TIMConvType.kTIMConv_Group)
+kTIMConvEvent_Add: Final = int(TIMConvEvent.kTIMConvEvent_Add)
+kTIMConvEvent_Del: Final = int(TIMConvEvent.kTIMConvEvent_Del)
+kTIMConvEvent_Update: Final = int(TIMConvEvent.kTIMConvEvent_Update)
+#: A reload of the whole list starts (the SDK's server-sync start); ``json_conv_array`` "".
+kTIMConvEvent_Start: Final = 3
+#: The reload finished (the SDK's server-sync finish); ``json_conv_array`` "".
+kTIMConvEvent_Finish: Final = 4
+
+
+class TIMLoginStatus:
+    """``TIMLoginStatus``: what :func:`TIMGetLoginStatus` returns."""
+
+    kTIMLoginStatus_Logined: Final = 1
+    kTIMLoginStatus_Logining: Final = 2
+    kTIMLoginStatus_UnLogined: Final = 3
+
+
+class _GetConvParam(msgspec.Struct, forbid_unknown_fields=True):
+    get_conversation_list_param_conv_id: str
+    get_conversation_list_param_conv_type: int
+
+
+_lock = threading.Lock()
+_core: SdkCore | None = None
+_event_callback: tuple[TIMConvEventCallback, Any] | None = None
+
+_draft_decoder = msgspec.json.Decoder(Draft)
+_get_decoder = msgspec.json.Decoder(list[_GetConvParam])
+_encoder = msgspec.json.Encoder()
+
+
+def _json(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+
+def TIMInit(sdk_app_id: int, json_sdk_config: str | bytes | None = None) -> int:
+    """Initialize the SDK: start its logic thread and connect to convd in the background.
+
+    Succeeds even when convd is not running (calls then fail with 6022 until it is).
+    Initializing again while initialized changes nothing.
+
+    :param sdk_app_id: the app id, sent with every login
+    :param json_sdk_config: SDK configuration JSON (convd keys: ``convd_socket_path``,
+        ``convd_timeout``); empty or None for the defaults
+    :return: TIM_SUCC; TIM_ERR_PARAM for a bad ``sdk_app_id``; TIM_ERR_JSON for a bad config
+    """
+    global _core
+    if isinstance(sdk_app_id, bool) or not isinstance(sdk_app_id, int) or sdk_app_id < 0:
+        return TIM_ERR_PARAM
+    config: dict[str, Any] = {}
+    if json_sdk_config:
+        try:
+            loaded = json.loads(json_sdk_config)
+        except ValueError:
+            return TIM_ERR_JSON
+        if not isinstance(loaded, dict):
+            return TIM_ERR_JSON
+        config = loaded
+    socket_path = config.get("convd_socket_path")
+    timeout = config.get("convd_timeout", DEFAULT_TIMEOUT)
+    if socket_path is not None and not isinstance(socket_path, str):
+        return TIM_ERR_JSON
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        return TIM_ERR_JSON
+    with _lock:
+        if _core is not None:
+            return TIM_SUCC
+        core = SdkCore(
+            sdk_app_id,
+            socket_path=socket_path or None,
+            timeout=float(timeout),
+            on_event=_deliver_event,
+            on_resync=_deliver_resync,
+        )
+        core.start()
+        _core = core
+    return TIM_SUCC
+
+
+def TIMUninit() -> int:
+    """Uninitialize: close the connection; pending asynchronous calls complete with 6013.
+
+    Waits until the callbacks already queued have run (unless called from a callback).
+
+    :return: TIM_SUCC
+    """
+    global _core
+    with _lock:
+        core, _core = _core, None
+    if core is not None:
+        core.stop()
+    return TIM_SUCC
+
+
+def TIMGetSDKVersion() -> str:
+    """The client library's version."""
+    return f"convd-client {__version__}"
+
+
+# -- login -------------------------------------------------------------------------------------
+
+
+def TIMLogin(user_id: str, user_sig: str | None, cb: TIMCommCallback | None, user_data: Any) -> int:
+    """Log in as ``user_id`` (``session.login``) and start receiving conversation events.
+
+    ``user_sig`` is accepted and not checked (convd serves only the local user). Until the
+    callback reports success, conversation calls return TIM_ERR_NOTLOGIN. ``json_params``
+    is ``""``.
+
+    :return: TIM_SUCC, TIM_ERR_SDKUNINIT, or TIM_ERR_PARAM for an empty ``user_id``
+    """
+    core = _core
+    if core is None:
+        return TIM_ERR_SDKUNINIT
+    if not isinstance(user_id, str) or not user_id:
+        return TIM_ERR_PARAM
+    if not core.login(user_id, _completion(cb, user_data, _empty)):
+        return TIM_ERR_SDKUNINIT
+    return TIM_SUCC
+
+
+def TIMLogout(cb: TIMCommCallback | None, user_data: Any) -> int:
+    """Log out. Conversation calls return TIM_ERR_NOTLOGIN from now on; ``json_params`` is
+    ``""``. Succeeds even when convd is unreachable (its session ended with the connection).
+
+    :return: TIM_SUCC or TIM_ERR_SDKUNINIT
+    """
+    core = _core
+    if core is None:
+        return TIM_ERR_SDKUNINIT
+    if not core.logout(_completion(cb, user_data, _empty)):
+        return TIM_ERR_SDKUNINIT
+    return TIM_SUCC
+
+
+def TIMGetLoginStatus() -> int:
+    """``TIMLoginStatus``: 1 logged in, 2 logging in, 3 not logged in."""
+    core = _core
+    if core is not None and core.user_id is not None:
+        return TIMLoginStatus.kTIMLoginStatus_Logined
+    if core is not None and core.logging_in:
+        return TIMLoginStatus.kTIMLoginStatus_Logining
+    return TIMLoginStatus.kTIMLoginStatus_UnLogined
+
+
+def TIMGetLoginUserID() -> str | None:
+    """The logged-in user id, or None (Python form of ``TIMGetLoginUserID(buffer)``)."""
+    core = _core
+    return None if core is None else core.user_id
+
+
+# -- conversations -----------------------------------------------------------------------------
+
+
+def TIMConvCreate(conv_id: str, conv_type: int, cb: TIMCommCallback | None, user_data: Any) -> int:
+    """Create a conversation, or get the existing one (``conv.create``).
+
+    ``json_params``: the ConvInfo object. A new conversation also fires kTIMConvEvent_Add.
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    key = _key(conv_id, conv_type)
+    if key is None:
+        return TIM_ERR_PARAM
+    return _start(
+        core, lambda c: c.conv_create(key.conv_id, key.conv_type), cb, user_data, _conv_json
+    )
+
+
+def TIMConvDelete(conv_id: str, conv_type: int, cb: TIMCommCallback | None, user_data: Any) -> int:
+    """Delete a conversation and its draft (``conv.delete``); ``json_params`` is ``""``.
+
+    Fires kTIMConvEvent_Del. Callback code 6004 when there is no such conversation.
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    key = _key(conv_id, conv_type)
+    if key is None:
+        return TIM_ERR_PARAM
+    return _start(core, lambda c: c.conv_delete(key.conv_id, key.conv_type), cb, user_data, _empty)
+
+
+def TIMConvGetConvList(cb: TIMCommCallback | None, user_data: Any) -> int:
+    """The whole conversation list (paged through ``conv.list``).
+
+    ``json_params``: an array of ConvInfo, pinned first, then most recently activated first.
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    return _start(core, lambda c: c.conv_list_all(), cb, user_data, _conv_json)
+
+
+def TIMConvGetConvInfo(
+    json_get_conv_list_param: str | bytes, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """Conversations by id and type (``conv.get``); unknown ones are left out.
+
+    :param json_get_conv_list_param: a JSON array of objects with
+        ``get_conversation_list_param_conv_id`` and ``get_conversation_list_param_conv_type``
+    :return: TIM_SUCC; TIM_ERR_JSON for bad JSON; TIM_ERR_PARAM for an empty array, an
+        empty id or a bad type. ``json_params``: an array of ConvInfo.
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    if not isinstance(json_get_conv_list_param, str | bytes):
+        return TIM_ERR_PARAM
+    try:
+        wanted = _get_decoder.decode(json_get_conv_list_param)
+    except msgspec.DecodeError:
+        return TIM_ERR_JSON
+    keys: list[ConvKey] = []
+    for item in wanted:
+        key = _key(
+            item.get_conversation_list_param_conv_id, item.get_conversation_list_param_conv_type
+        )
+        if key is None:
+            return TIM_ERR_PARAM
+        keys.append(key)
+    if not keys:
+        return TIM_ERR_PARAM
+    return _start(core, lambda c: c.conv_get(keys), cb, user_data, _conv_json)
+
+
+def TIMConvPinConversation(
+    conv_id: str, conv_type: int, is_pinned: bool, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """Pin or unpin a conversation (``conv.pin``); ``json_params`` is ``""``.
+
+    Fires kTIMConvEvent_Update when the pin state changes. Callback code 90002 when 50 are
+    pinned already, 6004 when there is no such conversation.
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    key = _key(conv_id, conv_type)
+    if key is None or not isinstance(is_pinned, bool | int):
+        return TIM_ERR_PARAM
+    pinned = bool(is_pinned)
+    return _start(
+        core, lambda c: c.conv_pin(key.conv_id, key.conv_type, pinned), cb, user_data, _empty
+    )
+
+
+# -- drafts ------------------------------------------------------------------------------------
+
+
+def TIMConvSetDraft(conv_id: str, conv_type: int, json_draft_param: str | bytes) -> int:
+    """Set a conversation's draft, synchronously (``conv.set_draft``).
+
+    Returns once convd has stored the draft: TIM_SUCC means it is stored. Creates the
+    conversation when needed (kTIMConvEvent_Add), otherwise fires kTIMConvEvent_Update. A
+    draft with no text and an empty ``draft_user_define`` clears the draft.
+
+    :param json_draft_param: a Draft object: ``draft_msg`` (``message_elem_array`` of text
+        elements), ``draft_user_define``, ``draft_edit_time`` (default: now)
+    :return: TIM_SUCC; TIM_ERR_JSON for bad JSON or unknown keys; TIM_ERR_PARAM for an empty
+        id, a bad type or a non-text element; TIM_ERR_CONV for an invalid id; or
+        TIM_ERR_IO / TIM_ERR_TIMEOUT / TIM_ERR_INTERNAL (see the module documentation)
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    key = _key(conv_id, conv_type)
+    if key is None:
+        return TIM_ERR_PARAM
+    draft = _parse_draft(json_draft_param)
+    if isinstance(draft, int):
+        return draft
+    return _run_sync(core, lambda c: c.conv_set_draft(key.conv_id, key.conv_type, draft))
+
+
+def TIMConvCancelDraft(conv_id: str, conv_type: int) -> int:
+    """Clear a conversation's draft, synchronously (``conv.cancel_draft``).
+
+    Fires kTIMConvEvent_Update when there was a draft; does not reorder the list.
+
+    :return: TIM_SUCC; TIM_ERR_PARAM; TIM_ERR_CONV when there is no such conversation (or
+        its id is invalid); or TIM_ERR_IO / TIM_ERR_TIMEOUT / TIM_ERR_INTERNAL
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    key = _key(conv_id, conv_type)
+    if key is None:
+        return TIM_ERR_PARAM
+    return _run_sync(core, lambda c: c.conv_cancel_draft(key.conv_id, key.conv_type))
+
+
+def TIMConvSetDraftIfRevision(
+    conv_id: str,
+    conv_type: int,
+    json_draft_param: str | bytes,
+    if_revision: int,
+    cb: TIMCommCallback | None,
+    user_data: Any,
+) -> int:
+    """convd extension: set the draft only if it is still at revision ``if_revision``.
+
+    ``if_revision`` is the ``conv_draft_revision`` of the ConvInfo the caller last saw (0 for
+    a conversation that has never had a draft or does not exist). Asynchronous: the callback
+    gets code 0 and the new ConvInfo, or code 90001 (draft revision conflict, nothing
+    written) and the current ConvInfo, holding the current draft and revision (``""`` when
+    the conversation no longer exists).
+
+    :return: as :func:`TIMConvSetDraft` for the parameters, TIM_ERR_PARAM for a negative
+        ``if_revision``; otherwise TIM_SUCC
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    key = _key(conv_id, conv_type)
+    if key is None or not _is_revision(if_revision):
+        return TIM_ERR_PARAM
+    draft = _parse_draft(json_draft_param)
+    if isinstance(draft, int):
+        return draft
+    return _start(
+        core,
+        lambda c: c.conv_set_draft(key.conv_id, key.conv_type, draft, if_revision=if_revision),
+        cb,
+        user_data,
+        _conv_json,
+    )
+
+
+def TIMConvCancelDraftIfRevision(
+    conv_id: str, conv_type: int, if_revision: int, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """convd extension: clear the draft only if it is still at revision ``if_revision``.
+
+    Asynchronous, with the same callback as :func:`TIMConvSetDraftIfRevision` (code 6004
+    when the conversation does not exist and ``if_revision`` is 0).
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    key = _key(conv_id, conv_type)
+    if key is None or not _is_revision(if_revision):
+        return TIM_ERR_PARAM
+    return _start(
+        core,
+        lambda c: c.conv_cancel_draft(key.conv_id, key.conv_type, if_revision=if_revision),
+        cb,
+        user_data,
+        _conv_json,
+    )
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+def TIMSetConvEventCallback(cb: TIMConvEventCallback | None, user_data: Any) -> None:
+    """Register ``cb(conv_event, json_conv_array, user_data)`` for conversation events.
+
+    ``conv_event`` is kTIMConvEvent_Add (0), _Del (1) or _Update (2); ``json_conv_array`` a
+    JSON array of ConvInfo (for Del: objects with only ``conv_id`` and ``conv_type``); after
+    an outage whose events could not be replayed, _Start (3) and _Finish (4) with ``""``
+    frame a reload (see the module documentation). Runs on the logic thread. May be called
+    at any time, also before :func:`TIMInit`; None removes it.
+    """
+    global _event_callback
+    _event_callback = None if cb is None else (cb, user_data)
+
+
+def _deliver_event(event: ConvEvent) -> None:
+    registered = _event_callback
+    if registered is not None:
+        cb, user_data = registered
+        cb(int(event.event), _json(event.conv_array), user_data)
+
+
+def _deliver_resync(resync: Resync) -> None:
+    registered = _event_callback
+    if registered is not None:
+        cb, user_data = registered
+        cb(kTIMConvEvent_Start, "", user_data)
+        if resync.conversations:
+            cb(kTIMConvEvent_Update, _json(resync.conversations), user_data)
+        cb(kTIMConvEvent_Finish, "", user_data)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _ready() -> tuple[SdkCore | None, int]:
+    core = _core
+    if core is None:
+        return None, TIM_ERR_SDKUNINIT
+    if core.user_id is None:
+        return None, TIM_ERR_NOTLOGIN
+    return core, TIM_SUCC
+
+
+def _key(conv_id: object, conv_type: object) -> ConvKey | None:
+    if not isinstance(conv_id, str) or not conv_id:
+        return None
+    if isinstance(conv_type, bool) or not isinstance(conv_type, int):
+        return None
+    try:
+        return ConvKey(conv_id=conv_id, conv_type=TIMConvType(conv_type))
+    except ValueError:
+        return None
+
+
+def _is_revision(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _parse_draft(json_draft_param: object) -> Draft | int:
+    if not isinstance(json_draft_param, str | bytes):
+        return TIM_ERR_PARAM
+    try:
+        return _draft_decoder.decode(json_draft_param)
+    except msgspec.DecodeError:
+        return TIM_ERR_JSON
+
+
+def _empty(result: object) -> str:
+    return ""
+
+
+def _conv_json(result: ConvInfo | list[ConvInfo]) -> str:
+    return _json(result)
+
+
+def _completion(
+    cb: TIMCommCallback | None, user_data: Any, to_json: Callable[[Any], str]
+) -> Callable[[Any, BaseException | None], None]:
+    def done(result: Any, error: BaseException | None) -> None:
+        if cb is None:
+            return
+        if error is None:
+            cb(0, "", to_json(result), user_data)
+            return
+        code, desc = callback_error(error)
+        json_params = ""
+        if isinstance(error, RevisionConflict) and error.current is not None:
+            json_params = _json(error.current)
+        cb(code, desc, json_params, user_data)
+
+    return done
+
+
+def _start(
+    core: SdkCore,
+    fn: Callable[[Client], Awaitable[T]],
+    cb: TIMCommCallback | None,
+    user_data: Any,
+    to_json: Callable[[T], str],
+) -> int:
+    if not core.run(fn, _completion(cb, user_data, to_json)):
+        return TIM_ERR_SDKUNINIT
+    return TIM_SUCC
+
+
+def _run_sync(core: SdkCore, fn: Callable[[Client], Awaitable[object]]) -> int:
+    try:
+        core.run_sync(fn)
+    except NotLoggedIn:
+        return TIM_ERR_NOTLOGIN
+    except (ConversationNotFound, InvalidIdentifier):
+        return TIM_ERR_CONV
+    except InvalidParameters:
+        return TIM_ERR_PARAM
+    except DaemonUnavailable:
+        return TIM_ERR_IO
+    except RequestTimeout:
+        return TIM_ERR_TIMEOUT
+    except (SdkUninitialized, ClientClosed):
+        return TIM_ERR_SDKUNINIT
+    except Exception:
+        logger.exception("a synchronous TIM call failed")
+        return TIM_ERR_INTERNAL
+    return TIM_SUCC

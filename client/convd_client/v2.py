@@ -1,0 +1,754 @@
+"""The SDK's V2 conversation API (``V2TIMManager`` / ``V2TIMConversationManager``), served by
+convd.
+
+Names and shapes follow the V2TIM SDK (Java flavour)::
+
+    manager = V2TIMManager.getInstance()
+    manager.initSDK(sdk_app_id)
+    manager.login("alice", "", V2TIMCallback(onSuccess=..., onError=...))
+    conversations = V2TIMManager.getConversationManager()
+    conversations.setConversationDraft("c2c_bob", "hello", V2TIMCallback(...))
+
+Conversations are named by V2 ids: ``c2c_<userID>`` and ``group_<groupID>``.
+
+Callbacks
+    Every call reports through its callback exactly once, later, on the SDK instance's logic
+    thread (never inside the call): ``onSuccess()`` / ``onSuccess(value)`` or
+    ``onError(code, desc)``. Error codes are the SDK's: 6013 not initialized, 6014 not logged
+    in, 6017 invalid parameters (a conversation id without a ``c2c_``/``group_`` prefix, a page
+    size <= 0), 6004 no such conversation, 7003/8501 invalid ids, 90002 pin limit; plus 6022
+    ``ERR_IO_OPERATION_FAILED`` when convd is not reachable (calls fail at once while it is
+    down; the SDK reconnects in the background and logs in again), and 6012
+    ``ERR_REQUEST_TIMEOUT`` when it did not answer in time. Callbacks may be
+    :class:`V2TIMCallback` / :class:`V2TIMValueCallback` objects (given callables or
+    subclassed) or any object with the same methods; None is allowed.
+
+Drafts
+    ``setConversationDraft`` stores the text as one text element in ``draft_msg`` and mirrors it
+    into ``draft_user_define``, as the SDK's own adapter does; an empty or None text clears the
+    draft. ``V2TIMConversation.draftText`` reads the text elements back (joined), falling back
+    to ``draft_user_define`` when there are none, so drafts written through the C face read
+    back as their text. See :mod:`convd_client.drafts`.
+
+Conflict-safe drafts (convd extension)
+    Every :class:`V2TIMConversation` carries ``draftRevision``. Pass it back as
+    ``setConversationDraft(..., ifRevision=conversation.draftRevision)`` to write only if
+    nobody changed the draft since. On a conflict nothing is written and the callback gets
+    ``onError(90001, desc)``, ``desc`` naming the current revision and text; a callback that
+    defines ``onDraftConflict(code, desc, current)`` gets that instead, with ``current`` the
+    conversation as it is now (its draft and revision), or None if it no longer exists.
+
+Listeners
+    ``addConversationListener`` registers a :class:`V2TIMConversationListener` (or any object
+    with some of its methods): ``onNewConversation`` (Add), ``onConversationChanged`` (Update),
+    ``onConversationDeleted`` (Del, with V2 ids). They run on the logic thread, in order, for
+    every change while logged in, the caller's own included. If convd could not replay the
+    changes missed while it was unreachable, the listeners get ``onSyncServerStart()``,
+    ``onConversationChanged(<the whole list>)``, ``onSyncServerFinish()`` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar, overload
+
+import msgspec
+
+from convd_schemas import ConvInfo, ConvKey, TIMConvEvent, TIMConvType, TIMErrCode, __version__
+from convd_schemas.limits import MAX_PAGE_SIZE
+
+from ._sdk import SdkCore, callback_error
+from .client import DEFAULT_TIMEOUT, Client, ConnectionState, ConvEvent, Resync
+from .drafts import draft_text, text_draft
+from .errors import ConversationNotFound, DaemonUnavailable, RevisionConflict
+
+__all__ = [
+    "V2TIMCallback",
+    "V2TIMConversation",
+    "V2TIMConversationListener",
+    "V2TIMConversationManager",
+    "V2TIMConversationResult",
+    "V2TIMConversationType",
+    "V2TIMLoginStatus",
+    "V2TIMManager",
+    "V2TIMSDKConfig",
+    "V2TIMSDKListener",
+    "V2TIMValueCallback",
+    "conversation_id",
+    "parse_conversation_id",
+]
+
+logger = logging.getLogger("convd_client")
+
+T = TypeVar("T")
+
+C2C_PREFIX = "c2c_"
+GROUP_PREFIX = "group_"
+_PINNED_BIT = 1 << 62
+
+ERR_SDK_NOT_INITIALIZED = int(TIMErrCode.ERR_SDK_NOT_INITIALIZED)
+ERR_SDK_NOT_LOGGED_IN = int(TIMErrCode.ERR_SDK_NOT_LOGGED_IN)
+ERR_INVALID_PARAMETERS = int(TIMErrCode.ERR_INVALID_PARAMETERS)
+ERR_INVALID_CONVERSATION = int(TIMErrCode.ERR_INVALID_CONVERSATION)
+
+
+class V2TIMConversationType(enum.IntEnum):
+    """``V2TIMConversationType``."""
+
+    V2TIM_UNKNOWN = 0
+    V2TIM_C2C = 1
+    V2TIM_GROUP = 2
+
+
+class V2TIMLoginStatus(enum.IntEnum):
+    """``V2TIMLoginStatus``: what :meth:`V2TIMManager.getLoginStatus` returns."""
+
+    V2TIM_STATUS_LOGINED = 1
+    V2TIM_STATUS_LOGINING = 2
+    V2TIM_STATUS_LOGOUT = 3
+
+
+def conversation_id(conv_id: str, conv_type: int) -> str:
+    """The V2 id of a conversation: ``c2c_<userID>`` or ``group_<groupID>``."""
+    prefix = GROUP_PREFIX if conv_type == TIMConvType.kTIMConv_Group else C2C_PREFIX
+    return prefix + conv_id
+
+
+def parse_conversation_id(conversation_id: str) -> ConvKey | None:
+    """The raw id and type of a V2 id, or None when it has no ``c2c_``/``group_`` prefix."""
+    if not isinstance(conversation_id, str):
+        return None
+    for prefix, conv_type in (
+        (C2C_PREFIX, TIMConvType.kTIMConv_C2C),
+        (GROUP_PREFIX, TIMConvType.kTIMConv_Group),
+    ):
+        if conversation_id.startswith(prefix) and len(conversation_id) > len(prefix):
+            return ConvKey(conv_id=conversation_id[len(prefix) :], conv_type=conv_type)
+    return None
+
+
+@dataclass
+class V2TIMConversation:
+    """A conversation, as ``V2TIMConversation``.
+
+    ``orderKey`` grows with every activation (create, set draft); the list shows pinned
+    conversations first, then by ``orderKey`` descending. ``draftTimestamp`` is the draft's
+    edit time in Unix seconds (0 without a draft). ``draftRevision`` is convd's extension:
+    pass it back as ``ifRevision`` for a conflict-safe draft write.
+    """
+
+    conversationID: str
+    type: V2TIMConversationType
+    userID: str | None
+    groupID: str | None
+    showName: str
+    draftText: str | None
+    draftTimestamp: int
+    isPinned: bool
+    orderKey: int
+    unreadCount: int
+    draftRevision: int
+    lastMessage: None = None
+
+    @classmethod
+    def from_conv_info(cls, info: ConvInfo) -> V2TIMConversation:
+        """The V2 view of a C-style ConvInfo."""
+        is_group = info.conv_type == TIMConvType.kTIMConv_Group
+        draft = None if isinstance(info.conv_draft, msgspec.UnsetType) else info.conv_draft
+        edit_time = 0
+        if draft is not None and not isinstance(draft.draft_edit_time, msgspec.UnsetType):
+            edit_time = draft.draft_edit_time
+        return cls(
+            conversationID=conversation_id(info.conv_id, info.conv_type),
+            type=V2TIMConversationType.V2TIM_GROUP if is_group else V2TIMConversationType.V2TIM_C2C,
+            userID=None if is_group else info.conv_id,
+            groupID=info.conv_id if is_group else None,
+            showName=info.conv_id,
+            draftText=draft_text(draft),
+            draftTimestamp=edit_time,
+            isPinned=info.conv_is_pinned,
+            orderKey=info.conv_active_time & ~_PINNED_BIT,
+            unreadCount=info.conv_unread_num,
+            draftRevision=info.conv_draft_revision,
+        )
+
+
+@dataclass
+class V2TIMConversationResult:
+    """A page of conversations: ``conversationList``, ``nextSeq``, ``isFinished``."""
+
+    conversationList: list[V2TIMConversation] = field(default_factory=list)
+    nextSeq: int = 0
+    isFinished: bool = True
+
+
+@dataclass
+class V2TIMSDKConfig:
+    """``V2TIMSDKConfig``; ``socketPath`` and ``timeout`` are convd extensions.
+
+    :param logLevel: accepted and ignored
+    :param socketPath: the daemon's socket (default ``$CONVD_SOCKET``, else the default path)
+    :param timeout: seconds a call may take
+    """
+
+    logLevel: int = 0
+    socketPath: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+
+class V2TIMCallback:
+    """``V2TIMCallback``: ``onSuccess()`` or ``onError(code, desc)``, exactly once.
+
+    Pass callables, or subclass and override the methods.
+
+    :param onSuccess: called with no arguments on success
+    :param onError: called with the error code and description
+    """
+
+    def __init__(
+        self,
+        onSuccess: Callable[[], object] | None = None,
+        onError: Callable[[int, str], object] | None = None,
+    ) -> None:
+        self._on_success = onSuccess
+        self._on_error = onError
+
+    def onSuccess(self) -> None:
+        """The call succeeded."""
+        if self._on_success is not None:
+            self._on_success()
+
+    def onError(self, code: int, desc: str) -> None:
+        """The call failed with an SDK error code."""
+        if self._on_error is not None:
+            self._on_error(code, desc)
+
+    def onDraftConflict(self, code: int, desc: str, current: V2TIMConversation | None) -> None:
+        """convd extension: a conflict-safe draft write found another revision (90001).
+
+        ``current`` is the conversation as it is now, or None if it no longer exists. By
+        default this calls ``onError(code, desc)``.
+        """
+        self.onError(code, desc)
+
+
+class V2TIMValueCallback(Generic[T]):
+    """``V2TIMValueCallback<T>``: ``onSuccess(value)`` or ``onError(code, desc)``, exactly once.
+
+    :param onSuccess: called with the value on success
+    :param onError: called with the error code and description
+    """
+
+    def __init__(
+        self,
+        onSuccess: Callable[[T], object] | None = None,
+        onError: Callable[[int, str], object] | None = None,
+    ) -> None:
+        self._on_success = onSuccess
+        self._on_error = onError
+
+    def onSuccess(self, value: T) -> None:
+        """The call succeeded with ``value``."""
+        if self._on_success is not None:
+            self._on_success(value)
+
+    def onError(self, code: int, desc: str) -> None:
+        """The call failed with an SDK error code."""
+        if self._on_error is not None:
+            self._on_error(code, desc)
+
+
+class V2TIMSDKListener:
+    """``V2TIMSDKListener``: the connection to convd (all methods optional, default no-op)."""
+
+    def onConnecting(self) -> None:
+        """Connecting to convd."""
+
+    def onConnectSuccess(self) -> None:
+        """Connected to convd (and logged in again, if logged in)."""
+
+    def onConnectFailed(self, code: int, error: str) -> None:
+        """convd is not reachable (code 6022); the SDK keeps trying."""
+
+
+class V2TIMConversationListener:
+    """``V2TIMConversationListener`` (all methods optional, default no-op)."""
+
+    def onSyncServerStart(self) -> None:
+        """A reload of the whole list starts (after events could not be replayed)."""
+
+    def onSyncServerFinish(self) -> None:
+        """The reload finished."""
+
+    def onSyncServerFailed(self) -> None:
+        """Not used by convd."""
+
+    def onNewConversation(self, conversationList: list[V2TIMConversation]) -> None:
+        """New conversations (kTIMConvEvent_Add)."""
+
+    def onConversationChanged(self, conversationList: list[V2TIMConversation]) -> None:
+        """Changed conversations (kTIMConvEvent_Update): draft, pin, order."""
+
+    def onConversationDeleted(self, conversationIDList: list[str]) -> None:
+        """Deleted conversations (kTIMConvEvent_Del), by V2 id."""
+
+
+def _call_listener(listener: object, name: str, *args: Any) -> None:
+    method = getattr(listener, name, None)
+    if method is None:
+        return
+    try:
+        method(*args)
+    except Exception:
+        logger.exception("V2TIM listener %s.%s failed", type(listener).__name__, name)
+
+
+def _fail(callback: Any, code: int, desc: str) -> None:
+    if callback is not None:
+        callback.onError(code, desc)
+
+
+def _outside(fn: Callable[..., object], *args: Any) -> None:
+    # No SDK instance, so no logic thread: report from a short-lived thread, never inline.
+    def run() -> None:
+        try:
+            fn(*args)
+        except Exception:
+            logger.exception("a V2TIM callback raised")
+
+    threading.Thread(target=run, name="convd-v2-error", daemon=True).start()
+
+
+def _report(core: SdkCore | None, callback: Any, code: int, desc: str) -> None:
+    """Report a failure through ``callback`` later, on the logic thread if there is one."""
+    if core is None or not core.post(_fail, callback, code, desc):
+        _outside(_fail, callback, code, desc)
+
+
+class V2TIMConversationManager:
+    """``V2TIMConversationManager``: conversations and drafts. Get it from
+    :meth:`V2TIMManager.getConversationManager`."""
+
+    def __init__(self, manager: V2TIMManager) -> None:
+        self._manager = manager
+        self._listeners: list[object] = []
+        self._listeners_lock = threading.Lock()
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def addConversationListener(self, listener: V2TIMConversationListener) -> None:
+        """Add a conversation listener (a listener added twice is called once)."""
+        with self._listeners_lock:
+            if listener is not None and listener not in self._listeners:
+                self._listeners.append(listener)
+
+    def removeConversationListener(self, listener: V2TIMConversationListener) -> None:
+        """Remove a conversation listener."""
+        with self._listeners_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _snapshot(self) -> list[object]:
+        with self._listeners_lock:
+            return list(self._listeners)
+
+    def _deliver_event(self, event: ConvEvent) -> None:
+        if event.event is TIMConvEvent.kTIMConvEvent_Del:
+            ids = [conversation_id(k.conv_id, k.conv_type) for k in event.keys]
+            for listener in self._snapshot():
+                _call_listener(listener, "onConversationDeleted", list(ids))
+            return
+        convs = [V2TIMConversation.from_conv_info(c) for c in event.conversations]
+        name = (
+            "onNewConversation"
+            if event.event is TIMConvEvent.kTIMConvEvent_Add
+            else "onConversationChanged"
+        )
+        for listener in self._snapshot():
+            _call_listener(listener, name, list(convs))
+
+    def _deliver_resync(self, resync: Resync) -> None:
+        convs = [V2TIMConversation.from_conv_info(c) for c in resync.conversations]
+        for listener in self._snapshot():
+            _call_listener(listener, "onSyncServerStart")
+            if convs:
+                _call_listener(listener, "onConversationChanged", list(convs))
+            _call_listener(listener, "onSyncServerFinish")
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def _start(
+        self,
+        callback: Any,
+        fn: Callable[[Client], Awaitable[T]],
+        success: Callable[[T], None],
+        conflict: bool = False,
+    ) -> None:
+        core = self._manager._core
+        if core is None:
+            _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
+            return
+        if core.user_id is None:
+            _report(core, callback, ERR_SDK_NOT_LOGGED_IN, "not logged in")
+            return
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if callback is None:
+                return
+            if error is None:
+                success(result)
+                return
+            code, desc = callback_error(error)
+            if conflict and isinstance(error, RevisionConflict):
+                current = (
+                    None
+                    if error.current is None
+                    else V2TIMConversation.from_conv_info(error.current)
+                )
+                desc = _conflict_desc(current)
+                hook = getattr(callback, "onDraftConflict", None)
+                if hook is not None:
+                    hook(code, desc, current)
+                    return
+            callback.onError(code, desc)
+
+        if not core.run(fn, done):
+            _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
+
+    def _invalid(self, callback: Any, desc: str) -> None:
+        core = self._manager._core
+        if core is None:
+            _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
+        elif core.user_id is None:
+            _report(core, callback, ERR_SDK_NOT_LOGGED_IN, "not logged in")
+        else:
+            _report(core, callback, ERR_INVALID_PARAMETERS, desc)
+
+    def setConversationDraft(
+        self,
+        conversationID: str,
+        draftText: str | None,
+        callback: V2TIMCallback | None,
+        ifRevision: int | None = None,
+    ) -> None:
+        """Set (or, with an empty or None text, clear) a conversation's draft.
+
+        Setting creates the conversation when needed and moves it to the top of its section;
+        clearing does not reorder.
+
+        :param ifRevision: convd extension: write only if the draft is still at this
+            ``draftRevision``; a conflict reports 90001 (see the module documentation)
+        """
+        key = parse_conversation_id(conversationID)
+        if key is None:
+            self._invalid(callback, f"invalid conversationID {conversationID!r}")
+            return
+        if ifRevision is not None and (not isinstance(ifRevision, int) or ifRevision < 0):
+            self._invalid(callback, "ifRevision must be a revision (an int >= 0)")
+            return
+        if draftText:
+            text = draftText
+
+            async def write(client: Client) -> None:
+                await client.conv_set_draft(
+                    key.conv_id, key.conv_type, text_draft(text), if_revision=ifRevision
+                )
+
+            fn = write
+        else:
+
+            async def clear(client: Client) -> None:
+                # No conversation means no draft to clear: that is a success.
+                with contextlib.suppress(ConversationNotFound):
+                    await client.conv_cancel_draft(
+                        key.conv_id, key.conv_type, if_revision=ifRevision
+                    )
+
+            fn = clear
+        self._start(callback, fn, lambda _: callback.onSuccess() if callback else None, True)
+
+    def getConversation(
+        self, conversationID: str, callback: V2TIMValueCallback[V2TIMConversation] | None
+    ) -> None:
+        """One conversation; 6004 when it does not exist."""
+        key = parse_conversation_id(conversationID)
+        if key is None:
+            self._invalid(callback, f"invalid conversationID {conversationID!r}")
+            return
+
+        async def get(client: Client) -> V2TIMConversation:
+            found = await client.conv_get([key])
+            if not found:
+                raise ConversationNotFound(
+                    ERR_INVALID_CONVERSATION, f"no conversation {conversationID!r}"
+                )
+            return V2TIMConversation.from_conv_info(found[0])
+
+        self._start(callback, get, lambda value: callback.onSuccess(value) if callback else None)
+
+    @overload
+    def getConversationList(
+        self,
+        nextSeq: int,
+        count: int,
+        callback: V2TIMValueCallback[V2TIMConversationResult] | None,
+        /,
+    ) -> None: ...
+
+    @overload
+    def getConversationList(
+        self,
+        conversationIDList: Sequence[str],
+        callback: V2TIMValueCallback[list[V2TIMConversation]] | None,
+        /,
+    ) -> None: ...
+
+    def getConversationList(self, *args: Any) -> None:
+        """A page of the list, ``(nextSeq, count, callback)`` -> :class:`V2TIMConversationResult`;
+        or, as the SDK's overload, ``(conversationIDList, callback)`` -> a list (see
+        :meth:`getConversationListByIDs`).
+
+        Start with ``nextSeq`` 0 and pass the returned ``nextSeq`` until ``isFinished``.
+        Pinned conversations come first, then by ``orderKey`` descending. A ``count`` above
+        1000 is treated as 1000; ``count`` <= 0 fails with 6017.
+        """
+        if len(args) == 2:
+            self.getConversationListByIDs(args[0], args[1])
+            return
+        if len(args) != 3:
+            raise TypeError("getConversationList(nextSeq, count, callback) or (ids, callback)")
+        next_seq, count, callback = args
+        if not isinstance(next_seq, int) or next_seq < 0:
+            self._invalid(callback, "nextSeq is invalid")
+            return
+        if not isinstance(count, int) or count <= 0:
+            self._invalid(callback, "count is invalid")
+            return
+        page_size = min(count, MAX_PAGE_SIZE)
+
+        async def page(client: Client) -> V2TIMConversationResult:
+            result = await client.conv_list(next_seq, page_size)
+            return V2TIMConversationResult(
+                conversationList=[
+                    V2TIMConversation.from_conv_info(c)
+                    for c in result.conversation_list_result_conv_list
+                ],
+                nextSeq=result.conversation_list_result_next_seq,
+                isFinished=result.conversation_list_result_is_finished,
+            )
+
+        self._start(callback, page, lambda value: callback.onSuccess(value) if callback else None)
+
+    def getConversationListByIDs(
+        self,
+        conversationIDList: Sequence[str],
+        callback: V2TIMValueCallback[list[V2TIMConversation]] | None,
+    ) -> None:
+        """The named conversations that exist, in the order asked; 6017 for an empty list or
+        an id without a ``c2c_``/``group_`` prefix."""
+        if isinstance(conversationIDList, str) or not conversationIDList:
+            self._invalid(callback, "conversationIDList is empty")
+            return
+        keys: list[ConvKey] = []
+        for item in conversationIDList:
+            key = parse_conversation_id(item)
+            if key is None:
+                self._invalid(callback, f"invalid conversationID {item!r}")
+                return
+            keys.append(key)
+
+        async def get(client: Client) -> list[V2TIMConversation]:
+            return [V2TIMConversation.from_conv_info(c) for c in await client.conv_get(keys)]
+
+        self._start(callback, get, lambda value: callback.onSuccess(value) if callback else None)
+
+    def deleteConversation(self, conversationID: str, callback: V2TIMCallback | None) -> None:
+        """Delete a conversation and its draft; 6004 when it does not exist."""
+        key = parse_conversation_id(conversationID)
+        if key is None:
+            self._invalid(callback, f"invalid conversationID {conversationID!r}")
+            return
+        self._start(
+            callback,
+            lambda client: client.conv_delete(key.conv_id, key.conv_type),
+            lambda _: callback.onSuccess() if callback else None,
+        )
+
+    def pinConversation(
+        self, conversationID: str, isPinned: bool, callback: V2TIMCallback | None
+    ) -> None:
+        """Pin or unpin a conversation; 90002 when 50 are pinned, 6004 when it does not exist."""
+        key = parse_conversation_id(conversationID)
+        if key is None:
+            self._invalid(callback, f"invalid conversationID {conversationID!r}")
+            return
+        pinned = bool(isPinned)
+        self._start(
+            callback,
+            lambda client: client.conv_pin(key.conv_id, key.conv_type, pinned),
+            lambda _: callback.onSuccess() if callback else None,
+        )
+
+
+def _conflict_desc(current: V2TIMConversation | None) -> str:
+    if current is None:
+        return "draft revision conflict: the conversation no longer exists (revision 0)"
+    text = "no draft" if current.draftText is None else f"draftText {current.draftText!r}"
+    return f"draft revision conflict: the draft is at revision {current.draftRevision} ({text})"
+
+
+class V2TIMManager:
+    """``V2TIMManager``: the SDK instance. Get it with :meth:`getInstance`."""
+
+    _instance: ClassVar[V2TIMManager | None] = None
+    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._core: SdkCore | None = None
+        self._conversations = V2TIMConversationManager(self)
+        self._sdk_listeners: list[object] = []
+
+    @staticmethod
+    def getInstance() -> V2TIMManager:
+        """The process-wide instance."""
+        with V2TIMManager._instance_lock:
+            if V2TIMManager._instance is None:
+                V2TIMManager._instance = V2TIMManager()
+            return V2TIMManager._instance
+
+    @staticmethod
+    def getConversationManager() -> V2TIMConversationManager:
+        """The conversation manager (callable on the class or on the instance)."""
+        return V2TIMManager.getInstance()._conversations
+
+    def getVersion(self) -> str:
+        """The client library's version."""
+        return f"convd-client {__version__}"
+
+    def initSDK(
+        self,
+        sdkAppID: int,
+        config: V2TIMSDKConfig | None = None,
+        listener: V2TIMSDKListener | None = None,
+    ) -> bool:
+        """Initialize: start the logic thread and connect to convd in the background.
+
+        Succeeds even when convd is not running (calls fail with 6022 until it is); the
+        ``listener`` hears about the connection. Initializing again changes nothing.
+
+        :return: False for a bad ``sdkAppID``
+        """
+        if isinstance(sdkAppID, bool) or not isinstance(sdkAppID, int) or sdkAppID < 0:
+            return False
+        config = config or V2TIMSDKConfig()
+        with self._lock:
+            if listener is not None and listener not in self._sdk_listeners:
+                self._sdk_listeners.append(listener)
+            if self._core is not None:
+                return True
+            core = SdkCore(
+                sdkAppID,
+                socket_path=config.socketPath,
+                timeout=config.timeout,
+                on_event=self._conversations._deliver_event,
+                on_resync=self._conversations._deliver_resync,
+                on_state=self._deliver_state,
+            )
+            core.start()
+            self._core = core
+        return True
+
+    def unInitSDK(self) -> None:
+        """Uninitialize: pending calls report 6013; waits for the queued callbacks (unless
+        called from one)."""
+        with self._lock:
+            core, self._core = self._core, None
+        if core is not None:
+            core.stop()
+
+    def addSDKListener(self, listener: V2TIMSDKListener) -> None:
+        """Add a listener for the connection to convd."""
+        with self._lock:
+            if listener not in self._sdk_listeners:
+                self._sdk_listeners.append(listener)
+
+    def removeSDKListener(self, listener: V2TIMSDKListener) -> None:
+        """Remove a listener added by :meth:`initSDK` or :meth:`addSDKListener`."""
+        with self._lock:
+            if listener in self._sdk_listeners:
+                self._sdk_listeners.remove(listener)
+
+    def _deliver_state(self, state: ConnectionState) -> None:
+        with self._lock:
+            listeners = list(self._sdk_listeners)
+            core = self._core
+        for listener in listeners:
+            if state is ConnectionState.CONNECTING:
+                _call_listener(listener, "onConnecting")
+            elif state is ConnectionState.CONNECTED:
+                _call_listener(listener, "onConnectSuccess")
+            elif state is ConnectionState.DISCONNECTED and core is not None:
+                error = DaemonUnavailable(core.client.socket_path)
+                _call_listener(listener, "onConnectFailed", DaemonUnavailable.CODE, str(error))
+
+    def login(self, userID: str, userSig: str | None, callback: V2TIMCallback | None) -> None:
+        """Log in as ``userID`` and start the conversation events; ``userSig`` is not checked.
+
+        Until ``onSuccess``, conversation calls fail with 6014.
+        """
+        core = self._core
+        if core is None:
+            _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
+            return
+        if not isinstance(userID, str) or not userID:
+            _report(core, callback, ERR_INVALID_PARAMETERS, "userID is empty")
+            return
+
+        def done(result: object, error: BaseException | None) -> None:
+            if callback is None:
+                return
+            if error is None:
+                callback.onSuccess()
+            else:
+                callback.onError(*callback_error(error))
+
+        if not core.login(userID, done):
+            _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
+
+    def logout(self, callback: V2TIMCallback | None) -> None:
+        """Log out; conversation calls fail with 6014 from now on."""
+        core = self._core
+        if core is None:
+            _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
+            return
+
+        def done(result: object, error: BaseException | None) -> None:
+            if callback is None:
+                return
+            if error is None:
+                callback.onSuccess()
+            else:
+                callback.onError(*callback_error(error))
+
+        if not core.logout(done):
+            _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
+
+    def getLoginUser(self) -> str | None:
+        """The logged-in user id, or None."""
+        core = self._core
+        return None if core is None else core.user_id
+
+    def getLoginStatus(self) -> V2TIMLoginStatus:
+        """Logged in, logging in, or logged out."""
+        core = self._core
+        if core is not None and core.user_id is not None:
+            return V2TIMLoginStatus.V2TIM_STATUS_LOGINED
+        if core is not None and core.logging_in:
+            return V2TIMLoginStatus.V2TIM_STATUS_LOGINING
+        return V2TIMLoginStatus.V2TIM_STATUS_LOGOUT
