@@ -270,6 +270,8 @@ class Client:
         self._accepting = False
         self._subscription: int | None = None
         self._origin: str | None = None
+        # The daemon's change history that _last_seq belongs to (sent back when resuming).
+        self._history: str | None = None
         self._last_seq: int | None = None
         self._need_resync = False
         self._hold: list[ConvEvent] | None = None
@@ -585,7 +587,11 @@ class Client:
     # -- events -------------------------------------------------------------------------------
 
     async def subscribe(
-        self, since_seq: int | None = None, *, timeout: float | None = None
+        self,
+        since_seq: int | None = None,
+        *,
+        history: str | None = None,
+        timeout: float | None = None,
     ) -> ConvSubscribeResult:
         """Deliver the account's events to the event listeners, until :meth:`unsubscribe`.
 
@@ -594,6 +600,9 @@ class Client:
         ``since_seq`` while subscribed changes nothing.
 
         :param since_seq: first replay every change after this seq
+        :param history: the ``history`` of the subscription ``since_seq`` came from (by
+            default the last one this client saw); the daemon refuses the resume (90003)
+            when its database has a different history since, instead of skipping changes
         :raises SeqTooOld: ``since_seq`` can no longer be replayed (90003)
         """
         limit = self._limit(timeout)
@@ -604,11 +613,14 @@ class Client:
                     subscription=self._subscription,
                     seq=self._last_seq or 0,
                     origin=self._origin or "",
+                    history=self._history or "",
                 )
             await self._unsubscribe_on(conn, limit)
         if since_seq is None:
             result = await self._subscribe_fresh(conn, limit)
         else:
+            if history is not None:
+                self._history = history
             result = await self._subscribe_resume(conn, since_seq, limit)
         self._want_events = True
         return result
@@ -741,6 +753,7 @@ class Client:
             raise
         self._subscription = result.subscription
         self._origin = result.origin
+        self._history = result.history
         self._last_seq = max(self._last_seq or 0, result.seq)
         return result
 
@@ -754,7 +767,10 @@ class Client:
             result = await self._call_on(
                 conn,
                 "conv.subscribe",
-                ConvSubscribeParams(since_seq=since_seq),
+                ConvSubscribeParams(
+                    since_seq=since_seq,
+                    history=msgspec.UNSET if self._history is None else self._history,
+                ),
                 _SUBSCRIBE_RESULT,
                 timeout,
             )
@@ -764,6 +780,7 @@ class Client:
             raise
         self._subscription = result.subscription
         self._origin = result.origin
+        self._history = result.history
         return result
 
     async def _unsubscribe_on(self, conn: Connection, timeout: float) -> None:
@@ -791,6 +808,7 @@ class Client:
         )
         self._subscription = result.subscription
         self._origin = result.origin
+        self._history = result.history
         conversations = await self._list_all_on(conn, DEFAULT_PAGE_SIZE, self._timeout)
         held, self._hold = self._hold, None
         self._hold_last = None

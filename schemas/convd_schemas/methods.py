@@ -162,6 +162,17 @@ class ConvSubscribeParams(_Params):
         ]
         | msgspec.UnsetType
     ) = msgspec.UNSET
+    history: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                description="With `since_seq`: the `history` of the subscription being resumed. "
+                "When the database was replaced since (restored, recreated), seqs name other "
+                "changes, and the resume is refused with 90003 instead of skipping them.",
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class ConvSubscribeResult(msgspec.Struct, kw_only=True):
@@ -176,6 +187,13 @@ class ConvSubscribeResult(msgspec.Struct, kw_only=True):
         msgspec.Meta(
             description="This connection's id, as events carry it in `origin`: a client "
             "recognises the echo of its own changes by it."
+        ),
+    ]
+    history: Annotated[
+        str,
+        msgspec.Meta(
+            description="Names the database's change history that `seq` belongs to; pass it "
+            "back with `since_seq` when resuming."
         ),
     ]
 

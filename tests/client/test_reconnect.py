@@ -237,13 +237,6 @@ def test_faces_report_a_reload_after_an_unreplayable_gap(daemon: DaemonProcess) 
         tim.TIMUninit()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon contract gap: `seq` carries no identity of the change history (no epoch), "
-    "so after the database is replaced (wiped, or restored from a backup) and the new history "
-    "reaches the client's seq again, `since_seq` is accepted and the changes up to it are "
-    "silently skipped instead of answered with 90003",
-)
 async def test_resume_across_a_replaced_database_with_an_equal_seq(daemon: DaemonProcess) -> None:
     seen: list[str] = []
     resyncs: list[Resync] = []

@@ -49,6 +49,7 @@ def test_backup_then_restore_into_a_fresh_daemon_brings_the_drafts_back(
     backup = short_dir / "drafts.backup"
     with daemon.client() as client:
         before = _fill(client)
+        history = client.call("conv.subscribe", {})["history"]
         result = _backup(client, backup)
     assert result == {
         "path": str(backup),
@@ -77,6 +78,8 @@ def test_backup_then_restore_into_a_fresh_daemon_brings_the_drafts_back(
             after = client.call("conv.list")["conversation_list_result_conv_list"]
             # Revisions, pins, texts, order: all as they were.
             assert after == before
+            # ... but a new change history: a client that resumes with its old seq reloads.
+            assert client.call("conv.subscribe", {})["history"] != history
             # The restored revisions go on where they were.
             bob = next(c for c in before if c["conv_id"] == "bob")
             changed = client.call(

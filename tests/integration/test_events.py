@@ -164,3 +164,24 @@ def test_a_stalled_subscriber_is_cut_off_and_loses_nothing(daemon: DaemonProcess
         resumed.call("conv.subscribe", {"since_seq": last_seq})
         seqs = [e["seq"] for e in _events(resumed, total - last_seq)]
         assert seqs == list(range(last_seq + 1, total + 1))
+
+
+def test_resuming_across_a_replaced_database_is_refused(daemon: DaemonProcess) -> None:
+    with daemon.client() as client:
+        old = client.call("conv.subscribe", {})
+        client.call("conv.create", {"conv_id": "a", "conv_type": 1})
+    assert daemon.stop() == 0
+    for suffix in ("", "-wal", "-shm"):
+        daemon.db.with_name(daemon.db.name + suffix).unlink(missing_ok=True)
+    daemon.start()
+    with daemon.client() as writer:
+        writer.call("conv.create", {"conv_id": "b", "conv_type": 1})
+        writer.call("conv.create", {"conv_id": "c", "conv_type": 1})
+        # seq 1 exists again, but names another change: resuming after it must not skip "b".
+        with pytest.raises(RpcFailure) as failure:
+            writer.call("conv.subscribe", {"since_seq": 1, "history": old["history"]})
+        assert failure.value.code == 90003
+        assert "replaced" in failure.value.error["message"]
+        fresh = writer.call("conv.subscribe", {})
+        assert fresh["history"] != old["history"]
+        assert writer.call("conv.subscribe", {"since_seq": 1, "history": fresh["history"]})

@@ -38,9 +38,11 @@ async def test_feed_is_pruned_and_old_seqs_are_refused(tmp_path: Path) -> None:
         oldest = await store.oldest_kept_seq(account.id)
         assert 0 < oldest <= 15
         with pytest.raises(SeqTooOld) as refused:
-            await service.check_resumable(account, oldest - 1, 25)
+            await service.check_resumable(account, oldest - 1, 25, None)
         assert (refused.value.oldest_seq, refused.value.current_seq) == (oldest, 25)
-        await service.check_resumable(account, oldest, 25)
+        await service.check_resumable(account, oldest, 25, service.history_id)
+        with pytest.raises(SeqTooOld, match="history"):
+            await service.check_resumable(account, oldest, 25, "another history")
         changes = await service.changes_between(account, oldest, 25, 100)
         assert [c.seq for c in changes] == list(range(oldest + 1, 26))
         assert {c.kind for c in changes} == {ChangeKind.UPDATE}
@@ -52,11 +54,13 @@ async def test_feed_is_pruned_and_old_seqs_are_refused(tmp_path: Path) -> None:
 async def test_feed_survives_reopening(tmp_path: Path) -> None:
     key = ConvKey(ConvType.GROUP, "team")
     async with open_store(tmp_path / "db") as store:
+        history = store.history_id
         service = ConversationService(store, EventBus())
         account = await service.login(7, "alice")
         await service.create(account, key, "c1")
         await service.delete(account, key, "c1")
     async with open_store(tmp_path / "db") as store:
+        assert store.history_id == history
         service = ConversationService(store, EventBus())
         account = await service.login(7, "alice")
         changes = await service.changes_between(account, 0, 2, 10)
@@ -65,3 +69,9 @@ async def test_feed_survives_reopening(tmp_path: Path) -> None:
             (2, ChangeKind.DELETE, key, "c1"),
         ]
         assert changes[1].conversation is None
+
+
+async def test_every_new_database_has_its_own_history(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "one") as one, open_store(tmp_path / "two") as two:
+        assert len(one.history_id) == 32
+        assert one.history_id != two.history_id

@@ -72,10 +72,16 @@ class DraftRevisionConflict(DomainError):
 
 
 class SeqTooOld(DomainError):
-    def __init__(self, since_seq: int, oldest_seq: int, current_seq: int) -> None:
-        super().__init__(
-            f"changes after seq {since_seq} are not available (kept: after {oldest_seq} up to "
-            f"{current_seq}); reload the conversation list and subscribe without since_seq"
+    def __init__(
+        self, since_seq: int, oldest_seq: int, current_seq: int, *, history_replaced: bool = False
+    ) -> None:
+        reason = (
+            f"the change history of seq {since_seq} was replaced (the database was restored "
+            "or recreated)"
+            if history_replaced
+            else f"changes after seq {since_seq} are not available (kept: after {oldest_seq} "
+            f"up to {current_seq})"
         )
+        super().__init__(f"{reason}; reload the conversation list and subscribe without since_seq")
         self.oldest_seq = oldest_seq
         self.current_seq = current_seq

@@ -37,6 +37,9 @@ class StoreTransaction(Protocol):
 
 
 class Store(Protocol):
+    #: Names this database's change history: seqs compare only within one history.
+    history_id: str
+
     async def get_account(self, sdk_app_id: int, user_id: str) -> Account:
         """The account with this identity, created on first use."""
         ...

@@ -265,8 +265,17 @@ class ConversationService:
     def unsubscribe(self, account: Account, token: int) -> None:
         self._bus.remove(account.id, token)
 
-    async def check_resumable(self, account: Account, since_seq: int, current_seq: int) -> None:
+    @property
+    def history_id(self) -> str:
+        """Names the change history that seqs belong to; a replaced database has a new one."""
+        return self._store.history_id
+
+    async def check_resumable(
+        self, account: Account, since_seq: int, current_seq: int, history_id: str | None
+    ) -> None:
         oldest = await self._store.oldest_kept_seq(account.id)
+        if history_id is not None and history_id != self._store.history_id:
+            raise SeqTooOld(since_seq, oldest, current_seq, history_replaced=True)
         if since_seq < oldest or since_seq > current_seq:
             raise SeqTooOld(since_seq, oldest, current_seq)
 

@@ -173,7 +173,9 @@ class Methods:
             subscription.last_seq = seq
         else:
             try:
-                await self._service.check_resumable(account, since_seq, seq)
+                await self._service.check_resumable(
+                    account, since_seq, seq, _unset_to_none(params.history)
+                )
             except BaseException:
                 self._service.unsubscribe(account, token)
                 raise
@@ -184,7 +186,12 @@ class Methods:
 
             session.after_reply.append(replay)
         session.subscriptions[subscription.id] = subscription
-        return ConvSubscribeResult(subscription=subscription.id, seq=seq, origin=session.origin)
+        return ConvSubscribeResult(
+            subscription=subscription.id,
+            seq=seq,
+            origin=session.origin,
+            history=self._service.history_id,
+        )
 
     async def _replay(
         self, session: Session, subscription: Subscription, account: domain.Account, up_to: int

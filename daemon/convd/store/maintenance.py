@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.request import pathname2url
 
 from ..domain import BackupFailed, BackupInfo
-from .migrations import SCHEMA_VERSION
+from .migrations import NEW_HISTORY_ID, SCHEMA_VERSION
 
 __all__ = [
     "DatabaseInUse",
@@ -117,6 +117,16 @@ def _copy(source: sqlite3.Connection, target: Path) -> int:
         version = int(copy.execute("PRAGMA user_version").fetchone()[0])
     _fsync_file(target)
     return version
+
+
+def _new_history(database: Path, version: int) -> None:
+    # The restored history is not the one clients saw (seqs may repeat with other changes):
+    # give it a new id so they reload instead of resuming. (Version 1 has no id yet; the
+    # migration that adds it draws a fresh one.)
+    if version >= 2:
+        with closing(sqlite3.connect(database, isolation_level=None)) as copy:
+            copy.execute(NEW_HISTORY_ID)
+        _fsync_file(database)
 
 
 def _errno_name(exc: OSError) -> str | None:
@@ -250,6 +260,7 @@ def restore_database(source: Path, database: Path) -> RestoreResult:
             with closing(_open_read_only(source)) as backup:
                 version = _check_backup(backup, source)
                 _copy(backup, temporary)
+            _new_history(temporary, version)
         except sqlite3.Error as exc:
             raise MaintenanceError(f"{source} cannot be read as a database: {exc}") from None
         replaced: Path | None = None

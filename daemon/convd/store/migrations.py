@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+__all__ = ["MIGRATIONS", "NEW_HISTORY_ID", "SCHEMA_VERSION"]
 
 # Each entry moves the schema from version N to N + 1. Never edit a released entry; append.
 MIGRATIONS: Final[tuple[str, ...]] = (
@@ -49,6 +49,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (account_id, seq)
     ) STRICT, WITHOUT ROWID;
     """,
+    # 2: a random id for this database's change history. Seqs are only comparable within one
+    # history: a database that was recreated or restored gets a new id, so a client resuming
+    # with an old seq is told to reload instead of silently missing changes.
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    INSERT INTO meta (key, value) VALUES ('history_id', lower(hex(randomblob(16))));
+    """,
 )
+
+#: Gives a database a new change history (``convd restore`` runs it on the installed copy).
+NEW_HISTORY_ID = "UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'history_id'"
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -169,11 +169,16 @@ class SqliteStore:
     """Implements the domain's Store protocol."""
 
     def __init__(
-        self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, kept_changes: int
+        self,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        kept_changes: int,
+        history_id: str,
     ) -> None:
         self._writer = writer
         self._reader = reader
         self._kept_changes = kept_changes
+        self.history_id = history_id
         # aiosqlite runs one connection's statements on one thread, but two tasks would
         # interleave statements inside each other's transactions: one writer at a time.
         self._write_lock = anyio.Lock()
@@ -350,7 +355,8 @@ async def open_store(path: Path, *, kept_changes: int = 10_000) -> AsyncIterator
             await reader.execute_fetchall("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot use the database {path}: {exc}") from exc
-        yield SqliteStore(writer, reader, kept_changes)
+        rows = await reader.execute_fetchall("SELECT value FROM meta WHERE key = 'history_id'")
+        yield SqliteStore(writer, reader, kept_changes, str(next(iter(rows))[0]))
 
 
 async def _close(db: aiosqlite.Connection) -> None:
