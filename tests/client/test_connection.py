@@ -15,7 +15,7 @@ from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from convd_client._connection import Connection
-from convd_client._framing import LineReader, LineTooLong
+from convd_client._framing import DEFAULT_MAX_LINE, LineReader, LineTooLong
 from convd_client.errors import (
     ConnectionLost,
     ConvdError,
@@ -62,7 +62,7 @@ class FakeDaemon:
 
     def __init__(self, stream: MemoryStream) -> None:
         self.stream = stream
-        self.reader = LineReader(stream)
+        self.reader = LineReader(stream, DEFAULT_MAX_LINE)
 
     async def request(self) -> dict[str, Any]:
         line = await self.reader.receive_line()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .framing import LineReader, LineTooLong
+from convd_schemas.framing import LineReader, LineTooLong
+
 from .peercred import PeerCheckedListener, PeerCredentials, describe_peer, peer_credentials
 from .systemd import (
     ActivationError,

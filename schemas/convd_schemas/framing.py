@@ -1,4 +1,7 @@
-"""Newline-delimited framing: one message per line, with a hard bound on a line's length."""
+"""The wire's framing: one message per ``\\n``-terminated line, with a hard bound on a line.
+
+Shared by the daemon (for requests) and the client (for responses and notifications).
+"""
 
 from __future__ import annotations
 
