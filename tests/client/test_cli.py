@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 from convd_client import cli
-from support import DaemonProcess
+from support import DaemonProcess, text_draft
 
 
 def convctl(daemon: DaemonProcess, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -81,6 +84,18 @@ def test_usage_errors_exit_2(shared_daemon: DaemonProcess) -> None:
     assert "--user" in done.stderr
 
 
+def test_usage_errors_are_found_before_connecting(
+    shared_daemon: DaemonProcess, short_dir: Path
+) -> None:
+    # A bad conversation name is a usage error (2) even when convd cannot be reached (3).
+    missing = str(short_dir / "nobody.sock")
+    done = convctl(shared_daemon, "--socket", missing, "--user", "u", "conv", "get", "c2c_")
+    assert done.returncode == 2
+    assert "c2c_<userID>" in done.stderr
+    done = convctl(shared_daemon, "--socket", missing, "--user", "u", "watch", "--count", "-1")
+    assert done.returncode == 2
+
+
 def test_unreachable_daemon_exits_3(shared_daemon: DaemonProcess, short_dir: Path) -> None:
     missing = short_dir / "nobody.sock"
     done = convctl(shared_daemon, "--socket", str(missing), "call", "daemon.status")
@@ -91,10 +106,40 @@ def test_unreachable_daemon_exits_3(shared_daemon: DaemonProcess, short_dir: Pat
     assert convctl(shared_daemon, "status", env=env).returncode == 3
 
 
+def test_a_closed_stdout_ends_quietly(shared_daemon: DaemonProcess) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `convctl status | true`
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "convd_client.cli", "status"],
+            env=shared_daemon.env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 def test_help_and_version(shared_daemon: DaemonProcess) -> None:
     done = convctl(shared_daemon, "--help")
     assert done.returncode == 0
     assert "call" in done.stdout
+    # The exit codes are documented in the epilog.
+    epilog = done.stdout[done.stdout.index("exit status:") :]
+    for code in ("0 ", "1 ", "2 ", "3 ", "130 "):
+        assert f"\n  {code}" in epilog
+    for words in (
+        ("conv", "get", "--help"),
+        ("draft", "set", "--help"),
+        ("watch", "--help"),
+        ("backup", "--help"),
+    ):
+        done = convctl(shared_daemon, *words)
+        assert done.returncode == 0, words
+        assert done.stdout.startswith("usage: convctl "), words
     done = convctl(shared_daemon, "--version")
     assert done.returncode == 0
     assert done.stdout.startswith("convctl ")
@@ -128,14 +173,14 @@ def test_conv_and_draft_commands(env: str, capsys: pytest.CaptureFixture[str]) -
     code, out, _ = run(capsys, "conv", "list", "--json")
     assert [c["conv_id"] for c in json.loads(out)] == ["team", "bob"]
     code, out, _ = run(capsys, "conv", "get", "c2c_bob", "--json")
-    assert json.loads(out)[0]["conv_draft_revision"] == 1
+    assert json.loads(out)["conv_draft_revision"] == 1
     code, _, err = run(capsys, "draft", "set", "bob", "stale", "--if-revision", "0")
     assert code == 1
     assert "90001" in err
     code, out, _ = run(capsys, "draft", "clear", "bob", "--if-revision", "1")
     assert (code, out) == (0, "revision 2\n")
     code, out, _ = run(capsys, "draft", "get", "bob", "--json")
-    assert json.loads(out) == {"draft": None, "revision": 2}
+    assert json.loads(out) == {"text": None, "revision": 2, "draft": None}
     assert run(capsys, "conv", "unpin", "group_team")[0] == 0
     assert run(capsys, "conv", "delete", "group_team")[0] == 0
     code, _, err = run(capsys, "conv", "get", "group_team")
@@ -197,3 +242,135 @@ def test_backup_command(env: str, short_dir: Path, capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "backup", str(target), "--overwrite", "--json")
     assert code == 0
     assert json.loads(out)["path"] == str(target)
+
+
+def test_conversations_named_by_type_and_id(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "conv", "create", "--type", "group", "team1", "--json")
+    assert code == 0
+    assert (json.loads(out)["conv_id"], json.loads(out)["conv_type"]) == ("team1", 2)
+    # With --type the id is taken as it is, prefix-like text included.
+    code, out, _ = run(capsys, "draft", "set", "--type", "c2c", "group_x", "hi", "--json")
+    assert code == 0
+    assert (json.loads(out)["conv_id"], json.loads(out)["conv_type"]) == ("group_x", 1)
+    code, out, _ = run(capsys, "draft", "get", "c2c_group_x")
+    assert (code, out) == (0, "hi\n")
+    code, out, _ = run(capsys, "conv", "get", "group_team1")
+    assert code == 0
+    assert out.splitlines()[1].split()[0] == "group_team1"
+    assert run(capsys, "conv", "pin", "--type", "group", "team1", "--json")[1] == "{}\n"
+    assert run(capsys, "conv", "unpin", "--type", "group", "team1", "--json")[1] == "{}\n"
+    assert run(capsys, "conv", "delete", "--type", "group", "team1", "--json")[1] == "{}\n"
+    assert run(capsys, "conv", "get", "--type", "nope", "team1")[0] == 2
+    assert run(capsys, "conv", "get", "--type", "c2c", "")[0] == 2
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def test_draft_set_reads_stdin(
+    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stdin(monkeypatch, "line one\nline two ✓\n".encode())
+    code, out, _ = run(capsys, "draft", "set", "c2c_bob")
+    assert (code, out) == (0, "revision 1\n")
+    code, out, _ = run(capsys, "draft", "get", "c2c_bob", "--json")
+    assert json.loads(out)["text"] == "line one\nline two ✓"  # one trailing newline dropped
+    _stdin(monkeypatch, b"from a dash\r\n\n")
+    code, out, _ = run(capsys, "draft", "set", "c2c_bob", "-", "--if-revision", "1")
+    assert (code, out) == (0, "revision 2\n")
+    code, out, _ = run(capsys, "draft", "get", "c2c_bob")
+    assert (code, out) == (0, "from a dash\r\n\n")
+    _stdin(monkeypatch, b"")  # empty: clears
+    code, out, _ = run(capsys, "draft", "set", "c2c_bob", "--json")
+    assert code == 0
+    assert json.loads(out)["conv_is_has_draft"] is False
+    _stdin(monkeypatch, b"\xff\xfe")
+    code, _, err = run(capsys, "draft", "set", "c2c_bob")
+    assert code == 2
+    assert "UTF-8" in err
+
+
+def test_draft_set_reads_stdin_as_a_process(shared_daemon: DaemonProcess, user: str) -> None:
+    env = dict(shared_daemon.env, CONVD_USER=user)
+    done = subprocess.run(
+        [sys.executable, "-m", "convd_client.cli", "draft", "set", "c2c_bob"],
+        input="piped text\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.returncode, done.stdout) == (0, "revision 1\n"), done.stderr
+    assert convctl(shared_daemon, "draft", "get", "bob", env=env).stdout == "piped text\n"
+
+
+def _start_watch(daemon: DaemonProcess, user: str, *args: str) -> subprocess.Popen[str]:
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "convd_client.cli", "watch", *args],
+        env=dict(daemon.env, CONVD_USER=user),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watcher.stderr is not None
+    notice = watcher.stderr.readline()  # written once subscribed: no event can be missed
+    assert notice.startswith(f"convctl: watching {user}'s conversations, now at seq "), notice
+    return watcher
+
+
+def _readline(stream: IO[str] | None) -> str:
+    assert stream is not None
+    return stream.readline()
+
+
+def test_watch_prints_each_event_at_once_and_exits_0_on_sigint(
+    shared_daemon: DaemonProcess, user: str
+) -> None:
+    watcher = _start_watch(shared_daemon, user)
+    try:
+        with shared_daemon.client(user) as line:
+            line.call(
+                "conv.set_draft",
+                {"conv_id": "bob", "conv_type": 1, "draft": text_draft("see you at 6")},
+            )
+            # Read while the watcher still runs: the line was flushed, not buffered.
+            first = _readline(watcher.stdout)
+            assert first == '1 Add c2c_bob rev 1 draft "see you at 6"\n'
+            line.call("conv.pin", {"conv_id": "bob", "conv_type": 1, "is_pinned": True})
+            assert (
+                _readline(watcher.stdout) == '2 Update c2c_bob pinned rev 1 draft "see you at 6"\n'
+            )
+            line.call("conv.delete", {"conv_id": "bob", "conv_type": 1})
+            assert _readline(watcher.stdout) == "3 Del c2c_bob\n"
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate()
+    assert watcher.returncode == 0
+    assert out == ""
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+
+
+def test_watch_stops_quietly_when_its_reader_goes_away(
+    shared_daemon: DaemonProcess, user: str
+) -> None:
+    watcher = _start_watch(shared_daemon, user, "--json")
+    try:
+        with shared_daemon.client(user) as line:
+            line.call("conv.create", {"conv_id": "bob", "conv_type": 1})
+            event = json.loads(_readline(watcher.stdout))
+            assert (event["seq"], event["event"], event["conversation_ids"]) == (1, 0, ["c2c_bob"])
+            assert watcher.stdout is not None
+            watcher.stdout.close()  # like `convctl watch | head -n1`
+            line.call("conv.delete", {"conv_id": "bob", "conv_type": 1})
+        assert watcher.wait(timeout=30) == 0
+        assert watcher.stderr is not None
+        assert watcher.stderr.read() == ""
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+        watcher.communicate()

@@ -1,0 +1,207 @@
+"""The README's examples run against a real daemon and print what the README shows.
+
+An example is everything between ``<!-- example:NAME:begin -->`` and
+``<!-- example:NAME:end -->``: its first fenced block is the program (``python``: run with
+this interpreter; ``sh``: run with ``bash -euo pipefail``, with this virtualenv's ``bin`` first
+on PATH so that ``convctl`` is the one under test), the ``text`` block after it is what the
+program prints on stdout, compared exactly. Every example gets a fresh daemon (``daemon.env``
+points ``CONVD_SOCKET`` at it) and an empty working directory.
+
+Two examples cannot be a single program with fixed output: ``two-terminals`` (a watcher and a
+writer running at the same time) and ``socat-status`` (the daemon's pid and version); they have
+their own checks below.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from convd_schemas import __version__
+from support import DaemonProcess
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+#: Every example in the README; a new one must be added here (and so gets run).
+EXAMPLES = {
+    "async-client",
+    "tim",
+    "v2",
+    "conflict",
+    "two-terminals",
+    "jq",
+    "watch",
+    "socat-status",
+}
+#: The examples whose program and single output block are run and compared as they are.
+PLAIN = sorted(EXAMPLES - {"two-terminals", "socat-status"})
+
+_TIMEOUT = 30
+
+
+def _examples() -> dict[str, list[tuple[str, str]]]:
+    """Each example's fenced blocks, as (language, text), in README order."""
+    text = README.read_text()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for match in re.finditer(
+        r"<!-- example:([\w-]+):begin -->\n(.*?)<!-- example:([\w-]+):end -->", text, re.S
+    ):
+        name, body, end = match.groups()
+        assert end == name, f"README example {name!r} is closed by an end marker for {end!r}"
+        assert name not in found, f"README example {name!r} appears twice"
+        found[name] = re.findall(r"^```(\w*)\n(.*?)^```$", body, re.S | re.M)
+    opened = re.findall(r"<!-- example:[\w-]+:begin -->", text)
+    assert len(opened) == len(found), "an example's begin marker in README is not closed"
+    return found
+
+
+def _example(name: str) -> list[tuple[str, str]]:
+    blocks = _examples().get(name)
+    assert blocks, f"README lost its {name!r} example (or its code blocks)"
+    return blocks
+
+
+def _env(daemon: DaemonProcess) -> dict[str, str]:
+    env = daemon.env
+    env.pop("CONVD_USER", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', os.defpath)}"
+    if shutil.which("convctl", path=env["PATH"]) is None:
+        pytest.fail("convctl is not installed in this virtualenv: pip install -e '.[test]'")
+    return env
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} is not installed: `bash .ci/run` installs it (apt-get install {tool})")
+
+
+def _command(language: str, program: str, where: Path) -> list[str]:
+    if language == "python":
+        script = where / "example.py"
+        script.write_text(program)
+        return [sys.executable, str(script)]
+    assert language == "sh", f"an example's program must be python or sh, not {language!r}"
+    return ["bash", "-euo", "pipefail", "-c", program]
+
+
+def _run(language: str, program: str, daemon: DaemonProcess, where: Path) -> str:
+    done = subprocess.run(
+        _command(language, program, where),
+        env=_env(daemon),
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit status {done.returncode}\n{done.stderr}"
+    assert done.stderr == ""
+    return done.stdout
+
+
+def test_every_example_is_tested() -> None:
+    assert set(_examples()) == EXAMPLES
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_example_prints_what_the_readme_shows(
+    name: str, daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    _need("jq")
+    blocks = _example(name)
+    assert [language for language, _ in blocks][1:] == ["text"], (
+        f"example {name!r} must be one program and one output block"
+    )
+    (language, program), (_, expected) = blocks
+    assert _run(language, program, daemon, tmp_path) == expected
+
+
+def test_socat_status_example(daemon: DaemonProcess, tmp_path: Path) -> None:
+    _need("socat")
+    _need("jq")
+    [(language, program), (_, shown)] = _example("socat-status")
+    out = _run(language, program, daemon, tmp_path)
+    # The pid and version vary; the shape and the rest must match.
+    pattern = r"convd (\S+), pid (\d+), (\d+) conversations\n"
+    assert re.fullmatch(pattern, shown), "the README's shown output changed its shape"
+    match = re.fullmatch(pattern, out)
+    assert match, out
+    assert daemon.process is not None
+    assert match.groups() == (__version__, str(daemon.process.pid), "0")
+
+
+class _Lines:
+    """Read a pipe's lines in a thread, so that a test can wait for one with a timeout."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put("")  # EOF
+
+    def next(self, timeout: float = 10.0) -> str:
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no line within {timeout} s")
+
+    def rest(self) -> str:
+        self._thread.join(timeout=_TIMEOUT)
+        lines = []
+        while not self._lines.empty():
+            lines.append(self._lines.get_nowait())
+        return "".join(lines)
+
+
+def test_two_terminals_example(daemon: DaemonProcess, tmp_path: Path) -> None:
+    blocks = _example("two-terminals")
+    assert [language for language, _ in blocks] == ["sh", "sh", "text", "text"]
+    [(_, terminal1), (_, terminal2), (_, terminal2_shows), (_, terminal1_shows)] = blocks
+
+    # Terminal 1: the watcher, running until interrupted.
+    watcher = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", terminal1],
+        env=_env(daemon),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    out, err = _Lines(watcher.stdout), _Lines(watcher.stderr)
+    try:
+        notice = err.next()  # written once subscribed, so the change below cannot be missed
+        # Terminal 2, while terminal 1 runs.
+        assert _run("sh", terminal2, daemon, tmp_path) == terminal2_shows
+        event = out.next()  # flushed at once, while the watcher still runs
+        assert watcher.poll() is None
+        assert notice + event == terminal1_shows
+        # Ctrl-C: the terminal sends SIGINT to the foreground process group.
+        os.killpg(watcher.pid, signal.SIGINT)
+        assert watcher.wait(timeout=_TIMEOUT) == 0
+        assert out.rest() == ""
+        assert err.rest() == ""  # no traceback
+    finally:
+        if watcher.poll() is None:
+            os.killpg(watcher.pid, signal.SIGKILL)
+            watcher.wait()
+        out.rest()
+        err.rest()
+        for stream in (watcher.stdout, watcher.stderr):
+            if stream is not None:
+                stream.close()
