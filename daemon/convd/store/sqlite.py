@@ -186,24 +186,29 @@ class SqliteStore:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[_Transaction]:
         async with self._write_lock:
-            await self._writer.execute_fetchall("BEGIN IMMEDIATE")
+            # No BEGIN here: the writer connection opens its transaction (BEGIN IMMEDIATE) by
+            # itself, in the same thread hop as the first write statement. The reads before
+            # it are still consistent, as this lock makes this the database's only writer; a
+            # write that turns out to change nothing costs no transaction at all.
             tx = _Transaction(self._writer, self._kept_changes)
             try:
                 yield tx
             except BaseException:
                 # A cancelled await does not stop SQLite's thread: finish the rollback even
                 # when cancelled, or the next writer would run inside this transaction.
+                # (rollback() queues behind any statement still running; it is a no-op when
+                # no transaction was opened.)
                 with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
-                    await self._writer.execute_fetchall("ROLLBACK")
+                    await self._writer.rollback()
                 raise
-            try:
-                with anyio.CancelScope(shield=True):
-                    await self._writer.execute_fetchall("COMMIT")
-            except BaseException:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
-                    if self._writer.in_transaction:
-                        await self._writer.execute_fetchall("ROLLBACK")
-                raise
+            if self._writer.in_transaction:
+                try:
+                    with anyio.CancelScope(shield=True):
+                        await self._writer.commit()
+                except BaseException:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+                        await self._writer.rollback()
+                    raise
             # Still under the lock: events leave in commit order, and only after commit.
             for callback in tx.callbacks:
                 callback()
@@ -346,7 +351,10 @@ async def open_store(path: Path, *, kept_changes: int = 10_000) -> AsyncIterator
     _create_private(path)
     async with AsyncExitStack() as stack:
         try:
-            writer = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
+            # "IMMEDIATE": sqlite3 sends BEGIN IMMEDIATE before the first write statement of a
+            # transaction (taking the write lock up front, so WAL never answers SQLITE_BUSY on
+            # upgrade); COMMIT and ROLLBACK are explicit, in SqliteStore.write.
+            writer = await aiosqlite.connect(path, isolation_level="IMMEDIATE", timeout=5.0)
             stack.push_async_callback(_close, writer)
             await _configure(writer)
             await migrate(writer, path)
