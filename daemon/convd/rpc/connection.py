@@ -15,8 +15,8 @@ from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from convd_schemas import JsonRpcErrCode
+from convd_schemas.framing import LineReader, LineTooLong
 
-from ..transport import LineReader, LineTooLong
 from .dispatcher import Dispatcher, error_line
 from .session import Session
 

@@ -14,9 +14,9 @@ from anyio.abc import ByteStream, Listener, TaskStatus
 
 from convd_schemas import DaemonStatus, __version__
 from convd_schemas.limits import MAX_LINE_BYTES
+from convd_schemas.peer import describe_peer
 
 from .. import domain
-from ..transport import describe_peer
 from .connection import Connection
 from .dispatcher import Dispatcher
 from .handlers import Methods

@@ -12,21 +12,18 @@ first gate; this check is the second, for when the first is misconfigured.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import logging
 import os
-import socket
-import struct
-import sys
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio
-from anyio.abc import AnyByteReceiveStream, Listener, SocketAttribute, SocketListener, SocketStream
+from anyio.abc import Listener, SocketListener, SocketStream
 from anyio.abc import TaskGroup as AbstractTaskGroup
+
+from convd_schemas.peer import PeerCredentials, describe_peer, peer_credentials, raw_unix_socket
 
 __all__ = ["PeerCheckedListener", "PeerCredentials", "describe_peer", "peer_credentials"]
 
@@ -37,51 +34,6 @@ _TRANSIENT_ACCEPT_ERRORS = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO}
 )
 _ACCEPT_BACKOFF = 0.1
-
-
-class PeerCredentials(NamedTuple):
-    pid: int | None  # None where the platform does not say
-    uid: int
-    gid: int | None
-
-    def __str__(self) -> str:
-        pid = "?" if self.pid is None else str(self.pid)
-        gid = "?" if self.gid is None else str(self.gid)
-        return f"pid {pid} uid {self.uid} gid {gid}"
-
-
-def _getpeereid(sock: socket.socket) -> PeerCredentials:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    uid, gid = ctypes.c_uint32(), ctypes.c_uint32()
-    if libc.getpeereid(sock.fileno(), ctypes.byref(uid), ctypes.byref(gid)) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
-    return PeerCredentials(None, uid.value, gid.value)
-
-
-def peer_credentials(sock: socket.socket) -> PeerCredentials:
-    """Who connected ``sock`` (a connected AF_UNIX socket); raises OSError if unknown."""
-    if sys.platform == "linux":
-        data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, gid = struct.unpack("3i", data)
-        return PeerCredentials(pid, uid, gid)
-    return _getpeereid(sock)
-
-
-def _raw_unix_socket(stream: AnyByteReceiveStream) -> socket.socket | None:
-    raw: socket.socket | None = stream.extra(SocketAttribute.raw_socket, None)
-    return raw if raw is not None and raw.family == socket.AF_UNIX else None
-
-
-def describe_peer(stream: AnyByteReceiveStream) -> str:
-    """``"pid N uid N gid N"`` for a Unix-socket stream; ``""`` for anything else."""
-    raw = _raw_unix_socket(stream)
-    if raw is None:
-        return ""
-    try:
-        return str(peer_credentials(raw))
-    except OSError:
-        return ""
 
 
 class PeerCheckedListener(Listener[SocketStream]):
@@ -122,7 +74,7 @@ class PeerCheckedListener(Listener[SocketStream]):
                         await stream.aclose()
 
     def _admit(self, stream: SocketStream) -> bool:
-        raw = _raw_unix_socket(stream)
+        raw = raw_unix_socket(stream)
         if raw is None:
             logger.warning("refused connection: not a Unix socket, so its owner is unknown")
             return False
