@@ -11,9 +11,11 @@ __all__ = [
     "MAX_DRAFT_TEXT_CHARS",
     "MAX_GET_CONVS",
     "MAX_GROUP_ID_BYTES",
+    "MAX_INT",
     "MAX_LINE_BYTES",
     "MAX_PAGE_SIZE",
     "MAX_PINNED",
+    "MAX_SUBSCRIPTIONS",
     "MAX_USER_DEFINE_CHARS",
     "MAX_USER_ID_BYTES",
 ]
@@ -21,6 +23,10 @@ __all__ = [
 #: Longest accepted request line, newline excluded. Longer lines get -32600 and the
 #: connection is closed (a stream cannot be resynchronised inside an unterminated line).
 MAX_LINE_BYTES: Final = 1024 * 1024
+#: Largest integer any param may carry: SQLite stores signed 64-bit integers.
+MAX_INT: Final = 2**63 - 1
+#: Most subscriptions one connection may hold at once.
+MAX_SUBSCRIPTIONS: Final = 16
 #: Most entries in one JSON-RPC batch.
 MAX_BATCH_SIZE: Final = 100
 #: Default and largest ``count`` of one ``conv.list`` page.

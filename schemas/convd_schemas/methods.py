@@ -12,7 +12,7 @@ import msgspec
 
 from .enums import TIMConvEvent
 from .errors import ConvdErrCode, TIMErrCode
-from .limits import DEFAULT_PAGE_SIZE, MAX_GET_CONVS, MAX_PAGE_SIZE
+from .limits import DEFAULT_PAGE_SIZE, MAX_GET_CONVS, MAX_INT, MAX_PAGE_SIZE
 from .types import ConvId, ConvInfo, ConvKey, ConvTypeField, Draft
 
 __all__ = [
@@ -44,6 +44,7 @@ IfRevision = Annotated[
     int,
     msgspec.Meta(
         ge=0,
+        le=MAX_INT,
         description="Write only if the stored `conv_draft_revision` equals this; otherwise "
         "nothing is written and error 90001 carries the current ConvInfo.",
     ),
@@ -68,7 +69,7 @@ class SessionLoginParams(_Params):
     user_id: Annotated[
         str, msgspec.Meta(description="The account's user id: 1..32 bytes of printable ASCII.")
     ]
-    sdk_app_id: Annotated[int, msgspec.Meta(ge=0, description="The SDK app id.")] = 0
+    sdk_app_id: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT, description="The SDK app id.")] = 0
 
 
 class SessionLoginResult(msgspec.Struct, kw_only=True):
@@ -92,6 +93,7 @@ class ConvListParams(_Params):
         int,
         msgspec.Meta(
             ge=0,
+            le=MAX_INT,
             description="Opaque cursor: 0 for the first page, then the previous page's "
             "`conversation_list_result_next_seq`.",
         ),
@@ -157,6 +159,7 @@ class ConvSubscribeParams(_Params):
             int,
             msgspec.Meta(
                 ge=0,
+                le=MAX_INT,
                 description="Resume: first replay every change after this sequence number.",
             ),
         ]
@@ -201,7 +204,7 @@ class ConvSubscribeResult(msgspec.Struct, kw_only=True):
 class ConvUnsubscribeParams(_Params):
     """End a subscription."""
 
-    subscription: int
+    subscription: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]
 
 
 class DaemonStatus(msgspec.Struct, kw_only=True):
@@ -227,7 +230,8 @@ class DaemonBackupParams(_Params):
         str,
         msgspec.Meta(
             min_length=2,
-            pattern="^/",
+            # Absolute, and no NUL byte (no file name can hold one).
+            pattern=r"^/[^\x00]*$",
             description="Absolute path of the file to write (the daemon does not know the "
             "client's working directory).",
         ),

@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from .enums import TIMConvType
-from .limits import MAX_DRAFT_ELEMENTS, MAX_DRAFT_TEXT_CHARS, MAX_USER_DEFINE_CHARS
+from .limits import MAX_DRAFT_ELEMENTS, MAX_DRAFT_TEXT_CHARS, MAX_INT, MAX_USER_DEFINE_CHARS
 
 __all__ = ["ConvInfo", "ConvKey", "Draft", "DraftMessage", "MessageElem"]
 
@@ -62,6 +62,7 @@ class Draft(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             int,
             msgspec.Meta(
                 ge=0,
+                le=MAX_INT,
                 description="Unix seconds of the last edit; filled with the current time when "
                 "left out.",
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 
 from convd.domain import (
@@ -75,3 +76,29 @@ async def test_every_new_database_has_its_own_history(tmp_path: Path) -> None:
     async with open_store(tmp_path / "one") as one, open_store(tmp_path / "two") as two:
         assert len(one.history_id) == 32
         assert one.history_id != two.history_id
+
+
+async def test_a_write_cancelled_anywhere_leaves_no_transaction_behind(tmp_path: Path) -> None:
+    # A peer that vanishes cancels its request wherever it is; aiosqlite finishes the
+    # statement anyway. Sweep the cancellation point across the write's thread hops.
+    async with open_store(tmp_path / "db") as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        key = ConvKey(ConvType.C2C, "bob")
+        cancelled = 0
+        for step in range(60):
+            with anyio.move_on_after(step * 0.00005) as scope:
+                await service.set_draft(
+                    account, key, [DraftElement(0, f"cancelled {step}")], "", None, None, "t"
+                )
+            cancelled += scope.cancelled_caught
+            # The next write works (it would fail inside a leftover transaction) ...
+            done = await service.set_draft(
+                account, key, [DraftElement(0, f"kept {step}")], "", None, None, "t"
+            )
+            assert done.draft is not None
+            assert done.draft.texts == (f"kept {step}",)
+        assert cancelled > 0
+        # ... and each committed change is numbered exactly once: no half-written change.
+        changes = await service.changes_between(account, 0, 10_000, 10_000)
+        assert [c.seq for c in changes] == list(range(1, len(changes) + 1))

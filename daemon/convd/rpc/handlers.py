@@ -34,6 +34,7 @@ from convd_schemas import (
     SessionLoginParams,
     SessionLoginResult,
 )
+from convd_schemas.limits import MAX_SUBSCRIPTIONS
 
 from .. import domain
 from .convert import conv_info, domain_elements, domain_key, domain_keys
@@ -165,6 +166,11 @@ class Methods:
 
     async def conv_subscribe(self, session: Session, params: ConvSubscribeParams) -> Any:
         account = session.require_account()
+        if len(session.subscriptions) >= MAX_SUBSCRIPTIONS:
+            # Each subscription costs an encode per commit, made under the write lock.
+            raise domain.InvalidParameter(
+                f"a connection may hold at most {MAX_SUBSCRIPTIONS} subscriptions"
+            )
         since_seq: int | None = _unset_to_none(params.since_seq)
         subscription = session.new_subscription(replaying=since_seq is not None)
         token, seq = await self._service.subscribe(account, subscription.deliver)
@@ -200,12 +206,19 @@ class Methods:
             changes = await self._service.changes_between(
                 account, subscription.last_seq, up_to, _REPLAY_PAGE
             )
-            if not changes:
-                break
+            if not changes or changes[0].seq != subscription.last_seq + 1:
+                # The feed was pruned while this client read its replay: the changes it still
+                # lacks are gone. Cut it; its resume is then refused (90003) and it reloads.
+                session.overflow(
+                    f"changes after seq {subscription.last_seq} were pruned during the replay"
+                )
+                return
             for change in changes:
                 await session.send(subscription.encode(change) + b"\n")
                 subscription.last_seq = change.seq
-        subscription.release()
+        # Unsubscribed (or logged out) meanwhile: the held changes belong to no one.
+        if subscription.id in session.subscriptions:
+            subscription.release()
 
     async def conv_unsubscribe(self, session: Session, params: ConvUnsubscribeParams) -> Any:
         account = session.require_account()

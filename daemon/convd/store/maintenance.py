@@ -173,8 +173,13 @@ def backup_database(database: Path, target: Path, *, overwrite: bool = False) ->
         raise BackupFailed(
             f"cannot write {target}: {exc.strerror}", str(target), _errno_name(exc)
         ) from None
-    except sqlite3.Error as exc:
-        raise BackupFailed(f"cannot copy the database: {exc}", str(target)) from None
+    except sqlite3.Error:
+        # SQLite's own text stays in the log: clients get what happened, not internals.
+        logger.exception("backup to %s failed", target)
+        raise BackupFailed(
+            "cannot copy the database (SQLite failed; the daemon's log has the details)",
+            str(target),
+        ) from None
     finally:
         if temporary is not None:
             with suppress(OSError):
