@@ -7,6 +7,7 @@ background), its callback thread (the SDK's "logic thread") and the login state.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,8 @@ def callback_error(exc: BaseException) -> tuple[int, str]:
         return int(TIMErrCode.ERR_SDK_INTERNAL_ERROR), str(exc)
     return int(TIMErrCode.ERR_SDK_INTERNAL_ERROR), f"{type(exc).__name__}: {exc}"
 
+
+logger = logging.getLogger("convd_client")
 
 Done = Callable[[Any, BaseException | None], None]
 
@@ -140,7 +143,13 @@ class SdkCore:
                 error = future.exception()
                 if error is None:
                     result = future.result()
-            self.post(done, result, error)
+            if not self.post(done, result, error):
+                # The logic thread has stopped (the SDK is being uninitialized): run it here,
+                # so that it still runs exactly once.
+                try:
+                    done(result, error)
+                except Exception:
+                    logger.exception("a convd_client callback raised")
 
         future.add_done_callback(finished)
         return True

@@ -14,7 +14,9 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import contextlib
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack
@@ -23,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from convd_schemas import (
@@ -46,6 +49,9 @@ __all__ = ["BlockingClient"]
 
 T = TypeVar("T")
 
+#: Listener calls handed to the callback thread but not yet finished, at most.
+_RELAY_WINDOW = 64
+
 
 class BlockingClient:
     """The :class:`~convd_client.Client` API as blocking methods.
@@ -66,7 +72,14 @@ class BlockingClient:
         self._callbacks = CallbackThread("convd-callbacks")
         self._portal: BlockingPortal | None = None
         self._stack: ExitStack | None = None
-        self._relays: dict[tuple[str, int], Callable[[Any], None]] = {}
+        # (kind, listener, relay) in the order added; listeners are matched with ``==`` as
+        # Client matches them (a bound method is a new object on every attribute access).
+        self._relays: list[
+            tuple[str, Callable[[Any], object], Callable[[Any], Awaitable[None]]]
+        ] = []
+        # Bounds what the listeners' relays have handed to the callback thread (made on the
+        # event loop, where it is used).
+        self._window: anyio.Semaphore | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -190,12 +203,40 @@ class BlockingClient:
 
     # -- listeners ----------------------------------------------------------------------------
 
-    def _relay(self, kind: str, listener: Callable[[Any], object]) -> Callable[[Any], None]:
-        def relay(item: Any) -> None:
-            self._callbacks.post(listener, item)
+    def _relay(
+        self, kind: str, listener: Callable[[Any], object]
+    ) -> Callable[[Any], Awaitable[None]]:
+        async def relay(item: Any) -> None:
+            # At most _RELAY_WINDOW items wait on the callback thread: beyond that the
+            # client's dispatcher waits here, so a slow listener fills the client's bounded
+            # event queue and its overflow path (drop the connection, resume later) applies.
+            if self._window is None:
+                self._window = anyio.Semaphore(_RELAY_WINDOW)
+            window = self._window
+            loop = asyncio.get_running_loop()
+            await window.acquire()
 
-        self._relays[kind, id(listener)] = relay
+            def run() -> None:
+                try:
+                    listener(item)
+                finally:
+                    with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                        loop.call_soon_threadsafe(window.release)
+
+            if not self._callbacks.post(run):
+                window.release()
+
+        self._relays.append((kind, listener, relay))
         return relay
+
+    def _unrelay(
+        self, kind: str, listener: Callable[[Any], object]
+    ) -> Callable[[Any], Awaitable[None]] | None:
+        for index, (k, known, relay) in enumerate(self._relays):
+            if k == kind and known == listener:
+                del self._relays[index]
+                return relay
+        return None
 
     def add_event_listener(self, listener: Callable[[ConvEvent], object]) -> None:
         """Call ``listener(event)`` on the callback thread for every event, in seq order."""
@@ -203,7 +244,7 @@ class BlockingClient:
 
     def remove_event_listener(self, listener: Callable[[ConvEvent], object]) -> None:
         """Stop calling ``listener``."""
-        relay = self._relays.pop(("event", id(listener)), None)
+        relay = self._unrelay("event", listener)
         if relay is not None:
             self._client.remove_event_listener(relay)
 
@@ -213,7 +254,7 @@ class BlockingClient:
 
     def remove_resync_listener(self, listener: Callable[[Resync], object]) -> None:
         """Stop calling ``listener``."""
-        relay = self._relays.pop(("resync", id(listener)), None)
+        relay = self._unrelay("resync", listener)
         if relay is not None:
             self._client.remove_resync_listener(relay)
 
@@ -223,7 +264,7 @@ class BlockingClient:
 
     def remove_state_listener(self, listener: Callable[[ConnectionState], object]) -> None:
         """Stop calling ``listener``."""
-        relay = self._relays.pop(("state", id(listener)), None)
+        relay = self._unrelay("state", listener)
         if relay is not None:
             self._client.remove_state_listener(relay)
 

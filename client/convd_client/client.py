@@ -58,6 +58,7 @@ from convd_schemas import (
 )
 from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_GET_CONVS
 from convd_schemas.paths import default_socket_path
+from convd_schemas.peer import peer_credentials, raw_unix_socket
 
 from ._connection import Connection
 from ._framing import DEFAULT_MAX_LINE
@@ -199,6 +200,23 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _foreign_server(stream: anyio.abc.SocketStream, expected_uid: int) -> str | None:
+    """Why the server behind ``stream`` must not be trusted, or None if it runs as us."""
+    raw = raw_unix_socket(stream)
+    if raw is None:
+        return "refusing to talk to it: cannot tell who serves the socket (not a Unix socket)"
+    try:
+        uid = peer_credentials(raw).uid
+    except OSError as exc:
+        return f"refusing to talk to it: cannot tell who serves the socket ({exc})"
+    if uid != expected_uid:
+        return (
+            f"refusing to talk to it: the socket is served by uid {uid}, not by this user "
+            f"(expected uid {expected_uid}); another user may have put it there"
+        )
+    return None
+
+
 def _key(conv: ConvKey | tuple[str, int]) -> ConvKey:
     if isinstance(conv, ConvKey):
         return conv
@@ -232,6 +250,11 @@ class Client:
     :param backoff_max: longest delay between attempts
     :param connect_timeout: seconds one connection attempt may take
     :param max_line: longest response line accepted, in bytes
+    :param event_queue: how many events may wait for the listeners; when they fall further
+        behind, the client drops the connection and resumes once reconnected
+
+    The client talks only to a daemon run by its own user: a socket served by anyone else
+    is refused with :class:`DaemonUnavailable` before a byte is sent.
     """
 
     def __init__(
@@ -245,6 +268,8 @@ class Client:
         backoff_max: float = 2.0,
         connect_timeout: float = 5.0,
         max_line: int = DEFAULT_MAX_LINE,
+        event_queue: int = _EVENT_QUEUE,
+        _expected_uid: int | None = None,
     ) -> None:
         self._path = Path(socket_path) if socket_path is not None else default_socket_path()
         self._timeout = timeout
@@ -254,10 +279,16 @@ class Client:
         self._backoff_max = backoff_max
         self._connect_timeout = connect_timeout
         self._max_line = max_line
+        if event_queue < 1:
+            raise ValueError("event_queue must be at least 1")
+        self._event_queue = event_queue
+        # Whose daemon to trust: this process's user (overridable only by tests).
+        self._expected_uid = os.getuid() if _expected_uid is None else _expected_uid
 
         self._tg: TaskGroup | None = None
         self._closing = False
         self._conn: Connection | None = None
+        self._serving: Connection | None = None
         self._state = ConnectionState.DISCONNECTED
         self._state_changed = anyio.Event()
         self._last_error = "not connected yet"
@@ -267,6 +298,8 @@ class Client:
         self._account: tuple[int, str] | None = None
         # Events: wanted across reconnects and logins until unsubscribe().
         self._want_events = False
+        # Serialises subscribe(), unsubscribe() and login()'s subscribing.
+        self._subscribe_lock = anyio.Lock()
         self._accepting = False
         self._subscription: int | None = None
         self._origin: str | None = None
@@ -293,7 +326,7 @@ class Client:
         stream: anyio.abc.SocketStream | None = None
         if self._require_connection:
             stream = await self._open_stream()  # raises DaemonUnavailable
-        send, receive = anyio.create_memory_object_stream[_Item](_EVENT_QUEUE)
+        send, receive = anyio.create_memory_object_stream[_Item](self._event_queue)
         self._queue_send, self._queue_receive = send, receive
         tg = anyio.create_task_group()
         await tg.__aenter__()
@@ -447,7 +480,9 @@ class Client:
         self._login = params
         self._account = account
         if self._want_events and self._subscription is None:
-            await self._subscribe_fresh(conn, limit)
+            async with self._subscribe_lock:
+                if self._want_events and self._subscription is None:
+                    await self._subscribe_fresh(conn, limit)
         return result
 
     async def logout(self, *, timeout: float | None = None) -> None:
@@ -605,7 +640,12 @@ class Client:
             when its database has a different history since, instead of skipping changes
         :raises SeqTooOld: ``since_seq`` can no longer be replayed (90003)
         """
-        limit = self._limit(timeout)
+        async with self._subscribe_lock:
+            return await self._subscribe(since_seq, history, self._limit(timeout))
+
+    async def _subscribe(
+        self, since_seq: int | None, history: str | None, limit: float
+    ) -> ConvSubscribeResult:
         conn = await self._usable(limit)
         if self._subscription is not None:
             if since_seq is None:
@@ -627,12 +667,13 @@ class Client:
 
     async def unsubscribe(self, *, timeout: float | None = None) -> None:
         """Stop delivering events (``conv.unsubscribe``)."""
-        self._want_events = False
-        conn = self._conn
-        if conn is not None and not conn.closed and self._subscription is not None:
-            with contextlib.suppress(DaemonUnavailable):
-                await self._unsubscribe_on(conn, self._limit(timeout))
-        self._reset_events()
+        async with self._subscribe_lock:
+            self._want_events = False
+            conn = self._conn
+            if conn is not None and not conn.closed and self._subscription is not None:
+                with contextlib.suppress(DaemonUnavailable):
+                    await self._unsubscribe_on(conn, self._limit(timeout))
+            self._reset_events()
 
     # -- daemon -------------------------------------------------------------------------------
 
@@ -776,7 +817,10 @@ class Client:
             )
         except BaseException:
             self._accepting = False
-            self._last_seq = previous
+            if self._last_seq == since_seq:
+                # Nothing was queued from this subscription; events that were stay delivered
+                # (rolling back would replay them on the next resume).
+                self._last_seq = previous
             raise
         self._subscription = result.subscription
         self._origin = result.origin
@@ -829,12 +873,25 @@ class Client:
         if not self._accepting or self._overflowed:
             return
         try:
-            event = _conv_event(_EVENT.decode(params))
+            decoded = _EVENT.decode(params)
+            event = _conv_event(decoded)
         except msgspec.DecodeError as exc:
             logger.error("dropping a conv.event that does not match the contract: %s", exc)
             return
+        if self._subscription is not None and decoded.subscription != self._subscription:
+            # From an earlier subscription (its id is unknown only until subscribe returns).
+            logger.debug("ignoring an event of subscription %d", decoded.subscription)
+            return
         if self._hold is not None:
             if self._hold_last is None or event.seq > self._hold_last:
+                if len(self._hold) >= self._event_queue:
+                    logger.warning(
+                        "%d events arrived while reloading the list; reconnecting to reload "
+                        "it again",
+                        len(self._hold),
+                    )
+                    self._drop_connection()
+                    return
                 self._hold.append(event)
                 self._hold_last = event.seq
             return
@@ -848,14 +905,16 @@ class Client:
         else:
             logger.warning(
                 "event listeners are %d events behind; reconnecting to resume later",
-                _EVENT_QUEUE,
+                self._event_queue,
             )
             self._drop_connection()
 
     def _drop_connection(self) -> None:
         self._overflowed = True
-        if self._conn is not None:
-            self._conn.close()
+        # The connection being served: self._conn is set only once its session is restored,
+        # and a replay or resync during the restore can overflow too.
+        if self._serving is not None:
+            self._serving.close()
 
     def _emit(self, item: _Item) -> bool:
         if self._queue_send is None:
@@ -901,10 +960,20 @@ class Client:
     async def _open_stream(self) -> anyio.abc.SocketStream:
         try:
             with anyio.fail_after(self._connect_timeout):
-                return await anyio.connect_unix(self._path)
+                stream = await anyio.connect_unix(self._path)
         except (OSError, TimeoutError) as exc:
             self._last_error = _describe(exc)
             raise DaemonUnavailable(self._path, self._last_error) from exc
+        # Not a byte goes out before we know who serves the socket: a path in a shared
+        # directory (the /tmp fallback) could have been squatted by another local user.
+        problem = _foreign_server(stream, self._expected_uid)
+        if problem is not None:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            self._last_error = problem
+            logger.error("refusing convd at %s: %s", self._path, problem)
+            raise DaemonUnavailable(self._path, problem)
+        return stream
 
     async def _supervise(self, stream: anyio.abc.SocketStream | None) -> None:
         delay = self._backoff_initial
@@ -944,6 +1013,7 @@ class Client:
             max_line=self._max_line,
         )
         self._overflowed = False
+        self._serving = conn
         async with anyio.create_task_group() as tg:
             await tg.start(conn.run)
             self._set_state(ConnectionState.RESTORING)
@@ -958,6 +1028,7 @@ class Client:
                 logger.info("connected to convd at %s", self._path)
             await conn.wait_closed()
         self._conn = None
+        self._serving = None
         self._subscription = None
         self._accepting = False
         self._hold = None

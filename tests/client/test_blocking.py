@@ -133,3 +133,91 @@ def test_state_listener(shared_daemon: DaemonProcess) -> None:
     while not states.empty():
         seen.append(states.get())
     assert ConnectionState.CONNECTED in seen
+
+
+def test_slow_listener_backpressure_drops_and_resumes(
+    shared_daemon: DaemonProcess, user: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A blocked listener must not make events pile up without bound on the callback thread:
+    # the client's own bounded queue fills, it drops the connection and later resumes, and
+    # once the listener is unblocked every event arrives once, in order.
+    from convd_client.blocking import _RELAY_WINDOW
+
+    writes = 300
+    release = threading.Event()
+    seqs: list[int] = []
+
+    def listener(event: ConvEvent) -> None:
+        release.wait(30)
+        seqs.append(event.seq)
+
+    with (
+        BlockingClient(shared_daemon.socket, event_queue=20, backoff_max=0.1) as client,
+        BlockingClient(shared_daemon.socket) as writer,
+    ):
+        client.login(user)
+        writer.login(user)
+        writer.conv_create("bob", C2C)
+        client.add_event_listener(listener)
+        start = client.subscribe().seq
+        for i in range(writes):
+            writer.conv_set_draft("bob", C2C, f"draft {i}")
+        deadline = time.monotonic() + 20
+        while "events behind" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "events behind; reconnecting" in caplog.text
+        # Bounded: the callback thread holds at most the relay window.
+        assert client._callbacks._queue.qsize() <= _RELAY_WINDOW
+        release.set()
+        deadline = time.monotonic() + 20
+        while len(seqs) < writes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seqs == list(range(start + 1, start + writes + 1))
+
+
+def test_remove_listener_matches_by_equality(shared_daemon: DaemonProcess, user: str) -> None:
+    # A bound method is a new object on every access; the same function added twice is two
+    # registrations, each removed by one remove call (as Client does it).
+    class Sink:
+        def __init__(self) -> None:
+            self.events: list[int] = []
+
+        def on_event(self, event: ConvEvent) -> None:
+            self.events.append(event.seq)
+
+    sink = Sink()
+    twice: list[int] = []
+
+    def on_twice(event: ConvEvent) -> None:
+        twice.append(event.seq)
+
+    done = threading.Event()
+    with BlockingClient(shared_daemon.socket) as client:
+        client.login(user)
+        client.add_event_listener(sink.on_event)
+        client.add_event_listener(on_twice)
+        client.add_event_listener(on_twice)
+        client.subscribe()
+        client.conv_create("bob", C2C)
+        client.post(done.set)
+        assert done.wait(10)
+        deadline = time.monotonic() + 10
+        while (len(sink.events) < 1 or len(twice) < 2) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(sink.events) == 1 and len(twice) == 2
+
+        client.remove_event_listener(sink.on_event)
+        client.remove_event_listener(on_twice)
+        client.conv_create("carol", C2C)
+        deadline = time.monotonic() + 10
+        while len(twice) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.remove_event_listener(on_twice)
+        client.conv_create("dave", C2C)
+        # A marker listener shows when "dave"'s event has been dispatched.
+        seen = threading.Event()
+        client.add_event_listener(lambda event: seen.set())
+        client.conv_create("erin", C2C)
+        assert seen.wait(10)
+    assert len(sink.events) == 1
+    assert len(twice) == 3

@@ -473,3 +473,54 @@ async def test_a_call_that_gets_no_answer_times_out(short_dir: Path) -> None:
                 await client.conv_list(timeout=0.05)
             assert time.monotonic() - started < 2
         tg.cancel_scope.cancel()
+
+
+async def test_concurrent_subscribes_make_one_subscription(
+    shared_daemon: DaemonProcess, user: str
+) -> None:
+    async with Client(shared_daemon.socket) as client:
+        await client.login(user)
+        methods: list[str] = []
+        call_on = client._call_on
+
+        async def counting(conn: object, method: str, *args: object) -> object:
+            methods.append(method)
+            return await call_on(conn, method, *args)  # type: ignore[arg-type]
+
+        client._call_on = counting  # type: ignore[method-assign,assignment]
+        results = []
+
+        async def subscribe() -> None:
+            results.append(await client.subscribe())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(subscribe)
+            tg.start_soon(subscribe)
+        assert methods.count("conv.subscribe") == 1
+        assert results[0].subscription == results[1].subscription
+
+
+async def test_events_of_another_subscription_are_ignored(
+    shared_daemon: DaemonProcess, user: str
+) -> None:
+    import msgspec
+
+    events: list[ConvEvent] = []
+    async with Client(shared_daemon.socket) as client:
+        await client.login(user)
+        client.add_event_listener(events.append)
+        subscription = (await client.subscribe()).subscription
+        stale = {
+            "subscription": subscription + 1000,
+            "seq": 10_000,
+            "event": int(TIMConvEvent.kTIMConvEvent_Del),
+            "conv_array": [{"conv_id": "ghost", "conv_type": 1}],
+            "origin": "elsewhere",
+        }
+        client._on_notification("conv.event", msgspec.Raw(msgspec.json.encode(stale)))
+        await client.conv_create("bob", C2C)
+        with anyio.fail_after(10):
+            while not events:
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.05)
+    assert [e.keys[0].conv_id for e in events] == ["bob"]

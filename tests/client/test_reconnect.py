@@ -258,3 +258,49 @@ async def test_resume_across_a_replaced_database_with_an_equal_seq(daemon: Daemo
                 await anyio.sleep(0.01)
     # Either the client was told to reload, or it saw every change of the new history.
     assert resyncs or seen == ["a", "b", "c"]
+
+
+async def test_events_held_during_a_reload_are_bounded(
+    shared_daemon: DaemonProcess, user: str
+) -> None:
+    # Events that arrive while the list is being reloaded are held; past the event queue's
+    # limit the client drops the connection and reloads again rather than hold them all.
+    limit, writes = 5, 20
+    events: list[ConvEvent] = []
+    resyncs: list[Resync] = []
+    held: list[int] = []
+    async with (
+        Client(shared_daemon.socket, event_queue=limit, backoff_max=0.1) as client,
+        Client(shared_daemon.socket) as writer,
+    ):
+        await client.login(user)
+        await writer.login(user)
+        client.add_event_listener(events.append)
+        client.add_resync_listener(resyncs.append)
+        await client.subscribe()
+        list_all = client._list_all_on
+        calls = 0
+
+        async def paused_list_all(*args: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                for i in range(writes):
+                    await writer.conv_create(f"c{i}", C2C)
+                await anyio.sleep(0.3)  # let their events arrive
+                held.append(len(client._hold or ()))
+            return await list_all(*args)
+
+        client._list_all_on = paused_list_all  # type: ignore[method-assign]
+        client._need_resync = True
+        client._drop_connection()
+        await wait_for(resyncs, 1)  # type: ignore[arg-type]
+        await writer.conv_create("last", C2C)
+        with anyio.fail_after(10):
+            while not events or events[-1].keys[0].conv_id != "last":
+                await anyio.sleep(0.01)
+    assert held and held[0] <= limit
+    assert calls >= 2
+    assert [e.seq for e in events if e.seq > resyncs[-1].seq] == list(
+        range(resyncs[-1].seq + 1, events[-1].seq + 1)
+    )

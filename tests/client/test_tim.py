@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from convd_client import tim
@@ -530,3 +531,36 @@ def test_uninit_from_a_callback(shared_daemon: DaemonProcess, user: str) -> None
         login(user)
     finally:
         tim.TIMUninit()
+
+
+def test_done_runs_once_when_the_logic_thread_stopped_first(
+    shared_daemon: DaemonProcess,
+) -> None:
+    # close() racing a submitted call: the logic thread stops before the call ends.
+    from convd_client._sdk import SdkCore
+
+    core = SdkCore(
+        0,
+        socket_path=shared_daemon.socket,
+        timeout=5,
+        on_event=lambda event: None,
+        on_resync=lambda resync: None,
+    )
+    core.start()
+    calls: list[tuple[object, BaseException | None]] = []
+    try:
+        release = threading.Event()
+
+        async def slow(client: object) -> str:
+            await anyio.to_thread.run_sync(release.wait, 10)
+            return "ok"
+
+        assert core.run(slow, lambda result, error: calls.append((result, error)))
+        core.client._callbacks.stop()
+        release.set()
+        deadline = time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        core.stop()
+    assert calls == [("ok", None)]
