@@ -19,7 +19,7 @@ from anyio.abc import ByteStream, TaskStatus
 
 from convd_schemas import ErrorObject
 
-from ._framing import DEFAULT_MAX_LINE, LineReader, LineTooLong
+from ._framing import DEFAULT_MAX_LINE, LineReader, LineTooLong, send_queued
 from .errors import ConnectionLost, ConvdClientError, ConvdError, RequestTimeout
 
 __all__ = ["Connection", "NotificationHandler"]
@@ -29,9 +29,6 @@ logger = logging.getLogger("convd_client")
 #: Receives each notification's method and raw params, in the order they arrived. It is
 #: called from the reader task and must not block.
 NotificationHandler = Callable[[str, msgspec.Raw], None]
-
-# Lines the writer joins into one write when several are queued.
-_COALESCE = 64
 
 
 class _OutRequest(msgspec.Struct):
@@ -210,15 +207,7 @@ class Connection:
 
     async def _write_loop(self) -> None:
         try:
-            async with self._outbox_receive:
-                async for data in self._outbox_receive:
-                    chunks = [data]
-                    while len(chunks) < _COALESCE:
-                        try:
-                            chunks.append(self._outbox_receive.receive_nowait())
-                        except (anyio.WouldBlock, anyio.EndOfStream):
-                            break
-                    await self._stream.send(b"".join(chunks))
+            await send_queued(self._outbox_receive, self._stream)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self._reason = f"the connection broke ({exc!r})"
             self._shutdown(self._lost())

@@ -6,9 +6,13 @@ Shared by the daemon (for requests) and the client (for responses and notificati
 from __future__ import annotations
 
 import anyio
-from anyio.abc import ByteReceiveStream
+from anyio.abc import ByteReceiveStream, ByteSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
-__all__ = ["LineReader", "LineTooLong"]
+__all__ = ["LineReader", "LineTooLong", "send_queued"]
+
+# Queued lines joined into one socket write when several are waiting.
+_COALESCE = 64
 
 _CHUNK = 65536
 _CR = 0x0D
@@ -70,3 +74,21 @@ class LineReader:
                 self._buffer += await self._stream.receive(_CHUNK)
             except anyio.EndOfStream:
                 self._eof = True
+
+
+async def send_queued(queue: MemoryObjectReceiveStream[bytes], stream: ByteSendStream) -> None:
+    """Send every line put on ``queue`` until it is closed and drained.
+
+    Lines already waiting are joined into one write, so a burst (a fan-out of events, a
+    pipelined batch of replies) costs one system call instead of one per line. Errors of
+    ``stream`` propagate to the caller, who decides what a broken peer means.
+    """
+    async with queue:
+        async for data in queue:
+            chunks = [data]
+            while len(chunks) < _COALESCE:
+                try:
+                    chunks.append(queue.receive_nowait())
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+            await stream.send(b"".join(chunks))

@@ -15,7 +15,7 @@ from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from convd_schemas import JsonRpcErrCode
-from convd_schemas.framing import LineReader, LineTooLong
+from convd_schemas.framing import LineReader, LineTooLong, send_queued
 
 from .dispatcher import Dispatcher, error_line
 from .session import Session
@@ -23,9 +23,6 @@ from .session import Session
 __all__ = ["Connection"]
 
 logger = logging.getLogger(__name__)
-
-# Lines the writer joins into one socket write when several are queued.
-_COALESCE = 64
 
 
 class Connection:
@@ -115,15 +112,7 @@ class Connection:
 
     async def _write_loop(self) -> None:
         try:
-            async with self._outbox_receive:
-                async for data in self._outbox_receive:
-                    chunks = [data]
-                    while len(chunks) < _COALESCE:
-                        try:
-                            chunks.append(self._outbox_receive.receive_nowait())
-                        except (anyio.WouldBlock, anyio.EndOfStream):
-                            break
-                    await self._stream.send(b"".join(chunks))
+            await send_queued(self._outbox_receive, self._stream)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             # The peer went away: stop reading for it too.
             self._scope.cancel()
