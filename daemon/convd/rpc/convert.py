@@ -11,7 +11,14 @@ from convd_schemas.enums import TIMElemType
 
 from .. import domain
 
-__all__ = ["conv_info", "deleted_conv", "domain_elements", "domain_key"]
+__all__ = [
+    "conv_info",
+    "deleted_conv",
+    "domain_elements",
+    "domain_key",
+    "domain_keys",
+    "wire_draft",
+]
 
 _TEXT = int(TIMElemType.kTIMElem_Text)
 

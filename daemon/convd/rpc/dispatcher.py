@@ -50,11 +50,7 @@ def error_line(code: JsonRpcErrCode, data: str) -> bytes:
     return _encoder.encode(_error(code, data)) + b"\n"
 
 
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _accept(value: Any) -> Any:
+def _pass_through(value: Any) -> Any:
     return value
 
 
@@ -131,8 +127,8 @@ class Dispatcher:
             request,
             methods=self._methods,
             context=context,
-            deserializer=_identity,
-            validator=_accept,
+            deserializer=_pass_through,
+            validator=_pass_through,
         )
         assert not isinstance(response, list)  # one request object in, one response out
         return response

@@ -170,11 +170,13 @@ class SqliteStore:
 
     def __init__(
         self,
+        path: Path,
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
         kept_changes: int,
         history_id: str,
     ) -> None:
+        self._path = path
         self._writer = writer
         self._reader = reader
         self._kept_changes = kept_changes
@@ -289,11 +291,9 @@ class SqliteStore:
         return [_change(tuple(row)) for row in rows]
 
     async def backup(self, target: Path, *, overwrite: bool) -> BackupInfo:
-        rows = await self._reader.execute_fetchall("PRAGMA database_list")
-        database = next(Path(row[2]) for row in rows if row[1] == "main")
         # A fresh connection in a worker thread: neither the reader nor the writer waits.
         return await anyio.to_thread.run_sync(
-            lambda: backup_database(database, target, overwrite=overwrite)
+            lambda: backup_database(self._path, target, overwrite=overwrite)
         )
 
     async def _account_seqs(self, account_id: int) -> tuple[int, int]:
@@ -361,10 +361,10 @@ async def open_store(path: Path, *, kept_changes: int = 10_000) -> AsyncIterator
             reader = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
             stack.push_async_callback(_close, reader)
             await reader.execute_fetchall("PRAGMA foreign_keys = ON")
+            rows = await reader.execute_fetchall("SELECT value FROM meta WHERE key = 'history_id'")
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot use the database {path}: {exc}") from exc
-        rows = await reader.execute_fetchall("SELECT value FROM meta WHERE key = 'history_id'")
-        yield SqliteStore(writer, reader, kept_changes, str(next(iter(rows))[0]))
+        yield SqliteStore(path, writer, reader, kept_changes, str(next(iter(rows))[0]))
 
 
 async def _close(db: aiosqlite.Connection) -> None:
