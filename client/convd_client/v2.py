@@ -324,6 +324,22 @@ def _outside(fn: Callable[..., object], *args: Any) -> None:
     threading.Thread(target=run, name="convd-v2-error", daemon=True).start()
 
 
+def _finish(
+    callback: V2TIMCallback | None,
+) -> Callable[[object, BaseException | None], None]:
+    """A session call's completion as a V2TIMCallback: onSuccess, or onError(code, desc)."""
+
+    def done(result: object, error: BaseException | None) -> None:
+        if callback is None:
+            return
+        if error is None:
+            callback.onSuccess()
+        else:
+            callback.onError(*callback_error(error))
+
+    return done
+
+
 def _report(core: SdkCore | None, callback: Any, code: int, desc: str) -> None:
     """Report a failure through ``callback`` later, on the logic thread if there is one."""
     if core is None or not core.post(_fail, callback, code, desc):
@@ -710,15 +726,7 @@ class V2TIMManager:
             _report(core, callback, ERR_INVALID_PARAMETERS, "userID is empty")
             return
 
-        def done(result: object, error: BaseException | None) -> None:
-            if callback is None:
-                return
-            if error is None:
-                callback.onSuccess()
-            else:
-                callback.onError(*callback_error(error))
-
-        if not core.login(userID, done):
+        if not core.login(userID, _finish(callback)):
             _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
 
     def logout(self, callback: V2TIMCallback | None) -> None:
@@ -728,15 +736,7 @@ class V2TIMManager:
             _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
             return
 
-        def done(result: object, error: BaseException | None) -> None:
-            if callback is None:
-                return
-            if error is None:
-                callback.onSuccess()
-            else:
-                callback.onError(*callback_error(error))
-
-        if not core.logout(done):
+        if not core.logout(_finish(callback)):
             _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
 
     def getLoginUser(self) -> str | None:
