@@ -19,6 +19,8 @@ import anyio
 from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from convd_schemas import DaemonStatus
+
 __all__ = [
     "DaemonProcess",
     "LineClient",
@@ -263,3 +265,16 @@ def memory_byte_stream_pair(
     a_send, b_receive = anyio.create_memory_object_stream[bytes](buffer)
     b_send, a_receive = anyio.create_memory_object_stream[bytes](buffer)
     return MemoryByteStream(a_send, a_receive), MemoryByteStream(b_send, b_receive)
+
+
+async def fixed_status() -> DaemonStatus:
+    """A ``daemon.status`` provider for tests that build the rpc layer without a server."""
+    return DaemonStatus(
+        version="test",
+        pid=1,
+        uptime_seconds=0.0,
+        connections=1,
+        socket_path="s",
+        database_path="d",
+        conversations=0,
+    )

@@ -11,8 +11,6 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
-from anyio.abc import ByteStream
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from convd_client._connection import Connection
 from convd_client._framing import DEFAULT_MAX_LINE, LineReader, LineTooLong
@@ -24,43 +22,19 @@ from convd_client.errors import (
     RevisionConflict,
     SeqTooOld,
 )
+from support import MemoryByteStream, memory_byte_stream_pair
 
 pytestmark = pytest.mark.anyio
 
 
-class MemoryStream(ByteStream):
-    """One end of an in-memory byte stream pair."""
-
-    def __init__(
-        self, send: MemoryObjectSendStream[bytes], receive: MemoryObjectReceiveStream[bytes]
-    ) -> None:
-        self._send = send
-        self._receive = receive
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        return await self._receive.receive()
-
-    async def send(self, item: bytes) -> None:
-        await self._send.send(item)
-
-    async def send_eof(self) -> None:
-        self._send.close()
-
-    async def aclose(self) -> None:
-        self._send.close()
-        self._receive.close()
-
-
-def stream_pair() -> tuple[MemoryStream, MemoryStream]:
-    a_send, b_receive = anyio.create_memory_object_stream[bytes](100)
-    b_send, a_receive = anyio.create_memory_object_stream[bytes](100)
-    return MemoryStream(a_send, a_receive), MemoryStream(b_send, b_receive)
+def stream_pair() -> tuple[MemoryByteStream, MemoryByteStream]:
+    return memory_byte_stream_pair(100)
 
 
 class FakeDaemon:
     """The server end: reads requests and answers however the test likes."""
 
-    def __init__(self, stream: MemoryStream) -> None:
+    def __init__(self, stream: MemoryByteStream) -> None:
         self.stream = stream
         self.reader = LineReader(stream, DEFAULT_MAX_LINE)
 
@@ -360,7 +334,7 @@ async def test_line_reader_splits_lines_across_and_within_chunks() -> None:
         await _split_lines(client_end, server_end)
 
 
-async def _split_lines(client_end: MemoryStream, server_end: MemoryStream) -> None:
+async def _split_lines(client_end: MemoryByteStream, server_end: MemoryByteStream) -> None:
     reader = LineReader(client_end, max_line=100)
     await server_end.send(b"one\r\ntw")
     await server_end.send(b"o\nthree\nfour")

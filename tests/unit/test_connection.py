@@ -21,32 +21,19 @@ from convd.rpc.handlers import Methods
 from convd.rpc.session import Session
 from convd.store import open_store
 from convd.transport import LineReader
-from convd_schemas import DaemonStatus
 from convd_schemas.openrpc import build_openrpc
-from support import MemoryByteStream, memory_byte_stream_pair, text_draft
+from support import MemoryByteStream, fixed_status, memory_byte_stream_pair, text_draft
 
 pytestmark = pytest.mark.anyio
 
 MAX_LINE = 1024
 
 
-async def _status() -> DaemonStatus:
-    return DaemonStatus(
-        version="test",
-        pid=1,
-        uptime_seconds=0.0,
-        connections=1,
-        socket_path="s",
-        database_path="d",
-        conversations=0,
-    )
-
-
 @pytest.fixture
 async def dispatcher(tmp_path: Path) -> AsyncIterator[Dispatcher]:
     async with open_store(tmp_path / "convd.db") as store:
         service = ConversationService(store, EventBus())
-        yield Dispatcher(Methods(service, _status, build_openrpc()).table())
+        yield Dispatcher(Methods(service, fixed_status, build_openrpc()).table())
 
 
 def _line(method: str, params: Any = None, id: Any = None) -> bytes:

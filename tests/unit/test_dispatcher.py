@@ -16,9 +16,9 @@ from convd.rpc.dispatcher import Dispatcher, Error, Result, Success
 from convd.rpc.handlers import Methods
 from convd.rpc.session import Session
 from convd.store import SqliteStore, open_store
-from convd_schemas import DaemonStatus
 from convd_schemas.limits import MAX_BATCH_SIZE
 from convd_schemas.openrpc import build_openrpc
+from support import fixed_status
 
 pytestmark = pytest.mark.anyio
 
@@ -29,18 +29,6 @@ PARSE, INVALID_REQUEST, NOT_FOUND, INVALID_PARAMS, INTERNAL = (
     -32602,
     -32603,
 )
-
-
-async def _status() -> DaemonStatus:
-    return DaemonStatus(
-        version="test",
-        pid=1,
-        uptime_seconds=0.0,
-        connections=1,
-        socket_path="s",
-        database_path="d",
-        conversations=0,
-    )
 
 
 def _session(origin: str = "c1") -> Session:
@@ -93,7 +81,7 @@ class Rpc:
 
 
 def _methods(service: ConversationService) -> Methods:
-    return Methods(service, _status, build_openrpc())
+    return Methods(service, fixed_status, build_openrpc())
 
 
 @pytest.fixture

@@ -16,16 +16,11 @@ from convd.rpc.connection import Connection
 from convd.rpc.dispatcher import Dispatcher
 from convd.rpc.handlers import Methods
 from convd.store import open_store
-from convd_schemas import DaemonStatus
 from convd_schemas.framing import LineReader
 from convd_schemas.openrpc import build_openrpc
-from support import memory_byte_stream_pair
+from support import fixed_status, memory_byte_stream_pair
 
 pytestmark = pytest.mark.anyio
-
-
-async def _status() -> DaemonStatus:
-    raise AssertionError("not used")
 
 
 async def _write(service: ConversationService, account: Account, count: int, tag: str) -> None:
@@ -63,7 +58,7 @@ async def test_a_prune_during_the_replay_cuts_the_client(
             return await original(*args)
 
         monkeypatch.setattr(service, "changes_between", changes_between_with_a_prune)
-        dispatcher = Dispatcher(Methods(service, _status, build_openrpc()).table())
+        dispatcher = Dispatcher(Methods(service, fixed_status, build_openrpc()).table())
         ours, theirs = memory_byte_stream_pair()
         connection = Connection(ours, dispatcher, "c1", max_line=1 << 20, outbox_size=64)
         async with ours, theirs, anyio.create_task_group() as tg:
