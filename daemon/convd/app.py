@@ -89,7 +89,7 @@ async def run_daemon(config: Config) -> None:
         lock_database(config.database_path),
     ):
         async with (
-            open_store(config.database_path) as store,
+            open_store(config.database_path, durability=config.durability) as store,
             _open_listener(config, passed) as (listener, socket_path, origin),
         ):
             server = RpcServer(

@@ -43,6 +43,15 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             help="socket path (default: $CONVD_SOCKET, else $XDG_RUNTIME_DIR/convd/convd.sock); "
             "ignored when systemd passes the listening socket",
         )
+        parser.add_argument(
+            "--durability",
+            default=default("full"),
+            choices=["full", "everysec"],
+            help="full (default): every write is fsynced before it is acknowledged and survives "
+            "power loss; everysec: acknowledged writes survive a crash of convd (kill -9) and "
+            "are fsynced at least once a second, so power loss may take the last second "
+            "(like Redis's appendfsync everysec)",
+        )
     parser.add_argument(
         "--db",
         type=Path,
@@ -102,7 +111,7 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = Config.resolve(args.socket, args.db)
+    config = Config.resolve(args.socket, args.db, durability=args.durability)
     try:
         anyio.run(run_daemon, config, backend="asyncio")
     except KeyboardInterrupt:

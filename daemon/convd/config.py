@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
 from convd_schemas.paths import default_runtime_dir, default_socket_path
 
-__all__ = ["Config", "default_database_path"]
+__all__ = ["Config", "Durability", "default_database_path"]
 
 DATABASE_ENV = "CONVD_DB"
+
+#: ``full``: every commit is fsynced before anyone is answered (survives power loss).
+#: ``everysec``: commits reach the OS before anyone is answered (survive a crash of convd) and
+#: are fsynced at least once a second (power loss may take the last second), as Redis's
+#: ``appendfsync everysec``.
+Durability = Literal["full", "everysec"]
 
 
 def default_database_path() -> Path:
@@ -28,9 +35,16 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     database_path: Path
     #: True when XDG_RUNTIME_DIR was unset and a private fallback directory is used.
     runtime_dir_fallback: bool = False
+    durability: Durability = "full"
 
     @classmethod
-    def resolve(cls, socket: Path | None = None, database: Path | None = None) -> Config:
+    def resolve(
+        cls,
+        socket: Path | None = None,
+        database: Path | None = None,
+        *,
+        durability: Durability = "full",
+    ) -> Config:
         fallback = False
         if socket is None:
             socket = default_socket_path()
@@ -39,4 +53,5 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             socket_path=socket,
             database_path=database or default_database_path(),
             runtime_dir_fallback=fallback,
+            durability=durability,
         )

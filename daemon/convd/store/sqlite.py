@@ -305,11 +305,13 @@ class SqliteStore:
         return 0, 0
 
 
-async def _configure(db: aiosqlite.Connection) -> None:
-    # WAL lets the reader see committed data while the writer works; synchronous=FULL makes
-    # every acknowledged COMMIT survive a power cut, not only a crash.
+async def _configure(db: aiosqlite.Connection, durability: str) -> None:
+    # WAL lets the reader see committed data while the writer works. synchronous=FULL fsyncs
+    # the WAL on every COMMIT (an acknowledged write survives a power cut); NORMAL leaves the
+    # COMMIT in the OS (it survives a crash of convd) and syncs at checkpoints.
     await db.execute_fetchall("PRAGMA journal_mode = WAL")
-    await db.execute_fetchall("PRAGMA synchronous = FULL")
+    synchronous = "FULL" if durability == "full" else "NORMAL"
+    await db.execute_fetchall(f"PRAGMA synchronous = {synchronous}")
     await db.execute_fetchall("PRAGMA foreign_keys = ON")
 
 
@@ -346,7 +348,9 @@ def _create_private(path: Path) -> None:
 
 
 @asynccontextmanager
-async def open_store(path: Path, *, kept_changes: int = 10_000) -> AsyncIterator[SqliteStore]:
+async def open_store(
+    path: Path, *, kept_changes: int = 10_000, durability: str = "full"
+) -> AsyncIterator[SqliteStore]:
     """Open (creating and migrating as needed) the database at ``path``."""
     _create_private(path)
     async with AsyncExitStack() as stack:
@@ -356,7 +360,7 @@ async def open_store(path: Path, *, kept_changes: int = 10_000) -> AsyncIterator
             # upgrade); COMMIT and ROLLBACK are explicit, in SqliteStore.write.
             writer = await aiosqlite.connect(path, isolation_level="IMMEDIATE", timeout=5.0)
             stack.push_async_callback(_close, writer)
-            await _configure(writer)
+            await _configure(writer, durability)
             await migrate(writer, path)
             reader = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
             stack.push_async_callback(_close, reader)
