@@ -278,3 +278,38 @@ async def fixed_status() -> DaemonStatus:
         database_path="d",
         conversations=0,
     )
+
+
+def stream_connection(
+    stream: ByteStream,
+    dispatcher: Any,
+    origin: str = "c1",
+    *,
+    max_line: int = 1 << 20,
+    outbox_size: int = 64,
+    max_outbound: int | None = None,
+) -> tuple[Any, Any]:
+    """A daemon-side Connection over an in-memory byte stream: (its StreamChannel, it)."""
+    from convd.rpc.connection import MAX_OUTBOUND_BYTES, Connection
+    from convd.transport import StreamChannel
+
+    channel = StreamChannel(stream, max_line)
+    connection = Connection(
+        channel,
+        dispatcher,
+        origin,
+        outbox_size=outbox_size,
+        max_outbound=MAX_OUTBOUND_BYTES if max_outbound is None else max_outbound,
+    )
+    return channel, connection
+
+
+async def run_stream_connection(channel: Any, connection: Any) -> None:
+    """Serve ``connection`` as the daemon does, its channel's writer alongside; returns when
+    the connection ended and what it queued was sent (the stream is then closed)."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(channel.write_queued)
+        try:
+            await connection.run()
+        finally:
+            channel.close()

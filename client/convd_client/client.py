@@ -33,7 +33,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from convd_schemas import (
     ConvCancelDraftParams,
+    ConvEventAdd,
+    ConvEventDel,
     ConvEventParams,
+    ConvEventUpdate,
     ConvGetParams,
     ConvInfo,
     ConvKey,
@@ -173,19 +176,26 @@ _ANY: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 _EVENT = msgspec.json.Decoder(ConvEventParams)
 
 
+_EVENT_KINDS: dict[type[ConvEventParams], TIMConvEvent] = {
+    ConvEventAdd: TIMConvEvent.kTIMConvEvent_Add,
+    ConvEventDel: TIMConvEvent.kTIMConvEvent_Del,
+    ConvEventUpdate: TIMConvEvent.kTIMConvEvent_Update,
+}
+
+
 def _conv_event(params: ConvEventParams) -> ConvEvent:
-    if params.event is TIMConvEvent.kTIMConvEvent_Del:
-        keys = tuple(msgspec.convert(item, ConvKey) for item in params.conv_array)
+    if isinstance(params, ConvEventDel):
+        keys = tuple(params.conv_array)
         conversations: tuple[ConvInfo, ...] = ()
     else:
-        conversations = tuple(msgspec.convert(item, ConvInfo) for item in params.conv_array)
+        conversations = tuple(params.conv_array)
         keys = tuple(ConvKey(conv_id=c.conv_id, conv_type=c.conv_type) for c in conversations)
     return ConvEvent(
         seq=params.seq,
-        event=params.event,
+        event=_EVENT_KINDS[type(params)],
         conversations=conversations,
         keys=keys,
-        conv_array=params.conv_array,
+        conv_array=msgspec.to_builtins(params.conv_array),
         origin=params.origin,
     )
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import anyio
 from anyio.abc import SocketListener
 
-from convd_schemas import __version__
+from convd_schemas import StoreStatus, __version__
+from convd_schemas.limits import MAX_LINE_BYTES
 from convd_schemas.openrpc import build_openrpc
 
 from .config import Config
@@ -22,7 +23,7 @@ from .store import lock_database, open_store
 from .transport import (
     InheritedSocket,
     Notifier,
-    PeerCheckedListener,
+    UnixChannelListener,
     bind_unix_listener,
     check_listening_unix_socket,
     inherited_unix_listener,
@@ -92,11 +93,19 @@ async def run_daemon(config: Config) -> None:
             open_store(config.database_path, durability=config.durability) as store,
             _open_listener(config, passed) as (listener, socket_path, origin),
         ):
+            stats = store.stats
             server = RpcServer(
                 ConversationService(store, EventBus()),
                 build_openrpc(),
                 socket_path=socket_path,
                 database_path=config.database_path,
+                store_status=lambda: StoreStatus(
+                    durability=store.durability,
+                    writes=stats.writes,
+                    write_batches=stats.write_batches,
+                    writer_thread_hops=stats.writer_thread_hops,
+                    reader_thread_hops=stats.reader_thread_hops,
+                ),
             )
             logger.info(
                 "convd %s started (pid %d): serving %s (%s), database %s",
@@ -108,7 +117,10 @@ async def run_daemon(config: Config) -> None:
             )
             async with anyio.create_task_group() as background:
                 async with anyio.create_task_group() as tg:
-                    await tg.start(server.serve, PeerCheckedListener(listener))
+                    channels = UnixChannelListener(
+                        listener, max_line=MAX_LINE_BYTES, uid=os.getuid()
+                    )
+                    await tg.start(server.serve, channels)
                     notifier.notify("READY=1", f"STATUS=serving {socket_path}")
                     interval = Notifier.watchdog_interval()
                     if interval is not None and notifier.enabled:

@@ -110,10 +110,20 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def _backend_options() -> dict[str, bool]:
+    # uvloop (the optional extra convd[fast]) when installed: a faster event loop under the
+    # same asyncio API; convd runs the same without it.
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}
+
+
 def _serve(args: argparse.Namespace) -> int:
     config = Config.resolve(args.socket, args.db, durability=args.durability)
     try:
-        anyio.run(run_daemon, config, backend="asyncio")
+        anyio.run(run_daemon, config, backend="asyncio", backend_options=_backend_options())
     except KeyboardInterrupt:
         return 0
     except BaseException as exc:  # every exit path is logged, in the chosen format

@@ -15,7 +15,10 @@ from .methods import (
     METHODS,
     NOTIFICATIONS,
     ConvCancelDraftParams,
+    ConvEventAdd,
+    ConvEventDel,
     ConvEventParams,
+    ConvEventUpdate,
     ConvGetParams,
     ConvKeyParams,
     ConvListParams,
@@ -34,6 +37,7 @@ from .methods import (
     NotificationSpec,
     SessionLoginParams,
     SessionLoginResult,
+    StoreStatus,
 )
 from .types import ConvInfo, ConvKey, Draft, DraftMessage, MessageElem
 
@@ -42,7 +46,10 @@ __all__ = [
     "METHODS",
     "NOTIFICATIONS",
     "ConvCancelDraftParams",
+    "ConvEventAdd",
+    "ConvEventDel",
     "ConvEventParams",
+    "ConvEventUpdate",
     "ConvGetParams",
     "ConvInfo",
     "ConvKey",
@@ -74,6 +81,7 @@ __all__ = [
     "Response",
     "SessionLoginParams",
     "SessionLoginResult",
+    "StoreStatus",
     "TIMConvEvent",
     "TIMConvType",
     "TIMElemType",

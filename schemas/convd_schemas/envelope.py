@@ -8,7 +8,9 @@ import msgspec
 
 __all__ = ["ErrorObject", "Notification", "Request", "RequestId", "Response"]
 
-RequestId = int | str | None
+#: JSON-RPC 2.0 allows a String, a Number (fractional parts discouraged, not forbidden) or
+#: null; a reply echoes the request's id.
+RequestId = int | float | str | None
 
 
 class Request(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

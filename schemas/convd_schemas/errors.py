@@ -135,6 +135,17 @@ ERROR_TABLE: dict[int, ErrorInfo] = {
             description="A group id (group `conv_id`) must be 1..48 bytes of printable ASCII.",
         ),
         ErrorInfo(
+            code=TIMErrCode.ERR_SDK_COMM_DATABASE_FAILURE,
+            message="Database failure",
+            description=(
+                "The database cannot take the write: the disk is full, the file became "
+                "read-only, or an I/O error occurred. Nothing of the write was kept; reads may "
+                "still work. The message says which, and `data` is `{reason}`: `disk full`, "
+                "`read-only`, `I/O error`, `busy`, `corrupt`, `permission denied`, "
+                "`cannot open a file` or `database error`."
+            ),
+        ),
+        ErrorInfo(
             code=ConvdErrCode.DRAFT_REVISION_CONFLICT,
             message="Draft revision conflict",
             description=(

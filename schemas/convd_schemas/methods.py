@@ -6,7 +6,7 @@ never passes silently.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 import msgspec
 
@@ -19,7 +19,10 @@ __all__ = [
     "METHODS",
     "NOTIFICATIONS",
     "ConvCancelDraftParams",
+    "ConvEventAdd",
+    "ConvEventDel",
     "ConvEventParams",
+    "ConvEventUpdate",
     "ConvGetParams",
     "ConvKeyParams",
     "ConvListParams",
@@ -38,6 +41,7 @@ __all__ = [
     "NotificationSpec",
     "SessionLoginParams",
     "SessionLoginResult",
+    "StoreStatus",
 ]
 
 IfRevision = Annotated[
@@ -207,6 +211,28 @@ class ConvUnsubscribeParams(_Params):
     subscription: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]
 
 
+class StoreStatus(msgspec.Struct, kw_only=True):
+    """The database's durability and counters since the daemon started."""
+
+    durability: Annotated[
+        str,
+        msgspec.Meta(
+            description="`full`: every write is fsynced before it is answered; `everysec`: "
+            "written before it is answered, fsynced at least once a second."
+        ),
+    ]
+    writes: Annotated[int, msgspec.Meta(description="Writes run (committed or refused).")]
+    write_batches: Annotated[
+        int, msgspec.Meta(description="Group commits: transactions that ran those writes.")
+    ]
+    writer_thread_hops: Annotated[
+        int, msgspec.Meta(description="Calls into the writer connection's SQLite thread.")
+    ]
+    reader_thread_hops: Annotated[
+        int, msgspec.Meta(description="Calls into the reader connection's SQLite thread.")
+    ]
+
+
 class DaemonStatus(msgspec.Struct, kw_only=True):
     """What the daemon is and how it is doing."""
 
@@ -217,6 +243,7 @@ class DaemonStatus(msgspec.Struct, kw_only=True):
     socket_path: str
     database_path: str
     conversations: Annotated[int, msgspec.Meta(description="Conversations in the database.")]
+    store: StoreStatus | msgspec.UnsetType = msgspec.UNSET
 
 
 class DaemonBackupParams(_Params):
@@ -251,20 +278,36 @@ class DaemonBackupResult(msgspec.Struct, kw_only=True):
     ]
 
 
-class ConvEventParams(msgspec.Struct, kw_only=True):
-    """One committed change of a conversation, sent to every subscriber of the account.
-
-    ``conv_array`` holds ConvInfo objects; for ``kTIMConvEvent_Del`` each holds only the
-    deleted conversation's ``conv_id`` and ``conv_type``.
-    """
-
-    subscription: int
+class _ConvEvent(msgspec.Struct, tag_field="event"):
+    subscription: Annotated[int, msgspec.Meta(description="The subscription it belongs to.")]
     seq: Annotated[
         int, msgspec.Meta(description="The account's change sequence; strictly increasing.")
     ]
-    event: TIMConvEvent
-    conv_array: list[dict[str, Any]]
     origin: Annotated[str, msgspec.Meta(description="Id of the connection that made the change.")]
+
+
+class ConvEventAdd(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Add)):
+    """``event`` 0 (kTIMConvEvent_Add): a conversation was created."""
+
+    conv_array: list[ConvInfo]
+
+
+class ConvEventDel(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Del)):
+    """``event`` 1 (kTIMConvEvent_Del): a conversation was deleted; each item holds only its
+    ``conv_id`` and ``conv_type``."""
+
+    conv_array: list[ConvKey]
+
+
+class ConvEventUpdate(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Update)):
+    """``event`` 2 (kTIMConvEvent_Update): a conversation changed (draft, pin)."""
+
+    conv_array: list[ConvInfo]
+
+
+#: One committed change of a conversation, sent to every subscriber of the account, told
+#: apart by ``event`` (the SDK's TIMConvEvent).
+ConvEventParams: TypeAlias = ConvEventAdd | ConvEventDel | ConvEventUpdate
 
 
 class MethodSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -276,6 +319,9 @@ class MethodSpec(msgspec.Struct, frozen=True, kw_only=True):
     result: Any
     errors: tuple[int, ...] = ()
     requires_login: bool = False
+    #: Writes the database: the daemon runs consecutive writes of one JSON-RPC batch in one
+    #: group commit.
+    writes: bool = False
 
 
 class NotificationSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -283,10 +329,10 @@ class NotificationSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     summary: str
-    params: type[msgspec.Struct]
+    params: Any
 
 
-_CONV_ERRORS = (TIMErrCode.ERR_SDK_NOT_LOGGED_IN,)
+_CONV_ERRORS = (TIMErrCode.ERR_SDK_NOT_LOGGED_IN, TIMErrCode.ERR_SDK_COMM_DATABASE_FAILURE)
 _KEY_ERRORS = (
     TIMErrCode.ERR_INVALID_PARAMETERS,
     TIMErrCode.ERR_SDK_COMM_INVALID_IDENTIFIER,
@@ -314,6 +360,7 @@ METHODS: tuple[MethodSpec, ...] = (
         result=ConvInfo,
         errors=_CONV_ERRORS + _KEY_ERRORS,
         requires_login=True,
+        writes=True,
     ),
     MethodSpec(
         name="conv.delete",
@@ -322,6 +369,7 @@ METHODS: tuple[MethodSpec, ...] = (
         result=EmptyResult,
         errors=(*_CONV_ERRORS, *_KEY_ERRORS, TIMErrCode.ERR_INVALID_CONVERSATION),
         requires_login=True,
+        writes=True,
     ),
     MethodSpec(
         name="conv.list",
@@ -346,6 +394,7 @@ METHODS: tuple[MethodSpec, ...] = (
         result=ConvInfo,
         errors=(*_CONV_ERRORS, *_KEY_ERRORS, ConvdErrCode.DRAFT_REVISION_CONFLICT),
         requires_login=True,
+        writes=True,
     ),
     MethodSpec(
         name="conv.cancel_draft",
@@ -359,6 +408,7 @@ METHODS: tuple[MethodSpec, ...] = (
             ConvdErrCode.DRAFT_REVISION_CONFLICT,
         ),
         requires_login=True,
+        writes=True,
     ),
     MethodSpec(
         name="conv.pin",
@@ -372,6 +422,7 @@ METHODS: tuple[MethodSpec, ...] = (
             ConvdErrCode.PIN_LIMIT_EXCEEDED,
         ),
         requires_login=True,
+        writes=True,
     ),
     MethodSpec(
         name="conv.subscribe",

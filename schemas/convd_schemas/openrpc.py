@@ -76,7 +76,7 @@ def build_openrpc() -> dict[str, Any]:
         f"E{info.code}": {"code": info.code, "message": info.message, "data": info.description}
         for info in ERROR_TABLE.values()
     }
-    return {
+    document = {
         "openrpc": OPENRPC_VERSION,
         "info": {
             "title": "convd",
@@ -92,11 +92,15 @@ def build_openrpc() -> dict[str, Any]:
             {
                 "name": n.name,
                 "summary": n.summary,
-                "params": {"$ref": _REF.format(name=n.params.__name__)},
+                "params": result_refs[id(n.params)],
             }
             for n in NOTIFICATIONS
         ],
     }
+    # JSON objects have string keys: the tagged event union's discriminator mapping is keyed
+    # by the (integer) TIMConvEvent; one round trip through JSON spells the keys as strings.
+    normalized: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(document))
+    return normalized
 
 
 def render_openrpc() -> bytes:

@@ -27,13 +27,7 @@ async def test_feed_is_pruned_and_old_seqs_are_refused(tmp_path: Path) -> None:
         account = await service.login(0, "alice")
         for n in range(25):
             await service.set_draft(
-                account,
-                ConvKey(ConvType.C2C, "bob"),
-                [DraftElement(0, f"text {n}")],
-                "",
-                None,
-                None,
-                "test",
+                account, ConvKey(ConvType.C2C, "bob"), [DraftElement(0, f"text {n}")], origin="test"
             )
         assert await store.current_seq(account.id) == 25
         oldest = await store.oldest_kept_seq(account.id)
@@ -58,8 +52,8 @@ async def test_feed_survives_reopening(tmp_path: Path) -> None:
         history = store.history_id
         service = ConversationService(store, EventBus())
         account = await service.login(7, "alice")
-        await service.create(account, key, "c1")
-        await service.delete(account, key, "c1")
+        await service.create(account, key, origin="c1")
+        await service.delete(account, key, origin="c1")
     async with open_store(tmp_path / "db") as store:
         assert store.history_id == history
         service = ConversationService(store, EventBus())
@@ -89,12 +83,12 @@ async def test_a_write_cancelled_anywhere_leaves_no_transaction_behind(tmp_path:
         for step in range(60):
             with anyio.move_on_after(step * 0.00005) as scope:
                 await service.set_draft(
-                    account, key, [DraftElement(0, f"cancelled {step}")], "", None, None, "t"
+                    account, key, [DraftElement(0, f"cancelled {step}")], origin="t"
                 )
             cancelled += scope.cancelled_caught
             # The next write works (it would fail inside a leftover transaction) ...
             done = await service.set_draft(
-                account, key, [DraftElement(0, f"kept {step}")], "", None, None, "t"
+                account, key, [DraftElement(0, f"kept {step}")], origin="t"
             )
             assert done.draft is not None
             assert done.draft.texts == (f"kept {step}",)

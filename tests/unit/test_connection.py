@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import msgspec
 import pytest
 
 from convd.domain import ConversationService, EventBus
@@ -22,7 +23,14 @@ from convd.rpc.session import Session
 from convd.store import open_store
 from convd.transport import LineReader
 from convd_schemas.openrpc import build_openrpc
-from support import MemoryByteStream, fixed_status, memory_byte_stream_pair, text_draft
+from support import (
+    MemoryByteStream,
+    fixed_status,
+    memory_byte_stream_pair,
+    run_stream_connection,
+    stream_connection,
+    text_draft,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +84,10 @@ class Peer:
 class Running:
     """A connection served as the server serves it: ``run()``, then its stream is closed."""
 
-    def __init__(self, connection: Connection, stream: MemoryByteStream, peer: Peer) -> None:
+    def __init__(
+        self, channel: Any, connection: Connection, stream: MemoryByteStream, peer: Peer
+    ) -> None:
+        self.channel = channel
         self.connection = connection
         self.stream = stream
         self.peer = peer
@@ -84,7 +95,7 @@ class Running:
 
     async def run(self) -> None:
         try:
-            await self.connection.run()
+            await run_stream_connection(self.channel, self.connection)
         finally:
             await self.stream.aclose()
             self.finished.set()
@@ -92,11 +103,16 @@ class Running:
 
 @asynccontextmanager
 async def connected(
-    dispatcher: Dispatcher, origin: str = "c1", outbox_size: int = 64, buffer: float = math.inf
+    dispatcher: Dispatcher,
+    origin: str = "c1",
+    max_outbound: int | None = None,
+    buffer: float = math.inf,
 ) -> AsyncIterator[Running]:
     ours, theirs = memory_byte_stream_pair(buffer)
-    connection = Connection(ours, dispatcher, origin, max_line=MAX_LINE, outbox_size=outbox_size)
-    running = Running(connection, ours, Peer(theirs))
+    channel, connection = stream_connection(
+        ours, dispatcher, origin, max_line=MAX_LINE, max_outbound=max_outbound
+    )
+    running = Running(channel, connection, ours, Peer(theirs))
     async with ours, theirs, anyio.create_task_group() as tg:
         tg.start_soon(running.run)
         yield running
@@ -197,13 +213,13 @@ async def test_stop_lets_the_request_in_progress_finish() -> None:
     started, release = anyio.Event(), anyio.Event()
     calls: list[str] = []
 
-    async def slow(session: Session) -> Result:
+    async def slow(session: Session, params: msgspec.Raw) -> Result:
         calls.append("slow")
         started.set()
         await release.wait()
         return Success("finished")
 
-    async def quick(session: Session) -> Result:
+    async def quick(session: Session, params: msgspec.Raw) -> Result:
         calls.append("quick")
         return Success("quick")
 
@@ -233,7 +249,7 @@ async def test_full_outbox_disconnects_a_client_that_does_not_read(
     dispatcher: Dispatcher,
 ) -> None:
     # buffer=0: nothing reaches the client until it reads, and it never does.
-    async with connected(dispatcher, outbox_size=4, buffer=0) as c:
+    async with connected(dispatcher, max_outbound=16, buffer=0) as c:
         await anyio.lowlevel.checkpoint()
         for n in range(10):
             c.connection.session.push(b'{"n":%d}\n' % n)
@@ -244,7 +260,7 @@ async def test_full_outbox_disconnects_a_client_that_does_not_read(
 
 
 async def test_notification_never_waits_while_there_is_room(dispatcher: Dispatcher) -> None:
-    async with connected(dispatcher, outbox_size=4) as c:
+    async with connected(dispatcher, max_outbound=16) as c:
         c.connection.session.push(b'{"jsonrpc":"2.0","method":"x","params":{}}\n')
         assert (await c.peer.read())["method"] == "x"
         await c.peer.stream.send_eof()

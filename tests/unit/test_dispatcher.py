@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from convd import domain
 from convd.domain import Conversation, ConversationService, EventBus
-from convd.rpc.dispatcher import Dispatcher, Error, Result, Success
+from convd.rpc.dispatcher import Dispatcher, Error, InvalidParams, Result, Success
 from convd.rpc.handlers import Methods
 from convd.rpc.session import Session
 from convd.store import SqliteStore, open_store
@@ -367,13 +368,16 @@ async def test_internal_error_ids_differ(store: SqliteStore) -> None:
 async def test_dispatcher_never_leaks_exception_text_of_any_handler(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def boom(session: Session) -> Result:
+    async def boom(session: Session, params: msgspec.Raw) -> Result:
         raise RuntimeError("secret detail")
 
-    async def fine(session: Session, value: int) -> Result:
-        return Success(value)
+    async def fine(session: Session, params: msgspec.Raw) -> Result:
+        value = msgspec.json.decode(params, type=dict[str, int])
+        if set(value) != {"value"}:
+            return InvalidParams("want value")
+        return Success(value["value"])
 
-    async def refuse(session: Session) -> Result:
+    async def refuse(session: Session, params: msgspec.Raw) -> Result:
         return Error(123, "refused", {"why": "because"})
 
     rpc = Rpc(Dispatcher({"boom": boom, "fine": fine, "refuse": refuse}))

@@ -51,7 +51,7 @@ class World:
         return [c.conv_id for c in page.conversations]
 
     async def create(self, conv_id: str, conv_type: ConvType = C2C) -> None:
-        await self.service.create(self.account, ConvKey(conv_type, conv_id), "t")
+        await self.service.create(self.account, ConvKey(conv_type, conv_id), origin="t")
 
     async def draft(
         self,
@@ -66,14 +66,14 @@ class World:
             self.account,
             ConvKey(conv_type, conv_id),
             [DraftElement(0, t) for t in texts],
-            user_define,
-            edit_time,
-            if_revision,
-            "t",
+            user_define=user_define,
+            edit_time=edit_time,
+            if_revision=if_revision,
+            origin="t",
         )
 
     async def pin(self, conv_id: str, is_pinned: bool = True) -> None:
-        await self.service.pin(self.account, ConvKey(C2C, conv_id), is_pinned, "t")
+        await self.service.pin(self.account, ConvKey(C2C, conv_id), is_pinned=is_pinned, origin="t")
 
     async def get(self, conv_id: str, conv_type: ConvType = C2C) -> Conversation | None:
         found = await self.service.get_many(self.account, [ConvKey(conv_type, conv_id)])
@@ -99,7 +99,7 @@ def _key(conv_id: str, conv_type: ConvType = C2C) -> ConvKey:
 
 
 async def test_create_makes_a_conversation_and_an_add_change(world: World) -> None:
-    created = await world.service.create(world.account, _key("bob"), "c9")
+    created = await world.service.create(world.account, _key("bob"), origin="c9")
     assert (created.conv_id, created.conv_type) == ("bob", C2C)
     assert created.draft is None and created.draft_revision == 0 and not created.is_pinned
     assert await world.seq() == 1
@@ -112,7 +112,7 @@ async def test_create_existing_returns_it_unchanged(world: World) -> None:
     await world.create("carol")
     before = await world.get("bob")
     seq = await world.seq()
-    again = await world.service.create(world.account, _key("bob"), "t")
+    again = await world.service.create(world.account, _key("bob"), origin="t")
     assert again == before
     assert await world.seq() == seq  # nothing committed, nothing published
     assert len(world.changes) == seq
@@ -131,17 +131,17 @@ async def test_c2c_and_group_with_the_same_id_are_different_conversations(world:
 
 async def test_delete_removes_conversation_and_draft(world: World) -> None:
     await world.draft("bob", "hello")
-    await world.service.delete(world.account, _key("bob"), "t")
+    await world.service.delete(world.account, _key("bob"), origin="t")
     assert await world.get("bob") is None
     assert world.changes[-1].kind is ChangeKind.DELETE
     assert world.changes[-1].conversation is None
-    recreated = await world.service.create(world.account, _key("bob"), "t")
+    recreated = await world.service.create(world.account, _key("bob"), origin="t")
     assert recreated.draft is None and recreated.draft_revision == 0
 
 
 async def test_delete_unknown_is_not_found(world: World) -> None:
     with pytest.raises(ConversationNotFound):
-        await world.service.delete(world.account, _key("nobody"), "t")
+        await world.service.delete(world.account, _key("nobody"), origin="t")
     assert await world.seq() == 0
 
 
@@ -156,7 +156,7 @@ async def test_create_and_set_draft_activate_clear_does_not(world: World) -> Non
     assert await world.order() == ["a", "c", "b"]
     await world.draft("b", "text")
     assert await world.order() == ["b", "a", "c"]
-    await world.service.cancel_draft(world.account, _key("a"), None, "t")
+    await world.service.cancel_draft(world.account, _key("a"), origin="t")
     assert await world.order() == ["b", "a", "c"]
     await world.draft("b", "")  # an empty draft clears: no activation either
     assert await world.order() == ["b", "a", "c"]
@@ -273,13 +273,7 @@ async def test_get_many_validates_every_key(world: World) -> None:
 async def test_draft_holds_text_only(world: World) -> None:
     with pytest.raises(InvalidParameter, match="drafts hold text only") as refused:
         await world.service.set_draft(
-            world.account,
-            _key("bob"),
-            [DraftElement(0, "fine"), DraftElement(1, None)],
-            "",
-            None,
-            None,
-            "t",
+            world.account, _key("bob"), [DraftElement(0, "fine"), DraftElement(1, None)], origin="t"
         )
     assert "message_elem_array[1]" in str(refused.value)
     assert await world.get("bob") is None and await world.seq() == 0
@@ -288,7 +282,7 @@ async def test_draft_holds_text_only(world: World) -> None:
 async def test_text_element_without_text_is_invalid(world: World) -> None:
     with pytest.raises(InvalidParameter):
         await world.service.set_draft(
-            world.account, _key("bob"), [DraftElement(0, None)], "", None, None, "t"
+            world.account, _key("bob"), [DraftElement(0, None)], origin="t"
         )
 
 
@@ -345,10 +339,10 @@ async def test_revision_counts_every_draft_change(world: World) -> None:
     revisions = [(await world.draft("bob", text)).draft_revision for text in "abbc"]
     revisions.append((await world.draft("bob", "")).draft_revision)
     assert revisions == [1, 2, 2, 3, 4]
-    cancelled = await world.service.cancel_draft(world.account, _key("bob"), None, "t")
+    cancelled = await world.service.cancel_draft(world.account, _key("bob"), origin="t")
     assert cancelled.draft_revision == 4  # there was no draft to cancel
     await world.draft("bob", "d")
-    cancelled = await world.service.cancel_draft(world.account, _key("bob"), None, "t")
+    cancelled = await world.service.cancel_draft(world.account, _key("bob"), origin="t")
     assert cancelled.draft_revision == 6 and cancelled.draft is None
 
 
@@ -361,7 +355,7 @@ async def test_if_revision_mismatch_writes_nothing(world: World) -> None:
         await world.draft("bob", "v3", if_revision=1)
     assert conflict.value.current == before
     with pytest.raises(DraftRevisionConflict):
-        await world.service.cancel_draft(world.account, _key("bob"), 1, "t")
+        await world.service.cancel_draft(world.account, _key("bob"), if_revision=1, origin="t")
     assert await world.get("bob") == before and await world.seq() == seq
     written = await world.draft("bob", "v3", if_revision=2)
     assert written.draft_revision == 3
@@ -378,9 +372,9 @@ async def test_if_revision_on_unknown_conversation(world: World) -> None:
 
 async def test_cancel_draft_of_unknown_conversation(world: World) -> None:
     with pytest.raises(ConversationNotFound):
-        await world.service.cancel_draft(world.account, _key("nobody"), None, "t")
+        await world.service.cancel_draft(world.account, _key("nobody"), origin="t")
     with pytest.raises(DraftRevisionConflict):
-        await world.service.cancel_draft(world.account, _key("nobody"), 3, "t")
+        await world.service.cancel_draft(world.account, _key("nobody"), if_revision=3, origin="t")
 
 
 # -- pins ------------------------------------------------------------------------------------
@@ -429,11 +423,11 @@ async def test_invalid_ids_are_refused_everywhere(
     key = ConvKey(conv_type, conv_id)
     service, account = world.service, world.account
     calls: list[Callable[[], Awaitable[Any]]] = [
-        lambda: service.create(account, key, "t"),
-        lambda: service.delete(account, key, "t"),
-        lambda: service.set_draft(account, key, [DraftElement(0, "x")], "", None, None, "t"),
-        lambda: service.cancel_draft(account, key, None, "t"),
-        lambda: service.pin(account, key, True, "t"),
+        lambda: service.create(account, key, origin="t"),
+        lambda: service.delete(account, key, origin="t"),
+        lambda: service.set_draft(account, key, [DraftElement(0, "x")], origin="t"),
+        lambda: service.cancel_draft(account, key, origin="t"),
+        lambda: service.pin(account, key, is_pinned=True, origin="t"),
         lambda: service.get_many(account, [key]),
     ]
     for call in calls:
@@ -449,7 +443,7 @@ async def test_invalid_ids_are_refused_everywhere(
 async def test_ids_at_the_limits_are_accepted(
     world: World, conv_type: ConvType, conv_id: str
 ) -> None:
-    created = await world.service.create(world.account, ConvKey(conv_type, conv_id), "t")
+    created = await world.service.create(world.account, ConvKey(conv_type, conv_id), origin="t")
     assert created.conv_id == conv_id
 
 
@@ -470,8 +464,8 @@ async def test_accounts_are_isolated(world: World) -> None:
     assert await world.order(bob) == [] and await world.order(other_app) == []
     assert await world.service.get_many(bob, [_key("shared")]) == []
     with pytest.raises(ConversationNotFound):
-        await world.service.delete(other_app, _key("shared"), "t")
-    await world.service.create(bob, _key("shared"), "t")
+        await world.service.delete(other_app, _key("shared"), origin="t")
+    await world.service.create(bob, _key("shared"), origin="t")
     mine = await world.get("shared")
     assert mine is not None and mine.draft is not None
     assert await world.seq(bob) == 1 and await world.seq() == 1
@@ -487,10 +481,10 @@ async def test_every_change_advances_the_sequence_by_one_no_op_does_not(world: W
         (lambda: world.draft("a", "x"), 0),
         (lambda: world.pin("a"), 1),
         (lambda: world.pin("a"), 0),
-        (lambda: cancel(world.account, _key("a"), None, "t"), 1),
-        (lambda: cancel(world.account, _key("a"), None, "t"), 0),
+        (lambda: cancel(world.account, _key("a"), origin="t"), 1),
+        (lambda: cancel(world.account, _key("a"), origin="t"), 0),
         (lambda: world.draft("b", "new"), 1),
-        (lambda: world.service.delete(world.account, _key("a"), "t"), 1),
+        (lambda: world.service.delete(world.account, _key("a"), origin="t"), 1),
     ]
     expected = 0
     for step, advance in steps:

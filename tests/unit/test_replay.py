@@ -12,13 +12,12 @@ import pytest
 
 import convd.rpc.handlers as handlers_module
 from convd.domain import Account, ConversationService, ConvKey, ConvType, DraftElement, EventBus
-from convd.rpc.connection import Connection
 from convd.rpc.dispatcher import Dispatcher
 from convd.rpc.handlers import Methods
 from convd.store import open_store
 from convd_schemas.framing import LineReader
 from convd_schemas.openrpc import build_openrpc
-from support import fixed_status, memory_byte_stream_pair
+from support import fixed_status, memory_byte_stream_pair, run_stream_connection, stream_connection
 
 pytestmark = pytest.mark.anyio
 
@@ -26,13 +25,7 @@ pytestmark = pytest.mark.anyio
 async def _write(service: ConversationService, account: Account, count: int, tag: str) -> None:
     for n in range(count):
         await service.set_draft(
-            account,
-            ConvKey(ConvType.C2C, "bob"),
-            [DraftElement(0, f"{tag}{n}")],
-            "",
-            None,
-            None,
-            "w",
+            account, ConvKey(ConvType.C2C, "bob"), [DraftElement(0, f"{tag}{n}")], origin="w"
         )
 
 
@@ -60,12 +53,12 @@ async def test_a_prune_during_the_replay_cuts_the_client(
         monkeypatch.setattr(service, "changes_between", changes_between_with_a_prune)
         dispatcher = Dispatcher(Methods(service, fixed_status, build_openrpc()).table())
         ours, theirs = memory_byte_stream_pair()
-        connection = Connection(ours, dispatcher, "c1", max_line=1 << 20, outbox_size=64)
+        channel, connection = stream_connection(ours, dispatcher, "c1")
         async with ours, theirs, anyio.create_task_group() as tg:
 
             async def serve() -> None:
                 try:
-                    await connection.run()
+                    await run_stream_connection(channel, connection)
                 finally:
                     await ours.aclose()
 

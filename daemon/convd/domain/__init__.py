@@ -17,6 +17,7 @@ from .errors import (
     NotLoggedIn,
     PinLimitExceeded,
     SeqTooOld,
+    StorageFailure,
     SubscriptionNotFound,
 )
 from .events import EventBus, Sink
@@ -32,7 +33,7 @@ from .models import (
     Draft,
     DraftElement,
 )
-from .ports import Store, StoreTransaction
+from .ports import Store, StoreTransaction, WriteOperation
 from .service import ConversationPage, ConversationService, Limits
 
 __all__ = [
@@ -61,7 +62,9 @@ __all__ = [
     "PinLimitExceeded",
     "SeqTooOld",
     "Sink",
+    "StorageFailure",
     "Store",
     "StoreTransaction",
     "SubscriptionNotFound",
+    "WriteOperation",
 ]

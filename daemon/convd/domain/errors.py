@@ -15,6 +15,7 @@ __all__ = [
     "NotLoggedIn",
     "PinLimitExceeded",
     "SeqTooOld",
+    "StorageFailure",
     "SubscriptionNotFound",
 ]
 
@@ -59,6 +60,18 @@ class BackupFailed(DomainError):
         super().__init__(message)
         self.path = path
         self.errno_name = errno_name
+
+
+class StorageFailure(DomainError):
+    """The database could not take the write (disk full, read-only, I/O error).
+
+    Nothing of the failed write was kept; reads may still work. ``reason`` is one of
+    ``"disk full"``, ``"read-only"``, ``"I/O error"``, ``"busy"``, ``"database error"``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the database cannot be written: {reason}; nothing was changed")
+        self.reason = reason
 
 
 class DraftRevisionConflict(DomainError):

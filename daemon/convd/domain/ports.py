@@ -3,48 +3,69 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .models import Account, BackupInfo, Change, Conversation, ConvKey
 
-__all__ = ["Store", "StoreTransaction"]
+__all__ = ["Store", "StoreTransaction", "WriteOperation"]
+
+T = TypeVar("T")
 
 
 class StoreTransaction(Protocol):
-    """One write transaction. Its changes become visible, all at once, when it commits."""
+    """One write's view of the shared write transaction.
 
-    async def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None: ...
+    A write operation runs synchronously on the store's writer thread, between other writes
+    of the same group commit: it sees every earlier write of the batch and nothing later. It
+    must not touch event-loop state; what has to happen there goes into ``after_commit``.
+    If the operation raises, its statements are rolled back (a savepoint) and its
+    ``after_commit`` callbacks are dropped; the other writes of the batch are unaffected.
+    """
 
-    async def count_pinned(self, account_id: int) -> int: ...
+    def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None: ...
 
-    async def current_seq(self, account_id: int) -> int: ...
+    def count_pinned(self, account_id: int) -> int: ...
 
-    async def next_seq(self, account_id: int) -> int:
+    def current_seq(self, account_id: int) -> int: ...
+
+    def next_seq(self, account_id: int) -> int:
         """Advance the account's change sequence and return the new value."""
         ...
 
-    async def put_conversation(self, account_id: int, conversation: Conversation) -> None: ...
+    def put_conversation(self, account_id: int, conversation: Conversation) -> None: ...
 
-    async def delete_conversation(self, account_id: int, key: ConvKey) -> None: ...
+    def delete_conversation(self, account_id: int, key: ConvKey) -> None: ...
 
-    async def append_change(self, account_id: int, change: Change) -> None: ...
+    def append_change(self, account_id: int, change: Change) -> None: ...
+
+    def ensure_account(self, sdk_app_id: int, user_id: str) -> int:
+        """The id of the account with this identity, created if needed."""
+        ...
 
     def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once the transaction has committed, before the next one starts."""
+        """Run ``callback`` on the event loop once the batch has committed, in commit order,
+        before the next batch starts and before the write's caller is answered."""
         ...
+
+
+#: A write: a synchronous function of one transaction, run by the store's writer.
+WriteOperation = Callable[[StoreTransaction], T]
 
 
 class Store(Protocol):
     #: Names this database's change history: seqs compare only within one history.
     history_id: str
 
-    async def get_account(self, sdk_app_id: int, user_id: str) -> Account:
-        """The account with this identity, created on first use."""
+    async def write(self, operation: WriteOperation[T]) -> T:
+        """Run ``operation`` in the next group commit and return its result once committed.
+
+        Raises what the operation raised (its writes then never happened), or
+        ``StorageFailure`` when the commit itself failed.
+        """
         ...
 
-    async def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None: ...
+    async def find_account(self, sdk_app_id: int, user_id: str) -> Account | None: ...
 
     async def get_conversations(
         self, account_id: int, keys: Sequence[ConvKey]
@@ -64,10 +85,6 @@ class Store(Protocol):
 
     async def oldest_kept_seq(self, account_id: int) -> int:
         """The seq after which every change is still kept (0 when nothing was pruned)."""
-        ...
-
-    def write(self) -> AbstractAsyncContextManager[StoreTransaction]:
-        """Begin the one write transaction; commits on success, rolls back on any error."""
         ...
 
     async def backup(self, target: Path, *, overwrite: bool) -> BackupInfo:

@@ -128,7 +128,11 @@ class ConversationService:
 
     async def login(self, sdk_app_id: int, user_id: str) -> Account:
         validate_user_id(user_id)
-        return await self._store.get_account(sdk_app_id, user_id)
+        found = await self._store.find_account(sdk_app_id, user_id)
+        if found is not None:
+            return found
+        account_id = await self._store.write(lambda tx: tx.ensure_account(sdk_app_id, user_id))
+        return Account(account_id, sdk_app_id, user_id)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -158,109 +162,134 @@ class ConversationService:
         return await self._store.backup(target, overwrite=overwrite)
 
     # -- writes ------------------------------------------------------------------------------
+    # Each write is checked here, then handed to the store as a synchronous operation that
+    # runs inside a group commit: it reads the current state, applies the SDK's rule and
+    # writes the result, seeing every earlier write of its batch (so revision checks stay
+    # exact). Its events are published after the batch commits.
 
-    async def create(self, account: Account, key: ConvKey, origin: str) -> Conversation:
+    async def create(self, account: Account, key: ConvKey, *, origin: str) -> Conversation:
         validate_key(key)
-        async with self._store.write() as tx:
-            current = await tx.get_conversation(account.id, key)
+
+        def operation(tx: StoreTransaction) -> Conversation:
+            current = tx.get_conversation(account.id, key)
             if current is not None:
                 return current
-            seq = await tx.next_seq(account.id)
+            seq = tx.next_seq(account.id)
             created = Conversation(key.conv_type, key.conv_id, order_key=seq)
-            await self._commit(tx, account, seq, ChangeKind.ADD, created, origin)
+            self._record(tx, account, seq, ChangeKind.ADD, created, origin)
             return created
 
-    async def delete(self, account: Account, key: ConvKey, origin: str) -> None:
+        return await self._store.write(operation)
+
+    async def delete(self, account: Account, key: ConvKey, *, origin: str) -> None:
         validate_key(key)
-        async with self._store.write() as tx:
-            if await tx.get_conversation(account.id, key) is None:
-                raise ConversationNotFound(f"no conversation {key.conv_id!r} of that type")
-            seq = await tx.next_seq(account.id)
-            await tx.delete_conversation(account.id, key)
+
+        def operation(tx: StoreTransaction) -> None:
+            if tx.get_conversation(account.id, key) is None:
+                raise ConversationNotFound(_not_found(key))
+            seq = tx.next_seq(account.id)
+            tx.delete_conversation(account.id, key)
             change = Change(seq, ChangeKind.DELETE, key, None, origin)
-            await tx.append_change(account.id, change)
+            tx.append_change(account.id, change)
             self._publish_after_commit(tx, account, change)
+
+        await self._store.write(operation)
 
     async def set_draft(
         self,
         account: Account,
         key: ConvKey,
         elements: Sequence[DraftElement],
-        user_define: str,
-        edit_time: int | None,
-        if_revision: int | None,
+        *,
+        user_define: str = "",
+        edit_time: int | None = None,
+        if_revision: int | None = None,
         origin: str,
     ) -> Conversation:
         validate_key(key)
         draft = build_draft(elements, user_define, edit_time, int(self._clock()))
-        async with self._store.write() as tx:
-            current = await tx.get_conversation(account.id, key)
+
+        def operation(tx: StoreTransaction) -> Conversation:
+            current = tx.get_conversation(account.id, key)
             _check_revision(if_revision, current)
             if draft.is_empty:
                 if current is not None:
-                    return await self._clear_draft(tx, account, current, origin)
-                seq = await tx.next_seq(account.id)
+                    return self._clear_draft(tx, account, current, origin)
+                seq = tx.next_seq(account.id)
                 created = Conversation(key.conv_type, key.conv_id, order_key=seq)
-                await self._commit(tx, account, seq, ChangeKind.ADD, created, origin)
+                self._record(tx, account, seq, ChangeKind.ADD, created, origin)
                 return created
             if current is not None and draft.same_content(current.draft):
                 return current  # nothing changes: no revision bump, no activation
-            seq = await tx.next_seq(account.id)
+            seq = tx.next_seq(account.id)
             if current is None:
                 created = Conversation(
                     key.conv_type, key.conv_id, order_key=seq, draft=draft, draft_revision=1
                 )
-                await self._commit(tx, account, seq, ChangeKind.ADD, created, origin)
+                self._record(tx, account, seq, ChangeKind.ADD, created, origin)
                 return created
             # Setting a draft activates the conversation: it moves to the top of its section.
             updated = _replace(
                 current, draft=draft, draft_revision=current.draft_revision + 1, order_key=seq
             )
-            await self._commit(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+            self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
             return updated
 
+        return await self._store.write(operation)
+
     async def cancel_draft(
-        self, account: Account, key: ConvKey, if_revision: int | None, origin: str
+        self, account: Account, key: ConvKey, *, if_revision: int | None = None, origin: str
     ) -> Conversation:
         validate_key(key)
-        async with self._store.write() as tx:
-            current = await tx.get_conversation(account.id, key)
+
+        def operation(tx: StoreTransaction) -> Conversation:
+            current = tx.get_conversation(account.id, key)
             if current is None:
                 if if_revision is not None and if_revision != 0:
                     raise DraftRevisionConflict(if_revision, None)
-                raise ConversationNotFound(f"no conversation {key.conv_id!r} of that type")
+                raise ConversationNotFound(_not_found(key))
             _check_revision(if_revision, current)
-            return await self._clear_draft(tx, account, current, origin)
+            return self._clear_draft(tx, account, current, origin)
 
-    async def pin(self, account: Account, key: ConvKey, is_pinned: bool, origin: str) -> None:
+        return await self._store.write(operation)
+
+    async def pin(self, account: Account, key: ConvKey, *, is_pinned: bool, origin: str) -> None:
         validate_key(key)
-        async with self._store.write() as tx:
-            current = await tx.get_conversation(account.id, key)
+
+        def operation(tx: StoreTransaction) -> None:
+            current = tx.get_conversation(account.id, key)
             if current is None:
-                raise ConversationNotFound(f"no conversation {key.conv_id!r} of that type")
+                raise ConversationNotFound(_not_found(key))
             if current.is_pinned == is_pinned:
                 return
-            if is_pinned and await tx.count_pinned(account.id) >= Limits.max_pinned:
+            if is_pinned and tx.count_pinned(account.id) >= Limits.max_pinned:
                 raise PinLimitExceeded(
                     f"{Limits.max_pinned} conversations are pinned already; unpin one first"
                 )
-            seq = await tx.next_seq(account.id)
+            seq = tx.next_seq(account.id)
             # Pinning keeps the order key: among pinned conversations the order stays as it was.
             updated = _replace(current, is_pinned=is_pinned)
-            await self._commit(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+            self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+
+        await self._store.write(operation)
 
     # -- change feed -------------------------------------------------------------------------
 
     async def subscribe(self, account: Account, sink: Sink) -> tuple[int, int]:
         """Register ``sink`` for live changes; return its token and the seq it starts after.
 
-        Registration happens under the write lock, so no change can fall between the returned
-        seq and the first live change the sink receives.
+        The seq is read and the sink registered at one point of the commit order (inside a
+        group commit, registered by its after-commit callback), so no change can fall between
+        the returned seq and the first live change the sink receives.
         """
-        async with self._store.write() as tx:
-            seq = await tx.current_seq(account.id)
-            token = self._bus.add(account.id, sink)
-        return token, seq
+        tokens: list[int] = []
+
+        def operation(tx: StoreTransaction) -> int:
+            tx.after_commit(lambda: tokens.append(self._bus.add(account.id, sink)))
+            return tx.current_seq(account.id)
+
+        seq = await self._store.write(operation)
+        return tokens[0], seq
 
     def unsubscribe(self, account: Account, token: int) -> None:
         self._bus.remove(account.id, token)
@@ -286,20 +315,20 @@ class ConversationService:
         changes = await self._store.changes_after(account.id, after_seq, limit)
         return [c for c in changes if c.seq <= up_to_seq]
 
-    # -- helpers -----------------------------------------------------------------------------
+    # -- helpers (run inside write operations, on the store's writer thread) ----------------
 
-    async def _clear_draft(
+    def _clear_draft(
         self, tx: StoreTransaction, account: Account, current: Conversation, origin: str
     ) -> Conversation:
         if current.draft is None:
             return current
-        seq = await tx.next_seq(account.id)
+        seq = tx.next_seq(account.id)
         # Clearing a draft does not activate the conversation (its order key stays).
         updated = _replace(current, draft=None, draft_revision=current.draft_revision + 1)
-        await self._commit(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+        self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
         return updated
 
-    async def _commit(
+    def _record(
         self,
         tx: StoreTransaction,
         account: Account,
@@ -308,13 +337,17 @@ class ConversationService:
         conversation: Conversation,
         origin: str,
     ) -> None:
-        await tx.put_conversation(account.id, conversation)
+        tx.put_conversation(account.id, conversation)
         change = Change(seq, kind, conversation.key, conversation, origin)
-        await tx.append_change(account.id, change)
+        tx.append_change(account.id, change)
         self._publish_after_commit(tx, account, change)
 
     def _publish_after_commit(self, tx: StoreTransaction, account: Account, change: Change) -> None:
         tx.after_commit(lambda: self._bus.publish(account.id, change))
+
+
+def _not_found(key: ConvKey) -> str:
+    return f"no conversation {key.conv_id!r} of that type"
 
 
 def _check_revision(if_revision: int | None, current: Conversation | None) -> None:

@@ -1,9 +1,11 @@
-"""One client connection: read a line, dispatch it, queue the reply; a writer drains the queue.
+"""One client connection: read a line, dispatch it, send the reply.
 
 Requests are handled one at a time in the order received, so a client that writes and then
-reads sees its write. Replies and notifications share one bounded outbound queue: a reply
-waits for room (slowing only this client's reader), a notification never waits, and a
-client whose queue is full is disconnected instead of holding anyone else up.
+reads sees its write. A reply is sent as soon as it is ready and waits for room when the
+client is not reading (slowing only this client's requests); a notification never waits,
+and a client whose unread output passes ``max_outbound`` bytes is disconnected instead of
+holding anyone else up. Whatever ends the connection, every request that was executed has
+its reply sent before the channel closes.
 """
 
 from __future__ import annotations
@@ -11,37 +13,39 @@ from __future__ import annotations
 import logging
 
 import anyio
-from anyio.abc import ByteStream
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from convd_schemas import JsonRpcErrCode
-from convd_schemas.framing import LineReader, LineTooLong, send_queued
 
+from .channel import Channel, LineTooLong
 from .dispatcher import Dispatcher, error_line
-from .session import Session
+from .session import ChangeEncoder, Session
 
 __all__ = ["Connection"]
 
 logger = logging.getLogger(__name__)
 
+#: A connection whose unread output (replies and events the kernel has not taken) is past
+#: this when an event is due is cut; it resumes from its last seq when it reconnects.
+MAX_OUTBOUND_BYTES = 1024 * 1024
+
 
 class Connection:
     def __init__(
         self,
-        stream: ByteStream,
+        channel: Channel,
         dispatcher: Dispatcher,
         origin: str,
         *,
-        max_line: int,
-        outbox_size: int,
+        outbox_size: int = 1024,
+        max_outbound: int = MAX_OUTBOUND_BYTES,
+        encoder: ChangeEncoder | None = None,
     ) -> None:
-        self._stream = stream
+        self._channel = channel
         self._dispatcher = dispatcher
-        self._max_line = max_line
-        send, receive = anyio.create_memory_object_stream[bytes](outbox_size)
-        self._outbox: MemoryObjectSendStream[bytes] = send
-        self._outbox_receive: MemoryObjectReceiveStream[bytes] = receive
-        self.session = Session(origin, self._push, self._outbox.send, self._cut, outbox_size)
+        self._max_outbound = max_outbound
+        self.session = Session(
+            origin, self._push, self._send, self._cut, outbox_size, encoder or ChangeEncoder()
+        )
         self._scope = anyio.CancelScope()
         self._read_scope: anyio.CancelScope | None = None
         self._stopping = False
@@ -58,24 +62,28 @@ class Connection:
             self._read_scope.cancel()
 
     async def run(self) -> None:
-        with self._scope:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._write_loop)
-                try:
-                    await self._read_loop()
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass  # the peer went away mid-reply
-                finally:
-                    # The writer drains what is queued, then ends.
-                    self._outbox.close()
+        try:
+            with self._scope:
+                await self._read_loop()
+        finally:
+            if self.cut_reason is None:
+                self._channel.close()  # sends what is queued first
+            else:
+                self._channel.abort()
 
     def _push(self, data: bytes) -> None:
-        try:
-            self._outbox.send_nowait(data)
-        except anyio.WouldBlock:
+        if self.cut_reason is not None:
+            return
+        # Judged on what is already queued, so one large event still reaches a client that
+        # keeps up.
+        if self._channel.queued_bytes() > self._max_outbound:
             self._cut("outbound queue full: the client is not reading")
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
+            return
+        self._channel.send(data)
+
+    async def _send(self, data: bytes) -> None:
+        self._channel.send(data)
+        await self._channel.drain()
 
     def _cut(self, reason: str) -> None:
         if self.cut_reason is None:
@@ -84,35 +92,24 @@ class Connection:
             self._scope.cancel()
 
     async def _read_loop(self) -> None:
-        reader = LineReader(self._stream, self._max_line)
+        channel = self._channel
         while not self._stopping:
             # Only the wait for a new line may be interrupted by stop(): a request that has
             # started always runs to its reply.
             with anyio.CancelScope() as self._read_scope:
                 try:
-                    line = await reader.receive_line()
+                    line = await channel.receive_line()
                 except LineTooLong as exc:
-                    await self._outbox.send(error_line(JsonRpcErrCode.INVALID_REQUEST, str(exc)))
+                    channel.send(error_line(JsonRpcErrCode.INVALID_REQUEST, str(exc)))
                     logger.warning("closing %s: %s", self.origin, exc)
                     return
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    return
             self._read_scope = None
-            if self._stopping:
-                return
-            if line is None:
+            if self._stopping or line is None:
                 return
             if not line.strip():
                 continue
             reply = await self._dispatcher.dispatch(line, self.session)
             if reply is not None:
-                await self._outbox.send(reply)
+                await self._send(reply)
             while self.session.after_reply:
                 await self.session.after_reply.pop(0)()
-
-    async def _write_loop(self) -> None:
-        try:
-            await send_queued(self._outbox_receive, self._stream)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            # The peer went away: stop reading for it too.
-            self._scope.cancel()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from convd_schemas import ConvInfo, ConvKey, Draft, DraftMessage, MessageElem, TIMConvType
@@ -21,10 +19,12 @@ __all__ = [
 ]
 
 _TEXT = int(TIMElemType.kTIMElem_Text)
+_WIRE_CONV_TYPES = {t: TIMConvType(int(t)) for t in domain.ConvType}
+_DOMAIN_CONV_TYPES = {TIMConvType(int(t)): t for t in domain.ConvType}
 
 
 def domain_key(conv_id: str, conv_type: TIMConvType) -> domain.ConvKey:
-    return domain.ConvKey(domain.ConvType(int(conv_type)), conv_id)
+    return domain.ConvKey(_DOMAIN_CONV_TYPES[conv_type], conv_id)
 
 
 def domain_keys(keys: list[ConvKey]) -> list[domain.ConvKey]:
@@ -59,7 +59,7 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
     draft = conversation.draft
     return ConvInfo(
         conv_id=conversation.conv_id,
-        conv_type=TIMConvType(int(conversation.conv_type)),
+        conv_type=_WIRE_CONV_TYPES[conversation.conv_type],
         conv_unread_num=conversation.unread_num,
         conv_active_time=conversation.active_time,
         conv_is_has_draft=draft is not None,
@@ -69,6 +69,6 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
     )
 
 
-def deleted_conv(key: domain.ConvKey) -> dict[str, Any]:
+def deleted_conv(key: domain.ConvKey) -> ConvKey:
     """What a Del event carries for a deleted conversation: its id and type."""
-    return {"conv_id": key.conv_id, "conv_type": int(key.conv_type)}
+    return ConvKey(conv_id=key.conv_id, conv_type=_WIRE_CONV_TYPES[key.conv_type])

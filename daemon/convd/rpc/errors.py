@@ -22,6 +22,7 @@ _CODES: dict[type[domain.DomainError], int] = {
     domain.SeqTooOld: ConvdErrCode.SEQ_TOO_OLD,
     domain.SubscriptionNotFound: ConvdErrCode.SUBSCRIPTION_NOT_FOUND,
     domain.BackupFailed: ConvdErrCode.BACKUP_FAILED,
+    domain.StorageFailure: TIMErrCode.ERR_SDK_COMM_DATABASE_FAILURE,
 }
 
 
@@ -39,4 +40,6 @@ def wire_error(error: domain.DomainError) -> dict[str, Any]:
         fields["data"] = {"oldest_seq": error.oldest_seq, "current_seq": error.current_seq}
     elif isinstance(error, domain.BackupFailed):
         fields["data"] = {"path": error.path, "errno": error.errno_name}
+    elif isinstance(error, domain.StorageFailure):
+        fields["data"] = {"reason": error.reason}
     return fields

@@ -30,6 +30,7 @@ from convd_schemas import (
     DaemonBackupResult,
     DaemonStatus,
     EmptyResult,
+    JsonRpcErrCode,
     MethodSpec,
     SessionLoginParams,
     SessionLoginResult,
@@ -85,8 +86,14 @@ class Methods:
             "rpc.discover": self.rpc_discover,
         }
         missing = {spec.name for spec in METHODS} ^ impls.keys()
-        assert not missing, f"contract and implementation differ: {missing}"
+        if missing:
+            raise RuntimeError(f"the contract and the handlers differ: {sorted(missing)}")
         return {spec.name: _wrap(spec, impls[spec.name]) for spec in METHODS}
+
+    @staticmethod
+    def writes() -> frozenset[str]:
+        """The methods that write: consecutive ones in a batch share a group commit."""
+        return frozenset(spec.name for spec in METHODS if spec.writes)
 
     # -- session -----------------------------------------------------------------------------
 
@@ -112,12 +119,14 @@ class Methods:
 
     async def conv_create(self, session: Session, params: ConvKeyParams) -> Any:
         key = domain_key(params.conv_id, params.conv_type)
-        conversation = await self._service.create(session.require_account(), key, session.origin)
+        conversation = await self._service.create(
+            session.require_account(), key, origin=session.origin
+        )
         return conv_info(conversation)
 
     async def conv_delete(self, session: Session, params: ConvKeyParams) -> Any:
         key = domain_key(params.conv_id, params.conv_type)
-        await self._service.delete(session.require_account(), key, session.origin)
+        await self._service.delete(session.require_account(), key, origin=session.origin)
         return EmptyResult()
 
     async def conv_list(self, session: Session, params: ConvListParams) -> Any:
@@ -141,10 +150,10 @@ class Methods:
             session.require_account(),
             domain_key(params.conv_id, params.conv_type),
             domain_elements(draft),
-            draft.draft_user_define,
-            _unset_to_none(draft.draft_edit_time),
-            _unset_to_none(params.if_revision),
-            session.origin,
+            user_define=draft.draft_user_define,
+            edit_time=_unset_to_none(draft.draft_edit_time),
+            if_revision=_unset_to_none(params.if_revision),
+            origin=session.origin,
         )
         return conv_info(conversation)
 
@@ -152,14 +161,16 @@ class Methods:
         conversation = await self._service.cancel_draft(
             session.require_account(),
             domain_key(params.conv_id, params.conv_type),
-            _unset_to_none(params.if_revision),
-            session.origin,
+            if_revision=_unset_to_none(params.if_revision),
+            origin=session.origin,
         )
         return conv_info(conversation)
 
     async def conv_pin(self, session: Session, params: ConvPinParams) -> Any:
         key = domain_key(params.conv_id, params.conv_type)
-        await self._service.pin(session.require_account(), key, params.is_pinned, session.origin)
+        await self._service.pin(
+            session.require_account(), key, is_pinned=params.is_pinned, origin=session.origin
+        )
         return EmptyResult()
 
     # -- events ------------------------------------------------------------------------------
@@ -167,7 +178,7 @@ class Methods:
     async def conv_subscribe(self, session: Session, params: ConvSubscribeParams) -> Any:
         account = session.require_account()
         if len(session.subscriptions) >= MAX_SUBSCRIPTIONS:
-            # Each subscription costs an encode per commit, made under the write lock.
+            # Bounds what one connection can make the writer do per committed change.
             raise domain.InvalidParameter(
                 f"a connection may hold at most {MAX_SUBSCRIPTIONS} subscriptions"
             )
@@ -214,7 +225,7 @@ class Methods:
                 )
                 return
             for change in changes:
-                await session.send(subscription.encode(change) + b"\n")
+                await session.send(subscription.encode(change))
                 subscription.last_seq = change.seq
         # Unsubscribed (or logged out) meanwhile: the held changes belong to no one.
         if subscription.id in session.subscriptions:
@@ -255,18 +266,20 @@ class Methods:
 
 
 def _wrap(spec: MethodSpec, impl: Impl) -> Handler:
-    params_type = spec.params
+    decoder = msgspec.json.Decoder(spec.params)
 
-    async def handler(session: Session, *args: Any, **params: Any) -> Result:
-        if args:
-            return InvalidParams("params must be an object (by name), not an array")
+    async def handler(session: Session, params: msgspec.Raw) -> Result:
         try:
             if spec.requires_login:
                 session.require_account()
             try:
-                decoded = msgspec.convert(params, params_type)
+                decoded = decoder.decode(params)
             except msgspec.ValidationError as exc:
+                if bytes(params).lstrip()[:1] == b"[":
+                    return InvalidParams("params must be an object (by name), not an array")
                 return InvalidParams(str(exc))
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+                return Error(int(JsonRpcErrCode.PARSE_ERROR), "Parse error", str(exc))
             return Success(await impl(session, decoded))
         except domain.DomainError as exc:
             return Error(**wire_error(exc))

@@ -6,20 +6,22 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import ByteStream, Listener, TaskStatus
+import msgspec
+from anyio.abc import TaskStatus
 
-from convd_schemas import DaemonStatus, __version__
-from convd_schemas.limits import MAX_LINE_BYTES
-from convd_schemas.peer import describe_peer
+from convd_schemas import DaemonStatus, StoreStatus, __version__
 
 from .. import domain
-from .connection import Connection
+from .channel import Channel, ChannelListener
+from .connection import MAX_OUTBOUND_BYTES, Connection
 from .dispatcher import Dispatcher
 from .handlers import Methods
+from .session import ChangeEncoder
 
 __all__ = ["RpcServer"]
 
@@ -40,17 +42,20 @@ class RpcServer:
         *,
         socket_path: Path,
         database_path: Path,
-        max_line: int = MAX_LINE_BYTES,
+        store_status: Callable[[], StoreStatus] | None = None,
         outbox_size: int = 1024,
+        max_outbound: int = MAX_OUTBOUND_BYTES,
         grace: float = 10.0,
     ) -> None:
         self._service = service
         self._methods = Methods(service, self.status, openrpc)
-        self._dispatcher = Dispatcher(self._methods.table())
+        self._dispatcher = Dispatcher(self._methods.table(), Methods.writes())
+        self._encoder = ChangeEncoder()
         self._socket_path = socket_path
         self._database_path = database_path
-        self._max_line = max_line
+        self._store_status = store_status
         self._outbox_size = outbox_size
+        self._max_outbound = max_outbound
         self._grace = grace
         self._ids = itertools.count(1)
         self._connections: set[Connection] = set()
@@ -68,11 +73,12 @@ class RpcServer:
             socket_path=str(self._socket_path),
             database_path=str(self._database_path),
             conversations=await self._service.count_conversations(),
+            store=self._store_status() if self._store_status is not None else msgspec.UNSET,
         )
 
     async def serve(
         self,
-        listener: Listener[ByteStream],
+        listener: ChannelListener,
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -103,22 +109,23 @@ class RpcServer:
         if not self._connections:
             self._all_closed.set()
 
-    async def _handle(self, stream: ByteStream) -> None:
+    async def _handle(self, channel: Channel) -> None:
         connection = Connection(
-            stream,
+            channel,
             self._dispatcher,
             f"c{next(self._ids)}",
-            max_line=self._max_line,
             outbox_size=self._outbox_size,
+            max_outbound=self._max_outbound,
+            encoder=self._encoder,
         )
         self._connections.add(connection)
-        peer = describe_peer(stream)
+        peer = channel.peer
         logger.info("connection %s opened%s", connection.origin, f" ({peer})" if peer else "")
         try:
-            async with stream:
-                if self._stopping:
-                    return
-                await connection.run()
+            if self._stopping:
+                channel.abort()
+                return
+            await connection.run()
         except Exception:
             # One connection's failure must never reach the task group of the others.
             logger.exception("connection %s failed", connection.origin)

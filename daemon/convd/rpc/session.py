@@ -7,15 +7,61 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from convd_schemas import ConvEventParams, Notification, TIMConvEvent
+from convd_schemas import (
+    ConvEventAdd,
+    ConvEventDel,
+    ConvEventParams,
+    ConvEventUpdate,
+    Notification,
+)
 
 from .. import domain
 from .convert import conv_info, deleted_conv
 
-__all__ = ["Session", "Subscription"]
+__all__ = ["ChangeEncoder", "Session", "Subscription"]
 
 logger = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
+
+
+_SUBSCRIPTION_FIELD = b'"subscription":0'
+_EVENT_TYPES: dict[domain.ChangeKind, type[ConvEventAdd] | type[ConvEventUpdate]] = {
+    domain.ChangeKind.ADD: ConvEventAdd,
+    domain.ChangeKind.UPDATE: ConvEventUpdate,
+}
+
+
+class ChangeEncoder:
+    """Turns each committed change into its ``conv.event`` line once, for every subscriber.
+
+    The line is encoded with subscription 0 and cut around that number; a subscription then
+    costs one join of three byte strings. The event bus hands the same Change object to every
+    subscriber in turn, so a one-entry cache is enough.
+    """
+
+    def __init__(self) -> None:
+        self._last: domain.Change | None = None
+        self._parts = (b"", b"")
+
+    def parts(self, change: domain.Change) -> tuple[bytes, bytes]:
+        """The event line before and after its subscription id."""
+        if change is not self._last:
+            self._parts = self._encode(change)
+            self._last = change
+        return self._parts
+
+    @staticmethod
+    def _encode(change: domain.Change) -> tuple[bytes, bytes]:
+        params: ConvEventParams
+        if change.conversation is None:
+            params = ConvEventDel(0, change.seq, change.origin, [deleted_conv(change.key)])
+        else:
+            event_type = _EVENT_TYPES[change.kind]
+            params = event_type(0, change.seq, change.origin, [conv_info(change.conversation)])
+        line = _encoder.encode(Notification(jsonrpc="2.0", method="conv.event", params=params))
+        # The field comes right after the event tag, before any text of the conversation.
+        cut = line.index(_SUBSCRIPTION_FIELD) + len(_SUBSCRIPTION_FIELD) - 1
+        return line[:cut], line[cut + 1 :] + b"\n"
 
 
 class Subscription:
@@ -27,24 +73,16 @@ class Subscription:
 
     def __init__(self, subscription_id: int, session: Session, replaying: bool) -> None:
         self.id = subscription_id
+        self._id_bytes = b"%d" % subscription_id
         self.token = 0
         self._session = session
         self._held: list[domain.Change] | None = [] if replaying else None
         self.last_seq = 0
 
     def encode(self, change: domain.Change) -> bytes:
-        if change.conversation is None:
-            conv_array = [deleted_conv(change.key)]
-        else:
-            conv_array = [msgspec.to_builtins(conv_info(change.conversation))]
-        params = ConvEventParams(
-            subscription=self.id,
-            seq=change.seq,
-            event=TIMConvEvent(int(change.kind)),
-            conv_array=conv_array,
-            origin=change.origin,
-        )
-        return _encoder.encode(Notification(jsonrpc="2.0", method="conv.event", params=params))
+        """The change's ``conv.event`` line (newline included) for this subscription."""
+        head, tail = self._session.encoder.parts(change)
+        return head + self._id_bytes + tail
 
     def deliver(self, change: domain.Change) -> None:
         """The EventBus sink: never blocks; an overflow cuts the connection."""
@@ -57,7 +95,7 @@ class Subscription:
             self._held.append(change)
             return
         self.last_seq = change.seq
-        self._session.push(self.encode(change) + b"\n")
+        self._session.push(self.encode(change))
 
     def release(self) -> None:
         """The replay is done: send what arrived meanwhile and go live."""
@@ -80,6 +118,7 @@ class Session:
         send: Callable[[bytes], Awaitable[None]],
         overflow: Callable[[str], None],
         outbox_capacity: int,
+        encoder: ChangeEncoder | None = None,
     ) -> None:
         self.origin = origin
         self.account: domain.Account | None = None
@@ -88,6 +127,7 @@ class Session:
         self.send = send
         self.overflow = overflow
         self.outbox_capacity = outbox_capacity
+        self.encoder = encoder or ChangeEncoder()
         self._next_subscription = 1
         #: Work to run after the current reply has been queued (a resume's replay).
         self.after_reply: list[Callable[[], Awaitable[None]]] = []

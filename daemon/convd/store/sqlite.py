@@ -1,4 +1,4 @@
-"""The Store on SQLite through aiosqlite: one writer connection behind a lock, one reader.
+"""The Store on SQLite through aiosqlite: a group-committing writer connection and a reader.
 
 SQL lives here and nowhere else.
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
@@ -25,148 +25,56 @@ from ..domain import (
     Conversation,
     ConvKey,
     ConvType,
-    Draft,
+    WriteOperation,
 )
 from .maintenance import backup_database
 from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .writer import (
+    CONV_COLUMNS,
+    GroupCommitWriter,
+    StoreStats,
+    conversation_from_row,
+    environment_reason,
+    storage_failure,
+)
 
 __all__ = ["DatabaseError", "SqliteStore", "open_store"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
-_CONV_COLUMNS = (
-    "conv_type, conv_id, order_key, is_pinned, unread_num, draft_texts, draft_user_define, "
-    "draft_edit_time, draft_revision"
-)
-_texts_decoder = msgspec.json.Decoder(tuple[str, ...])
 _snapshot_decoder = msgspec.json.Decoder(Conversation)
-_encoder = msgspec.json.Encoder()
 # Bound on how long shutdown waits for SQLite to finish a statement.
 _CLOSE_TIMEOUT = 10.0
+#: How often the WAL is checked (and, with durability "everysec", fsynced).
+_MAINTENANCE_INTERVAL = 1.0
+#: A WAL larger than this is checkpointed with RESTART, which waits for readers, so that the
+#: next write starts it again from the beginning; journal_size_limit then truncates the file.
+#: (A PASSIVE checkpoint never resets a WAL that readers keep using.)
+WAL_RESET_BYTES = 16 * 1024 * 1024
+_JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
+_CONV_TYPES = {int(t): t for t in ConvType}
+_CHANGE_KINDS = {int(k): k for k in ChangeKind}
 
 
 class DatabaseError(Exception):
     """The database cannot be used (newer schema, corrupt file, wrong permissions)."""
 
 
-def _conversation(row: sqlite3.Row | tuple[Any, ...]) -> Conversation:
-    conv_type, conv_id, order_key, is_pinned, unread, texts, user_define, edit_time, rev = row
-    draft = (
-        None
-        if texts is None
-        else Draft(_texts_decoder.decode(texts), user_define or "", edit_time or 0)
-    )
-    return Conversation(
-        ConvType(conv_type), conv_id, order_key, bool(is_pinned), draft, rev, unread
-    )
-
-
 def _change(row: tuple[Any, ...]) -> Change:
     seq, kind, conv_type, conv_id, snapshot, origin = row
     conversation = None if snapshot is None else _snapshot_decoder.decode(snapshot)
     return Change(
-        seq, ChangeKind(kind), ConvKey(ConvType(conv_type), conv_id), conversation, origin
+        seq, _CHANGE_KINDS[kind], ConvKey(_CONV_TYPES[conv_type], conv_id), conversation, origin
     )
 
 
-class _Transaction:
-    """A StoreTransaction on the writer connection; only valid inside ``SqliteStore.write``."""
-
-    def __init__(self, db: aiosqlite.Connection, kept_changes: int) -> None:
-        self._db = db
-        self._kept_changes = kept_changes
-        self.callbacks: list[Callable[[], None]] = []
-
-    async def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None:
-        rows = await self._db.execute_fetchall(
-            f"SELECT {_CONV_COLUMNS} FROM conversation "
-            "WHERE account_id = ? AND conv_type = ? AND conv_id = ?",
-            (account_id, int(key.conv_type), key.conv_id),
-        )
-        for row in rows:
-            return _conversation(row)
-        return None
-
-    async def count_pinned(self, account_id: int) -> int:
-        rows = await self._db.execute_fetchall(
-            "SELECT count(*) FROM conversation WHERE account_id = ? AND is_pinned = 1",
-            (account_id,),
-        )
-        return int(next(iter(rows))[0])
-
-    async def current_seq(self, account_id: int) -> int:
-        rows = await self._db.execute_fetchall(
-            "SELECT last_seq FROM account WHERE id = ?", (account_id,)
-        )
-        return int(next(iter(rows))[0])
-
-    async def next_seq(self, account_id: int) -> int:
-        rows = await self._db.execute_fetchall(
-            "UPDATE account SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-            (account_id,),
-        )
-        return int(next(iter(rows))[0])
-
-    async def put_conversation(self, account_id: int, conversation: Conversation) -> None:
-        draft = conversation.draft
-        await self._db.execute_fetchall(
-            f"INSERT OR REPLACE INTO conversation (account_id, {_CONV_COLUMNS}, active_time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                account_id,
-                int(conversation.conv_type),
-                conversation.conv_id,
-                conversation.order_key,
-                int(conversation.is_pinned),
-                conversation.unread_num,
-                None if draft is None else _encoder.encode(draft.texts).decode(),
-                None if draft is None else draft.user_define,
-                None if draft is None else draft.edit_time,
-                conversation.draft_revision,
-                conversation.active_time,
-            ),
-        )
-
-    async def delete_conversation(self, account_id: int, key: ConvKey) -> None:
-        await self._db.execute_fetchall(
-            "DELETE FROM conversation WHERE account_id = ? AND conv_type = ? AND conv_id = ?",
-            (account_id, int(key.conv_type), key.conv_id),
-        )
-
-    async def append_change(self, account_id: int, change: Change) -> None:
-        snapshot = None if change.conversation is None else _encoder.encode(change.conversation)
-        await self._db.execute_fetchall(
-            "INSERT INTO change (account_id, seq, kind, conv_type, conv_id, snapshot, origin) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                account_id,
-                change.seq,
-                int(change.kind),
-                int(change.key.conv_type),
-                change.key.conv_id,
-                snapshot,
-                change.origin,
-            ),
-        )
-        # Prune in steps rather than on every write: one DELETE per tenth of what is kept.
-        if change.seq % max(1, min(1000, self._kept_changes // 10)) == 0 and (
-            change.seq > self._kept_changes
-        ):
-            horizon = change.seq - self._kept_changes
-            await self._db.execute_fetchall(
-                "DELETE FROM change WHERE account_id = ? AND seq <= ?", (account_id, horizon)
-            )
-            await self._db.execute_fetchall(
-                "UPDATE account SET pruned_seq = max(pruned_seq, ?) WHERE id = ?",
-                (horizon, account_id),
-            )
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        self.callbacks.append(callback)
-
-
 class SqliteStore:
-    """Implements the domain's Store protocol."""
+    """Implements the domain's Store protocol.
+
+    Writes go through one GroupCommitWriter on the writer connection; reads use a second
+    connection (its own thread), so they never queue behind a batch's fsync.
+    """
 
     def __init__(
         self,
@@ -175,64 +83,43 @@ class SqliteStore:
         reader: aiosqlite.Connection,
         kept_changes: int,
         history_id: str,
+        durability: str = "full",
     ) -> None:
         self._path = path
         self._writer = writer
         self._reader = reader
         self._kept_changes = kept_changes
         self.history_id = history_id
-        # aiosqlite runs one connection's statements on one thread, but two tasks would
-        # interleave statements inside each other's transactions: one writer at a time.
-        self._write_lock = anyio.Lock()
+        self.durability = durability
+        self.stats = StoreStats()
+        self._group_commit = GroupCommitWriter(writer, kept_changes=kept_changes, stats=self.stats)
+        self._synced_writes = 0
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[_Transaction]:
-        async with self._write_lock:
-            # No BEGIN here: the writer connection opens its transaction (BEGIN IMMEDIATE) by
-            # itself, in the same thread hop as the first write statement. The reads before
-            # it are still consistent, as this lock makes this the database's only writer; a
-            # write that turns out to change nothing costs no transaction at all.
-            tx = _Transaction(self._writer, self._kept_changes)
-            try:
-                yield tx
-            except BaseException:
-                # A cancelled await does not stop SQLite's thread: finish the rollback even
-                # when cancelled, or the next writer would run inside this transaction.
-                # (rollback() queues behind any statement still running; it is a no-op when
-                # no transaction was opened.)
-                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
-                    await self._writer.rollback()
+    async def run(self) -> None:
+        """The store's background work: the writer, and the WAL's upkeep. Runs until cancelled."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._group_commit.run)
+            tg.start_soon(self._maintain_wal)
+
+    async def write(self, operation: WriteOperation[T]) -> T:
+        return await self._group_commit.submit(operation)
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.stats.reader_thread_hops += 1
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            if environment_reason(exc) is None:
                 raise
-            if self._writer.in_transaction:
-                try:
-                    with anyio.CancelScope(shield=True):
-                        await self._writer.commit()
-                except BaseException:
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
-                        await self._writer.rollback()
-                    raise
-            # Still under the lock: events leave in commit order, and only after commit.
-            for callback in tx.callbacks:
-                callback()
+            raise storage_failure(exc) from exc
 
-    async def get_account(self, sdk_app_id: int, user_id: str) -> Account:
-        rows = await self._reader.execute_fetchall(
+    async def find_account(self, sdk_app_id: int, user_id: str) -> Account | None:
+        rows = await self._read(
             "SELECT id FROM account WHERE sdk_app_id = ? AND user_id = ?", (sdk_app_id, user_id)
         )
         for (account_id,) in rows:
             return Account(account_id, sdk_app_id, user_id)
-        async with self.write():
-            rows = await self._writer.execute_fetchall(
-                "INSERT INTO account (sdk_app_id, user_id) VALUES (?, ?) "
-                "ON CONFLICT (sdk_app_id, user_id) DO UPDATE SET user_id = excluded.user_id "
-                "RETURNING id",
-                (sdk_app_id, user_id),
-            )
-            return Account(int(next(iter(rows))[0]), sdk_app_id, user_id)
-
-    async def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None:
-        found = await self.get_conversations(account_id, [key])
-        return found[0] if found else None
+        return None
 
     async def get_conversations(
         self, account_id: int, keys: Sequence[ConvKey]
@@ -245,32 +132,32 @@ class SqliteStore:
         for key in keys:
             params.extend((int(key.conv_type), key.conv_id))
         params.append(account_id)
-        columns = ", ".join("c." + column.strip() for column in _CONV_COLUMNS.split(","))
-        rows = await self._reader.execute_fetchall(
+        columns = ", ".join("c." + column.strip() for column in CONV_COLUMNS.split(","))
+        rows = await self._read(
             f"WITH wanted (conv_type, conv_id) AS (VALUES {values}) "
             f"SELECT {columns} FROM wanted JOIN conversation AS c "
             "ON c.conv_type = wanted.conv_type AND c.conv_id = wanted.conv_id "
             "AND c.account_id = ?",
             params,
         )
-        return [_conversation(row) for row in rows]
+        return [conversation_from_row(row) for row in rows]
 
     async def list_conversations(
         self, account_id: int, before_active_time: int | None, limit: int
     ) -> list[Conversation]:
         if before_active_time is None:
-            rows = await self._reader.execute_fetchall(
-                f"SELECT {_CONV_COLUMNS} FROM conversation WHERE account_id = ? "
+            rows = await self._read(
+                f"SELECT {CONV_COLUMNS} FROM conversation WHERE account_id = ? "
                 "ORDER BY active_time DESC LIMIT ?",
                 (account_id, limit),
             )
         else:
-            rows = await self._reader.execute_fetchall(
-                f"SELECT {_CONV_COLUMNS} FROM conversation "
+            rows = await self._read(
+                f"SELECT {CONV_COLUMNS} FROM conversation "
                 "WHERE account_id = ? AND active_time < ? ORDER BY active_time DESC LIMIT ?",
                 (account_id, before_active_time, limit),
             )
-        return [_conversation(row) for row in rows]
+        return [conversation_from_row(row) for row in rows]
 
     async def count_conversations(self) -> int:
         rows = await self._reader.execute_fetchall("SELECT count(*) FROM conversation")
@@ -283,7 +170,7 @@ class SqliteStore:
         return (await self._account_seqs(account_id))[1]
 
     async def changes_after(self, account_id: int, seq: int, limit: int) -> list[Change]:
-        rows = await self._reader.execute_fetchall(
+        rows = await self._read(
             "SELECT seq, kind, conv_type, conv_id, snapshot, origin FROM change "
             "WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (account_id, seq, limit),
@@ -297,12 +184,45 @@ class SqliteStore:
         )
 
     async def _account_seqs(self, account_id: int) -> tuple[int, int]:
-        rows = await self._reader.execute_fetchall(
+        rows = await self._read(
             "SELECT last_seq, pruned_seq FROM account WHERE id = ?", (account_id,)
         )
         for last_seq, pruned_seq in rows:
             return int(last_seq), int(pruned_seq)
         return 0, 0
+
+    # -- the WAL ---------------------------------------------------------------------------
+
+    async def _maintain_wal(self) -> None:
+        """Once a second: with "everysec", fsync what was committed since the last time;
+        in both modes, keep the WAL from growing without bound under continuous writes."""
+        wal = self._path.with_name(self._path.name + "-wal")
+        while True:
+            await anyio.sleep(_MAINTENANCE_INTERVAL)
+            try:
+                if self.durability == "everysec" and self.stats.writes != self._synced_writes:
+                    writes = self.stats.writes
+                    await anyio.to_thread.run_sync(_fsync_file, wal)
+                    self._synced_writes = writes
+                if wal.exists() and wal.stat().st_size > WAL_RESET_BYTES:
+                    # Queued on the writer connection: runs between two batches.
+                    self.stats.writer_thread_hops += 1
+                    await self._writer.execute_fetchall("PRAGMA wal_checkpoint(RESTART)")
+            except (OSError, sqlite3.Error) as exc:
+                logger.warning("WAL upkeep of %s failed: %s", wal, exc)
+
+
+def _fsync_file(path: Path) -> None:
+    # fsync flushes the file's (inode's) dirty pages whichever descriptor asks: SQLite's own
+    # writes to the WAL become durable without holding up the writer thread.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 async def _configure(db: aiosqlite.Connection, durability: str) -> None:
@@ -312,6 +232,7 @@ async def _configure(db: aiosqlite.Connection, durability: str) -> None:
     await db.execute_fetchall("PRAGMA journal_mode = WAL")
     synchronous = "FULL" if durability == "full" else "NORMAL"
     await db.execute_fetchall(f"PRAGMA synchronous = {synchronous}")
+    await db.execute_fetchall(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
     await db.execute_fetchall("PRAGMA foreign_keys = ON")
 
 
@@ -355,10 +276,10 @@ async def open_store(
     _create_private(path)
     async with AsyncExitStack() as stack:
         try:
-            # "IMMEDIATE": sqlite3 sends BEGIN IMMEDIATE before the first write statement of a
-            # transaction (taking the write lock up front, so WAL never answers SQLITE_BUSY on
-            # upgrade); COMMIT and ROLLBACK are explicit, in SqliteStore.write.
-            writer = await aiosqlite.connect(path, isolation_level="IMMEDIATE", timeout=5.0)
+            # No implicit transactions: the group commit writes BEGIN IMMEDIATE (taking the
+            # write lock up front, so WAL never answers SQLITE_BUSY on upgrade), its
+            # savepoints and COMMIT itself.
+            writer = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
             stack.push_async_callback(_close, writer)
             await _configure(writer, durability)
             await migrate(writer, path)
@@ -368,7 +289,13 @@ async def open_store(
             rows = await reader.execute_fetchall("SELECT value FROM meta WHERE key = 'history_id'")
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot use the database {path}: {exc}") from exc
-        yield SqliteStore(path, writer, reader, kept_changes, str(next(iter(rows))[0]))
+        store = SqliteStore(
+            path, writer, reader, kept_changes, str(next(iter(rows))[0]), durability
+        )
+        async with anyio.create_task_group() as background:
+            background.start_soon(store.run)
+            yield store
+            background.cancel_scope.cancel()
 
 
 async def _close(db: aiosqlite.Connection) -> None:

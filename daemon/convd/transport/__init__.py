@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from convd_schemas.framing import LineReader, LineTooLong
 
+from .channel import (
+    SocketChannel,
+    StreamChannel,
+    UnixChannelListener,
+    open_stream_channel,
+)
 from .peercred import PeerCheckedListener, PeerCredentials, describe_peer, peer_credentials
 from .systemd import (
     ActivationError,
@@ -30,6 +36,9 @@ __all__ = [
     "Notifier",
     "PeerCheckedListener",
     "PeerCredentials",
+    "SocketChannel",
+    "StreamChannel",
+    "UnixChannelListener",
     "UnsafePath",
     "bind_unix_listener",
     "check_listening_unix_socket",
@@ -37,6 +46,7 @@ __all__ = [
     "ensure_private_dir",
     "inherited_unix_listener",
     "listen_fds",
+    "open_stream_channel",
     "peer_credentials",
     "pick_listen_fd",
 ]

@@ -1,0 +1,171 @@
+"""The group-commit writer on a real database: batching, one thread hop per batch, per-write
+savepoints, exact revision checks inside a batch, events after commit in commit order, and
+storage failures reported as such."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosqlite
+import anyio
+import pytest
+
+from convd.domain import (
+    Account,
+    Change,
+    ConversationService,
+    ConvKey,
+    ConvType,
+    DraftElement,
+    DraftRevisionConflict,
+    EventBus,
+    StorageFailure,
+)
+from convd.store import SqliteStore, open_store
+from convd.store.writer import run_on_connection_thread
+
+pytestmark = pytest.mark.anyio
+
+
+class World:
+    def __init__(self, store: SqliteStore, service: ConversationService, account: Account):
+        self.store = store
+        self.service = service
+        self.account = account
+        self.events: list[Change] = []
+
+    async def draft(self, conv_id: str, text: str, if_revision: int | None = None) -> object:
+        return await self.service.set_draft(
+            self.account,
+            ConvKey(ConvType.C2C, conv_id),
+            [DraftElement(0, text)],
+            if_revision=if_revision,
+            origin="t",
+        )
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with open_store(tmp_path / "convd.db") as store:
+        bus = EventBus()
+        service = ConversationService(store, bus)
+        account = await service.login(0, "alice")
+        w = World(store, service, account)
+        bus.add(account.id, w.events.append)
+        yield w
+
+
+async def _concurrently(*calls: object) -> list[object]:
+    """Start every call at once (as many connections would) and collect result or error."""
+    results: list[object] = [None] * len(calls)
+
+    async def run(index: int, call: object) -> None:
+        try:
+            results[index] = await call  # type: ignore[misc]
+        except Exception as exc:
+            results[index] = exc
+
+    async with anyio.create_task_group() as tg:
+        for index, call in enumerate(calls):
+            tg.start_soon(run, index, call)
+    return results
+
+
+def test_the_private_aiosqlite_calls_the_writer_relies_on_are_there() -> None:
+    # store/writer.py runs a whole batch in one hop through these; pyproject pins the range.
+    assert callable(getattr(aiosqlite.Connection, "_execute", None))
+    assert isinstance(aiosqlite.Connection.__dict__.get("_conn"), property)
+
+
+async def test_run_on_connection_thread_runs_on_sqlites_own_thread(tmp_path: Path) -> None:
+    async with aiosqlite.connect(tmp_path / "x.db") as db:
+        first = await run_on_connection_thread(db, lambda conn: threading.get_ident())
+        row = await run_on_connection_thread(db, lambda conn: conn.execute("SELECT 7").fetchone())
+        second = await run_on_connection_thread(db, lambda conn: threading.get_ident())
+    assert first == second != threading.get_ident()
+    assert tuple(row) == (7,)
+
+
+async def test_concurrent_writes_share_batches_with_one_hop_each(world: World) -> None:
+    before = (world.store.stats.writes, world.store.stats.write_batches)
+    hops_before = world.store.stats.writer_thread_hops
+    results = await _concurrently(*(world.draft(f"c{n}", f"text {n}") for n in range(50)))
+    assert not [r for r in results if isinstance(r, Exception)]
+    writes = world.store.stats.writes - before[0]
+    batches = world.store.stats.write_batches - before[1]
+    assert writes == 50
+    assert batches < writes  # grouped: far fewer commits than writes
+    assert world.store.stats.writer_thread_hops - hops_before == batches
+    # Every write committed once, numbered without gaps, published in commit order.
+    assert [c.seq for c in world.events] == list(range(1, 51))
+
+
+async def test_one_refused_write_does_not_fail_the_others_of_its_batch(world: World) -> None:
+    await world.draft("shared", "v1")  # revision 1
+    results = await _concurrently(
+        world.draft("a", "x"),
+        world.draft("shared", "stale", if_revision=0),  # refused inside the batch
+        world.draft("b", "y"),
+    )
+    assert isinstance(results[1], DraftRevisionConflict)
+    assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
+    found = await world.service.get_many(
+        world.account, [ConvKey(ConvType.C2C, k) for k in ("a", "shared", "b")]
+    )
+    assert {c.conv_id: c.draft_revision for c in found} == {"a": 1, "shared": 1, "b": 1}
+    # The refused write took no seq and published nothing.
+    assert [c.seq for c in world.events] == [1, 2, 3]
+    assert await world.store.current_seq(world.account.id) == 3
+
+
+async def test_revision_checks_stay_exact_between_writes_of_one_batch(world: World) -> None:
+    results = await _concurrently(
+        world.draft("same", "first", if_revision=0),  # 0 -> 1
+        world.draft("same", "second", if_revision=0),  # refused: it is 1 now
+        world.draft("same", "third", if_revision=1),  # 1 -> 2
+    )
+    assert isinstance(results[1], DraftRevisionConflict)
+    (stored,) = await world.service.get_many(world.account, [ConvKey(ConvType.C2C, "same")])
+    assert stored.draft is not None and stored.draft.texts == ("third",)
+    assert stored.draft_revision == 2
+    assert world.store.stats.write_batches <= 3
+
+
+async def test_events_are_published_only_after_commit(world: World) -> None:
+    seen_committed: list[bool] = []
+
+    def check(change: Change) -> None:
+        # Another connection must already see the change when its event goes out.
+        with sqlite3.connect(world.store._path) as other:
+            row = other.execute(
+                "SELECT draft_revision FROM conversation WHERE conv_id = ?",
+                (change.key.conv_id,),
+            ).fetchone()
+        seen_committed.append(row is not None)
+
+    world.service._bus.add(world.account.id, check)
+    await _concurrently(*(world.draft(f"e{n}", "x") for n in range(5)))
+    assert seen_committed == [True] * 5
+
+
+async def test_a_full_database_is_a_storage_failure_logged_once(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    await world.draft("before", "kept")
+    # SQLite answers SQLITE_FULL once the file may not grow: the same error a full disk gives.
+    await world.store._writer.execute("PRAGMA max_page_count = 1")  # clamps to the current size
+    big = "x" * 20_000
+    with caplog.at_level(logging.ERROR, logger="convd.store.writer"):
+        for n in range(3):
+            with pytest.raises(StorageFailure) as failed:
+                await world.draft(f"big{n}", big)
+            assert failed.value.reason == "disk full"
+    assert len([r for r in caplog.records if "cannot be written" in r.getMessage()]) == 1
+    # Nothing of the failed writes was kept, and reads still work.
+    (kept,) = await world.service.get_many(world.account, [ConvKey(ConvType.C2C, "before")])
+    assert kept.draft is not None
+    assert not await world.service.get_many(world.account, [ConvKey(ConvType.C2C, "big0")])
