@@ -19,7 +19,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketListener, TaskGroup
@@ -70,9 +70,10 @@ class SocketChannel(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        transport.set_write_buffer_limits(high=self._high_water)
+        # asyncio's and uvloop's transports both have the Transport API; only asyncio's are
+        # instances of asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
+        self._transport.set_write_buffer_limits(high=self._high_water)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
