@@ -54,6 +54,9 @@ def conv_ids(prefix: str, count: int = 100) -> list[str]:
 
 
 def set_draft_params(conv_id: str, text: str) -> dict[str, Any]:
+    """``conv.set_draft``'s params; an empty ``text`` sends an empty draft (no elements)."""
+    if not text:
+        return {"conv_id": conv_id, "conv_type": C2C, "draft": {"draft_msg": {}}}
     return {
         "conv_id": conv_id,
         "conv_type": C2C,

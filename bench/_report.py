@@ -72,7 +72,7 @@ def _hops(row: Any) -> str:
     if hops.get("writer_hops_per_write") is None:
         return "n/a"
     return (
-        f"{hops['writer_hops_per_write']:.2f} / {hops['reader_hops_per_write']:.2f} / "
+        f"{hops['writer_hops_per_write']:.2f} / {hops['reader_hops_per_write']:.2f}, "
         f"{hops['writes_per_batch']:.1f}"
     )
 
@@ -86,8 +86,8 @@ def print_writes(rows: list[Any]) -> None:
         "transaction into one shared file. Every write is a new 200-byte UTF-8 text."
     )
     headers = ["system", "placement", "ops/s", "ops/s range", "p50", "p90", "p99", "max"]
-    headers += ["errors", "CPU/op: server (main) clients", "hops/write: writer / reader / "
-                "writes per batch", "busy % (other)"]  # fmt: skip
+    headers += ["errors", "CPU/op: server (main) clients", "hops/write w / r, writes/batch"]
+    headers += ["busy % (other)"]
     body = [
         [
             r.system,

@@ -154,11 +154,12 @@ class MethodTimes:
 
 
 def _deep_cursor(client: RawClient, size: int) -> tuple[int, int]:
-    """(next_seq, position) about 90 % down the list, found by paging through it."""
+    """(next_seq, position) about 90 % down the list (but with a whole page of 100 after it),
+    found by paging through the list."""
     page = max(1, min(1000, size // 10))
     cursor = 0
     seen = 0
-    while seen < size * 9 // 10:
+    while seen < max(0, size - 100) * 9 // 10:
         result = client.call("conv.list", {"next_seq": cursor, "count": page})
         seen += len(result["conversation_list_result_conv_list"])
         cursor = result["conversation_list_result_next_seq"]
@@ -211,13 +212,13 @@ class ScaleStep:
     start: StartRow | None
 
 
-def check_sample(client: RawClient) -> None:
-    """Even conversations carry a draft, odd ones none: the populate did what it says."""
-    infos = client.call(
-        "conv.get", {"convs": [{"conv_id": scale_id(k), "conv_type": C2C} for k in (0, 1)]}
-    )
+def check_sample(client: RawClient, start: int) -> None:
+    """Of the conversations just populated (``start`` is even), even ones carry a draft and odd
+    ones none: the populate did what it says."""
+    ids = [scale_id(start), scale_id(start + 1)]
+    infos = client.call("conv.get", {"convs": [{"conv_id": i, "conv_type": C2C} for i in ids]})
     drafts = {info["conv_id"]: bool(info.get("conv_is_has_draft")) for info in infos}
-    if drafts != {"s0": True, "s1": False}:
+    if drafts != {ids[0]: True, ids[1]: False}:
         raise BenchError(f"populated conversations look wrong: {drafts}")
 
 

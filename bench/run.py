@@ -552,7 +552,7 @@ def scenario_scale(workdir: Path, plan: Plan, durability: str) -> list[_scale.Sc
         hops.add(before, daemon.store_counters())
         if populated.errors:
             raise BenchError(f"{populated.errors} errors while populating to {size}")
-        _scale.check_sample(client)
+        _scale.check_sample(client, done)
         methods = _scale.measure_methods(client, size, plan.scale_repeats)
         client.close()
         _stop(daemon)
