@@ -253,6 +253,17 @@ class Daemon:
             self.proc.wait(10)
             raise BenchError("convd did not exit within 20 s of SIGTERM; killed") from None
 
+    def ensure_stopped(self) -> None:
+        """On an error path: make sure the process is gone (SIGTERM, then SIGKILL)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
     def logs(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +152,15 @@ def print_fanout(rows: list[Any], interval_ms: float, events: int, warmup: int) 
         "commit). ack->recv is negative when the event reached\nthe subscriber before the writer "
         "had read its own reply.\n"
     )
+    extra = []
+    for system in dict.fromkeys(r.system for r in rows):
+        mine = sorted((r for r in rows if r.system == system), key=lambda r: r.subscribers)
+        low, high = mine[0], mine[-1]
+        if high.subscribers > low.subscribers:
+            cpu = high.server_cpu_us_per_event - low.server_cpu_us_per_event
+            extra.append(f"{system} {fmt(cpu / (high.subscribers - low.subscribers), 1)}")
+    if extra:
+        print("server CPU per event per extra subscriber (us): " + ", ".join(extra) + "\n")
     for r in rows:
         for note in r.notes:
             print(f"note ({r.system}, N={r.subscribers}): {note}")
@@ -240,7 +248,7 @@ def _verdict(value: float, goal: float, stretch: float, higher_is_better: bool) 
         return value >= limit if higher_is_better else value <= limit
 
     if meets(stretch):
-        return "meets stretch"
+        return "meets target" if stretch == goal else "meets stretch"
     if meets(goal):
         return "meets target"
     return f"misses (x{value / goal:.2f} of target)" if goal else "misses"
@@ -252,23 +260,28 @@ def target_rows(results: Results, clients: int) -> list[Target]:
     many = f"{clients} clients, unpinned"
 
     def add(
-        scenario: str, convd: float, peer: float | None, goal: float, stretch: float,
-        *, higher: bool = False, unit: str = "x", convd_fmt: Callable[[float], str] = fmt,
-        peer_fmt: Callable[[float], str] = fmt,
+        scenario: str, convd: float, peer: float | None, goal: float | None,
+        stretch: float | None, *, higher: bool = False, unit: str = "x",
     ) -> None:  # fmt: skip
+        """A row; goal None: for information (no target, no verdict)."""
         if unit == "x" and peer is None:
-            rows.append(Target(scenario, convd_fmt(convd), "-", float("nan"), "-", "", "",
+            rows.append(Target(scenario, fmt(convd), "-", float("nan"), "-", "", "",
                                "no peer measured"))  # fmt: skip
             return
         value = ratio(convd, peer) if peer is not None else convd
         sign = ">=" if higher else "<="
         shown = fmt_ratio(value) if unit == "x" else f"{fmt(value, 1)} {unit}"
-        limit = (lambda v: f"{sign} {v:g}x") if unit == "x" else (lambda v: f"{sign} {v:g} {unit}")
+
+        def limit(v: float | None) -> str:
+            if v is None:
+                return ""
+            return f"{sign} {v:g}x" if unit == "x" else f"{sign} {v:g} {unit}"
+
+        verdict = "" if goal is None or stretch is None else _verdict(value, goal, stretch, higher)
+        peer_shown = "-" if peer is None else fmt(peer)
         rows.append(
-            Target(
-                scenario, convd_fmt(convd), "-" if peer is None else peer_fmt(peer), value,
-                shown, limit(goal), limit(stretch), _verdict(value, goal, stretch, higher),
-            )
+            Target(scenario, fmt(convd), peer_shown, value, shown, limit(goal), limit(stretch),
+                   verdict)
         )  # fmt: skip
 
     def val(row: Any | None, name: str) -> float:
@@ -305,6 +318,37 @@ def target_rows(results: Results, clients: int) -> list[Target]:
             extra = (fan50.server_cpu_us_per_event - fan1.server_cpu_us_per_event) / 49
             add(f"daemon CPU per event per extra subscriber, {mode}", extra, None, 10, 5,
                 unit="us")  # fmt: skip
+        # For information: the other peers and figures of the same run.
+        if redis_1 is not None:
+            pipe_1 = results.write(REDIS_PIPE, one)
+            add(f"(info) 1 client p50 us, {mode} / redis pipelined", row1.p50_us,
+                val(pipe_1, "p50_us"), None, None)  # fmt: skip
+        sqlite = SQLITE["FULL" if mode == "full" else "NORMAL"]
+        for placement, label in ((one, "1 client"), (many, f"{clients} clients")):
+            peer_row = results.write(sqlite, placement)
+            if peer_row is not None:
+                add(f"(info) {label} writes/s, {mode} / {sqlite} (direct)",
+                    val(results.write(name, placement), "ops_per_s"), peer_row.ops_per_s,
+                    None, None)  # fmt: skip
+        if fan50 is not None and redis_fan is not None:
+            add(f"(info) fan-out to 50 p50 us, {mode} / redis pub/sub", fan50.send_p50_us,
+                redis_fan.send_p50_us, None, None)  # fmt: skip
+        for placement, label in ((one, "1 client"), (many, f"{clients} clients")):
+            row = results.write(name, placement)
+            if row is not None:
+                hops = _hops(row) or "n/a"
+                rows.append(
+                    Target(
+                        f"(info) thread hops per write w / r, writes/batch, {label}, {mode}",
+                        hops,
+                        "",
+                        float("nan"),
+                        "",
+                        "",
+                        "",
+                        "",
+                    )
+                )
     for lib in results.library:
         if lib.client == "raw socket":
             continue

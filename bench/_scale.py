@@ -40,16 +40,18 @@ class StartSample:
 def time_start(root: Path, db: Path, durability: str) -> StartSample:
     """Spawn ``python -m convd``, poll its socket every 1 ms, ask daemon.status, SIGTERM it."""
     daemon = Daemon(root, durability, db=db)
-    t0 = time.monotonic_ns()
-    daemon.spawn()
-    daemon.wait_accepting(30.0, poll_s=0.001)
-    t1 = time.monotonic_ns()
-    daemon.status()
-    t2 = time.monotonic_ns()
-    assert daemon.proc is not None
-    t3 = time.monotonic_ns()
-    code = daemon.stop()
-    t4 = time.monotonic_ns()
+    try:
+        t0 = time.monotonic_ns()
+        daemon.spawn()
+        daemon.wait_accepting(30.0, poll_s=0.001)
+        t1 = time.monotonic_ns()
+        daemon.status()
+        t2 = time.monotonic_ns()
+        t3 = time.monotonic_ns()
+        code = daemon.stop()
+        t4 = time.monotonic_ns()
+    finally:
+        daemon.ensure_stopped()
     if code != 0:
         raise BenchError(f"convd exited with {code} on SIGTERM:\n{daemon.logs()}")
     if daemon.complaints():

@@ -511,13 +511,16 @@ def scenario_client(daemons: list[Daemon], plan: Plan) -> list[LibraryRow]:
 def _populated_db(workdir: Path, size: int, durability: str) -> tuple[Path, _scale.PopulateResult]:
     """A stopped convd database with ``size`` conversations, populated through a daemon."""
     daemon = Daemon(workdir / f"populate-{size}", durability)
-    daemon.start()
     try:
+        daemon.start()
         client = _scale.open_client(daemon)
         result = _scale.populate(client, 0, size)
         client.close()
-    finally:
         _stop(daemon)
+    finally:
+        daemon.ensure_stopped()
+    if result.errors:
+        raise BenchError(f"{result.errors} errors while populating {size} conversations")
     return daemon.db, result
 
 
@@ -540,27 +543,30 @@ def scenario_startup(workdir: Path, plan: Plan) -> list[_scale.StartRow]:
 
 
 def scenario_scale(workdir: Path, plan: Plan, durability: str) -> list[_scale.ScaleStep]:
-    daemon = Daemon(workdir / "scale", durability)
     steps = []
+    db = workdir / "scale" / "data" / "convd.db"
     done = 0
     for size in plan.scale_sizes:
-        daemon.start()
-        client = _scale.open_client(daemon)
-        before = daemon.store_counters()
-        populated = _scale.populate(client, done, size)
-        hops = Hops()
-        hops.add(before, daemon.store_counters())
-        if populated.errors:
-            raise BenchError(f"{populated.errors} errors while populating to {size}")
-        _scale.check_sample(client, done)
-        methods = _scale.measure_methods(client, size, plan.scale_repeats)
-        client.close()
-        _stop(daemon)
+        daemon = Daemon(workdir / "scale", durability, db=db)  # the same database, grown
+        try:
+            daemon.start()
+            client = _scale.open_client(daemon)
+            before = daemon.store_counters()
+            populated = _scale.populate(client, done, size)
+            hops = Hops()
+            hops.add(before, daemon.store_counters())
+            if populated.errors:
+                raise BenchError(f"{populated.errors} errors while populating to {size}")
+            _scale.check_sample(client, done)
+            methods = _scale.measure_methods(client, size, plan.scale_repeats)
+            client.close()
+            _stop(daemon)
+        finally:
+            daemon.ensure_stopped()
         starts = max(2, plan.starts // 2)
-        start = _scale.measure_starts(workdir, f"{size:,}", daemon.db, starts, durability)
+        start = _scale.measure_starts(workdir, f"{size:,}", db, starts, durability)
         steps.append(_scale.ScaleStep(size, populated, methods, hops.summary(), start))
         done = size
-        daemon = Daemon(workdir / "scale", durability, db=daemon.db)
     return steps
 
 
@@ -653,13 +659,15 @@ class Run:
         if self.redis is not None:
             self.redis.stop()
         for daemon in self.daemons:
-            if not daemon.running and daemon.proc is None:
+            if daemon.proc is None:
                 continue
             try:
                 _stop(daemon)
             except BenchError as exc:
                 print(str(exc), file=sys.stderr)
                 ok = False
+            finally:
+                daemon.ensure_stopped()
         return ok
 
     def measure(self, wanted: set[str]) -> None:
