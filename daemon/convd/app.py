@@ -19,6 +19,7 @@ from convd_schemas.openrpc import build_openrpc
 from .config import Config
 from .domain import ConversationService, EventBus
 from .rpc import RpcServer
+from .rpc.dispatcher import load as load_dispatcher
 from .store import lock_database, open_store
 from .transport import (
     InheritedSocket,
@@ -122,6 +123,8 @@ async def run_daemon(config: Config) -> None:
                     )
                     await tg.start(server.serve, channels)
                     notifier.notify("READY=1", f"STATUS=serving {socket_path}")
+                    # Accepting already; the dispatcher's library loads meanwhile.
+                    background.start_soon(anyio.to_thread.run_sync, load_dispatcher)
                     interval = Notifier.watchdog_interval()
                     if interval is not None and notifier.enabled:
                         logger.debug("pinging the systemd watchdog every %.3g s", interval)

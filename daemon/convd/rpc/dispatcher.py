@@ -17,21 +17,21 @@ request's id. Around it, this module:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Literal, cast
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import anyio
 import msgspec
-from jsonrpcserver import Error, InvalidParams, Success
-from jsonrpcserver.async_dispatcher import dispatch_request
-from jsonrpcserver.dispatcher import to_response
-from jsonrpcserver.request import Request as _Call
-from jsonrpcserver.response import to_serializable_one
-from jsonrpcserver.result import Result
-from jsonrpcserver.sentinels import NOID
+
+if TYPE_CHECKING:
+    from jsonrpcserver.result import Result
+else:
+    Result = Any  # jsonrpcserver's Either[ErrorResult, SuccessResult], imported when needed
 
 from convd_schemas import JsonRpcErrCode
 from convd_schemas.limits import MAX_BATCH_SIZE
@@ -44,10 +44,47 @@ __all__ = [
     "Result",
     "Success",
     "error_line",
+    "load",
 ]
 
 #: A method as jsonrpcserver calls it: the connection's context, then the raw params.
-Handler = Callable[[Any, msgspec.Raw], Awaitable[Result]]
+Handler = Callable[[Any, msgspec.Raw], Awaitable["Result"]]
+
+
+# jsonrpcserver's package imports jsonschema (and with it attrs and referencing): about 190 ms
+# of a ~300 ms start, for a validator convd never uses. It is imported when first needed, and
+# the daemon warms it up in a worker thread right after it starts accepting (``load``), so the
+# socket accepts without waiting for it.
+@functools.cache
+def _jsonrpcserver() -> ModuleType:
+    import jsonrpcserver
+    import jsonrpcserver.async_dispatcher
+    import jsonrpcserver.dispatcher
+    import jsonrpcserver.request
+    import jsonrpcserver.response
+    import jsonrpcserver.sentinels
+
+    return jsonrpcserver
+
+
+def load() -> None:
+    """Import jsonrpcserver now (safe from a worker thread)."""
+    _jsonrpcserver()
+
+
+def Success(*args: Any, **kwargs: Any) -> Result:
+    """jsonrpcserver's success Result."""
+    return cast("Result", _jsonrpcserver().Success(*args, **kwargs))
+
+
+def Error(*args: Any, **kwargs: Any) -> Result:
+    """jsonrpcserver's error Result (code, message, data)."""
+    return cast("Result", _jsonrpcserver().Error(*args, **kwargs))
+
+
+def InvalidParams(*args: Any, **kwargs: Any) -> Result:
+    """jsonrpcserver's -32602 Result."""
+    return cast("Result", _jsonrpcserver().InvalidParams(*args, **kwargs))
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +164,7 @@ def _guard(name: str, handler: Handler) -> Handler:
         try:
             return await handler(context, params)
         except Exception:
-            correlation_id = uuid.uuid4().hex[:16]
+            correlation_id = os.urandom(8).hex()
             logger.exception(
                 "internal error %s in %s (connection %s)",
                 correlation_id,
@@ -231,9 +268,16 @@ class Dispatcher:
         first = bytes(envelope.params).lstrip()[:1]
         if first not in (b"{", b"["):
             return _error(JsonRpcErrCode.INVALID_REQUEST, "params must be an object or an array")
-        request_id = NOID if envelope.id is msgspec.UNSET else envelope.id
-        call = _Call(envelope.method, [envelope.params], request_id)
-        request, result = await dispatch_request(self._methods, context, call)
-        if request.id is NOID:
+        server = _jsonrpcserver()
+        noid = server.sentinels.NOID
+        request_id = noid if envelope.id is msgspec.UNSET else envelope.id
+        call = server.request.Request(envelope.method, [envelope.params], request_id)
+        request, result = await server.async_dispatcher.dispatch_request(
+            self._methods, context, call
+        )
+        if request.id is noid:
             return None  # a notification: executed, never answered
-        return cast(dict[str, Any], to_serializable_one(to_response(request, result)))
+        response = server.response.to_serializable_one(
+            server.dispatcher.to_response(request, result)
+        )
+        return cast(dict[str, Any], response)
