@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from convd_schemas import JsonRpcErrCode, TIMErrCode
 
+from ._threads import limit_stop_waits
 from .blocking import BlockingClient
 from .client import Client, ConnectionState, ConvEvent, Resync
 from .errors import (
@@ -118,11 +119,11 @@ class SdkCore:
         self.client.close()
 
     def _close_at_exit(self) -> None:
-        # Close from a daemon thread and wait a bounded time: a callback blocked forever (or
-        # a close that cannot finish) must not hold the exit up.
-        closer = threading.Thread(target=self.stop, name="convd-exit", daemon=True)
-        closer.start()
-        closer.join(EXIT_CLOSE_WAIT)
+        # The program is ending: a callback blocked forever must not hold the exit up, so
+        # waiting for the logic thread is bounded (it is a daemon thread: it does not have to
+        # end for the process to).
+        limit_stop_waits(EXIT_CLOSE_WAIT)
+        self.stop()
 
     @property
     def user_id(self) -> str | None:

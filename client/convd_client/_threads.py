@@ -23,6 +23,7 @@ from typing import Any
 __all__ = [
     "CallbackErrorHandler",
     "CallbackThread",
+    "limit_stop_waits",
     "report_callback_error",
     "set_callback_error_handler",
 ]
@@ -35,6 +36,19 @@ _STOP = object()
 CallbackErrorHandler = Callable[[BaseException], object]
 
 _handler: CallbackErrorHandler | None = None
+
+#: When set (at exit), the longest :meth:`CallbackThread.stop` waits for its thread.
+_stop_wait_limit: float | None = None
+
+
+def limit_stop_waits(seconds: float | None) -> None:
+    """From now on, :meth:`CallbackThread.stop` waits at most ``seconds`` (None: no limit).
+
+    Used at exit, where a callback blocked forever must not hold the process up (and where
+    Python 3.12+ no longer starts threads that could do the waiting instead).
+    """
+    global _stop_wait_limit
+    _stop_wait_limit = seconds
 
 
 def set_callback_error_handler(handler: CallbackErrorHandler | None) -> None:
@@ -134,6 +148,9 @@ class CallbackThread:
             if not self._stopped:
                 self._stopped = True
                 self._queue.put(_STOP)
+        limit = _stop_wait_limit
+        if limit is not None:
+            timeout = limit if timeout is None else min(timeout, limit)
         if not self.is_current() and self._thread.ident is not None:
             self._thread.join(timeout)
 
