@@ -737,8 +737,10 @@ def _unreachable_reason(path: Path, reason: str) -> str:
         return reason
     if stat.S_ISDIR(mode):
         return "that is a directory, not a socket (--socket and $CONVD_SOCKET name the socket)"
+    if stat.S_ISREG(mode):
+        return "that is a regular file, not a socket"
     if not stat.S_ISSOCK(mode):
-        return "that is not a socket but a regular file or other non-socket"
+        return "that is not a socket"
     return reason
 
 
