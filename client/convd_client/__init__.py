@@ -11,7 +11,10 @@ One async core and two SDK faces over it:
   ``V2TIMConversationManager``, ``V2TIMConversation``, listeners and callbacks).
 
 The daemon is found at ``$CONVD_SOCKET``, else at the per-user default path
-(``$XDG_RUNTIME_DIR/convd/convd.sock``). The wire types (``ConvInfo``, ``Draft``, ...) are
+(``$XDG_RUNTIME_DIR/convd/convd.sock``, or ``${TMPDIR:-/tmp}/convd-$UID/convd.sock`` when
+``XDG_RUNTIME_DIR`` is unset). Callbacks and listeners run on a daemon thread; one that raises
+is reported and, by default, interrupts the main thread (:func:`set_callback_error_handler`).
+The wire types (``ConvInfo``, ``Draft``, ...) are
 ``convd_schemas``'s and are re-exported here. The ``convctl`` command is
 :mod:`convd_client.cli`.
 
@@ -38,6 +41,7 @@ from convd_schemas import (
     __version__,
 )
 
+from ._threads import CallbackErrorHandler, set_callback_error_handler
 from .blocking import BlockingClient
 from .client import (
     DEFAULT_TIMEOUT,
@@ -74,6 +78,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "BackupFailed",
     "BlockingClient",
+    "CallbackErrorHandler",
     "Client",
     "ClientClosed",
     "ConnectionLost",
@@ -113,5 +118,6 @@ __all__ = [
     "__version__",
     "connect",
     "draft_text",
+    "set_callback_error_handler",
     "text_draft",
 ]

@@ -6,6 +6,7 @@ background), its callback thread (the SDK's "logic thread") and the login state.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 from convd_schemas import JsonRpcErrCode, TIMErrCode
 
+from ._threads import limit_stop_waits
 from .blocking import BlockingClient
 from .client import Client, ConnectionState, ConvEvent, Resync
 from .errors import (
@@ -62,6 +64,9 @@ def callback_error(exc: BaseException) -> tuple[int, str]:
 
 logger = logging.getLogger("convd_client")
 
+#: At exit, how long an SDK left initialized may take to close (seconds).
+EXIT_CLOSE_WAIT = 2.0
+
 Done = Callable[[Any, BaseException | None], None]
 
 
@@ -98,12 +103,27 @@ class SdkCore:
         self._generation = 0
 
     def start(self) -> None:
-        """Start the loop and the logic thread; the connection comes up in the background."""
+        """Start the loop and the logic thread; the connection comes up in the background.
+
+        If the program ends (its main thread and other non-daemon threads finished) with the
+        SDK still initialized, it is closed at exit as :meth:`stop` does, for at most
+        :data:`EXIT_CLOSE_WAIT` seconds: the SDK's threads are daemon threads and never keep
+        the process alive.
+        """
         self.client.open()
+        atexit.register(self._close_at_exit)
 
     def stop(self) -> None:
         """Close: pending calls complete with 6013, then the queued callbacks run."""
+        atexit.unregister(self._close_at_exit)
         self.client.close()
+
+    def _close_at_exit(self) -> None:
+        # The program is ending: a callback blocked forever must not hold the exit up, so
+        # waiting for the logic thread is bounded (it is a daemon thread: it does not have to
+        # end for the process to).
+        limit_stop_waits(EXIT_CLOSE_WAIT)
+        self.stop()
 
     @property
     def user_id(self) -> str | None:
@@ -149,6 +169,7 @@ class SdkCore:
                 try:
                     done(result, error)
                 except Exception:
+                    # Only logged: the caller is inside the uninitialization, not waiting.
                     logger.exception("a convd_client callback raised")
 
         future.add_done_callback(finished)

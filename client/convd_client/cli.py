@@ -3,7 +3,12 @@
 Exit status: 0 success; 1 the daemon answered with an error (code and message on stderr),
 or did not answer in time; 2 usage error; 3 the daemon cannot be reached (the socket path
 tried and a hint on stderr); 130 interrupted (Ctrl-C), except ``watch``, which stops with 0.
-A closed stdout (``convctl ... | head -n1``) ends the command quietly with 0.
+A closed stdout (``convctl ... | head -n1``) ends the command quietly with 0; ``watch``
+notices it at once (it polls stdout for POLLERR/POLLHUP), not only at its next event.
+
+Errors: one line on stderr, ``convctl: error CODE: MESSAGE``; with ``--json`` the daemon's
+error object (data included, e.g. the current ConvInfo of a revision conflict) is also printed
+on stdout as ``{"error": {"code", "message", "data"}}``.
 
 Conversations are named by their V2 ids, ``c2c_<userID>`` and ``group_<groupID>``; a bare id
 means a C2C conversation. With ``--type c2c|group`` the name is the raw user or group id.
@@ -11,11 +16,12 @@ means a C2C conversation. With ``--type c2c|group`` the name is the raw user or 
 ``--json`` output (stable; one JSON document per command, one line per event for ``watch``):
 
 * ``status``: the ``daemon.status`` result; ``call``: the method's result as it is;
-* ``conv list``: an array of ConvInfo; ``conv get`` / ``conv create``: one ConvInfo;
+* ``conv list``: an array of ConvInfo, one element per line, streamed page by page;
+* ``conv get`` / ``conv create``: one ConvInfo;
 * ``conv delete`` / ``pin`` / ``unpin``: ``{}``;
 * ``draft get``: ``{"text": str|null, "revision": int, "draft": Draft|null}``;
 * ``draft set`` / ``draft clear``: the ConvInfo after the change;
-* ``backup``: the ``daemon.backup`` result;
+* ``backup``: the ``daemon.backup`` result; ``socket-path``: ``{"socket_path": str}``;
 * ``watch``: per event ``{"seq", "event", "conversation_ids", "conv_array", "origin"}``
   (``event``: 0 Add, 1 Del, 2 Update; ``conversation_ids``: V2 ids; ``conv_array``: as the
   ``conv.event`` notification carries it); when missed events could not be replayed,
@@ -28,6 +34,8 @@ import argparse
 import json
 import math
 import os
+import select
+import stat
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,8 +44,17 @@ from typing import Any, NoReturn
 import anyio
 import msgspec
 
-from convd_schemas import ConvInfo, ConvKey, TIMConvEvent, TIMConvType, __version__
-from convd_schemas.paths import SOCKET_ENV
+from convd_schemas import (
+    ConvdErrCode,
+    ConvInfo,
+    ConvKey,
+    TIMConvEvent,
+    TIMConvType,
+    TIMErrCode,
+    __version__,
+)
+from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_GROUP_ID_BYTES, MAX_USER_ID_BYTES
+from convd_schemas.paths import SOCKET_ENV, default_runtime_dir, default_socket_path
 
 from .client import Client, ConvEvent, Resync
 from .drafts import draft_text
@@ -67,6 +84,12 @@ environment:
   {USER_ENV}    the account to log in as, when --user is not given
   {SOCKET_ENV}  convd's socket, when --socket is not given
 
+socket:
+  --socket, else ${SOCKET_ENV}, else $XDG_RUNTIME_DIR/convd/convd.sock; when
+  XDG_RUNTIME_DIR is unset, convd and convctl use the private fallback
+  ${{TMPDIR:-/tmp}}/convd-$UID/convd.sock. `convctl socket-path` prints the path in use
+  (for socat and other scripts).
+
 output:
   Tables and plain text by default. With --json: one JSON document per command, and
   one JSON line per event for `watch` (shapes: see the README's "Scripting" section).
@@ -75,7 +98,7 @@ exit status:
   0    ok
   1    convd answered with an error (its code and message on stderr), or did not
        answer in time
-  2    usage error
+  2    usage error (bad option, bad CONV, negative --count/--since/--if-revision)
   3    convd cannot be reached (the socket path tried and a hint on stderr)
   130  interrupted (Ctrl-C); `watch` stops with 0
 """
@@ -95,7 +118,8 @@ def _common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--socket",
         type=Path,
         default=default(None),
-        help=f"convd's socket (default: ${SOCKET_ENV}, else $XDG_RUNTIME_DIR/convd/convd.sock)",
+        help=f"convd's socket (default: ${SOCKET_ENV}, else $XDG_RUNTIME_DIR/convd/convd.sock, "
+        "or ${TMPDIR:-/tmp}/convd-$UID/convd.sock when XDG_RUNTIME_DIR is unset)",
     )
     parser.add_argument(
         "--user",
@@ -143,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=help_text, description=help_text
         )
         _common_options(sub, suppress=True)
+        # The innermost subcommand's defaults win, so this is the parser whose usage a usage
+        # error found after parsing prints.
+        sub.set_defaults(command_parser=sub)
         return sub
 
     call = command("call", "call any method and print its result as JSON")
@@ -153,10 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", "show the daemon's status")
     status.set_defaults(run=_cmd_status, needs_user=False)
 
+    socket_path = command(
+        "socket-path",
+        "print the socket path convctl uses (--socket, $CONVD_SOCKET, or the default, "
+        "including the fallback when XDG_RUNTIME_DIR is unset); needs no running convd",
+    )
+    socket_path.set_defaults(run=None, needs_user=False)
+
     conv = command("conv", "list and change conversations")
     conv_commands = conv.add_subparsers(dest="conv_command", metavar="ACTION", required=True)
     conv_list = command("list", "list the conversations", conv_commands)
     conv_list.set_defaults(run=_cmd_conv_list, needs_user=True)
+    conv_list.add_argument(
+        "--page-size",
+        type=int,
+        default=DEFAULT_PAGE_SIZE,
+        help=f"conversations fetched (and printed) at a time (default: {DEFAULT_PAGE_SIZE})",
+    )
     for name, help_text, run in (
         ("get", "show a conversation", _cmd_conv_get),
         ("create", "create a conversation (or show the existing one)", _cmd_conv_create),
@@ -227,13 +267,35 @@ def _json_line(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
+class _Table:
+    """A table printed in chunks: the columns are as wide as the widest cell seen so far.
+
+    The first chunk (for ``conv list``, the first page) sets the widths; a later, wider cell
+    widens its column from that chunk on. Nothing but the widths is kept, so printing a
+    long list takes memory for one page, not for the list.
+    """
+
+    def __init__(self, header: list[str]) -> None:
+        self._header: list[str] | None = header
+        self._widths = [len(cell) for cell in header]
+
+    def write(self, rows: list[list[str]]) -> None:
+        """Print ``rows`` (the header first, before the first rows)."""
+        chunk = rows if self._header is None else [self._header, *rows]
+        self._header = None
+        for row in chunk:
+            self._widths = [max(w, len(cell)) for w, cell in zip(self._widths, row, strict=True)]
         sys.stdout.write(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            + "\n"
+            "".join(
+                "  ".join(c.ljust(w) for c, w in zip(row, self._widths, strict=True)).rstrip()
+                + "\n"
+                for row in chunk
+            )
         )
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    _Table(header).write(rows)
 
 
 def _draft_of(info: ConvInfo) -> str | None:
@@ -253,13 +315,6 @@ def _conv_row(info: ConvInfo) -> list[str]:
 
 
 _CONV_HEADER = ["CONVERSATION", "PINNED", "ORDER", "REV", "DRAFT"]
-
-
-def _show_convs(args: argparse.Namespace, convs: list[ConvInfo]) -> None:
-    if args.json:
-        _print_json(convs)
-    else:
-        _table([_conv_row(c) for c in convs], _CONV_HEADER)
 
 
 def _show_conv(args: argparse.Namespace, info: ConvInfo) -> None:
@@ -306,20 +361,80 @@ def _stdout_closed() -> None:
         os.close(devnull)
 
 
+def _watchable_stdout() -> int | None:
+    """stdout's descriptor when it is a pipe or a socket (whose reader can go away)."""
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, ValueError, OSError):  # replaced (tests), closed, or no fd
+        return None
+    return fd if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else None
+
+
+async def _wait_reader_gone(fd: int) -> None:
+    """Return once the reader of pipe or socket ``fd`` has gone away (POLLERR/POLLHUP).
+
+    A worker thread blocks in poll(2) on ``fd`` (no events asked for, so only POLLERR,
+    POLLHUP and POLLNVAL wake it) and on a private pipe that wakes it when this is cancelled.
+    """
+    wake_read, wake_write = os.pipe()
+
+    def wait() -> bool:
+        poller = select.poll()
+        poller.register(fd, 0)
+        poller.register(wake_read, select.POLLIN)
+        while True:
+            for ready, _ in poller.poll():
+                if ready == wake_read:
+                    return False
+                if ready == fd:
+                    return True
+
+    try:
+        async with anyio.create_task_group() as group:
+            gone = anyio.Event()
+
+            async def poll_in_thread() -> None:
+                if await anyio.to_thread.run_sync(wait):
+                    gone.set()
+
+            group.start_soon(poll_in_thread)
+            try:
+                await gone.wait()
+            finally:
+                # Wake the thread, whether the reader went away or this was cancelled.
+                os.write(wake_write, b"x")
+    finally:
+        os.close(wake_read)
+        os.close(wake_write)
+
+
 # -- commands ----------------------------------------------------------------------------------
+
+
+def _checked_key(key: ConvKey, shown: str) -> ConvKey:
+    """``key`` if its id is one the SDK accepts (the daemon's 7003/8501 rules), else UsageError."""
+    group = key.conv_type == TIMConvType.kTIMConv_Group
+    limit = MAX_GROUP_ID_BYTES if group else MAX_USER_ID_BYTES
+    if len(key.conv_id) > limit or not all(" " <= ch <= "~" for ch in key.conv_id):
+        kind = "a group id" if group else "a user id"
+        raise UsageError(
+            f"invalid conversation {shown!r}: {kind} is 1..{limit} bytes of printable ASCII"
+        )
+    return key
 
 
 def _conv_key(text: str, conv_type: str | None = None) -> ConvKey:
     if conv_type is not None:
         if not text:
             raise UsageError("CONV is empty")
-        return ConvKey(conv_id=text, conv_type=_CONV_TYPES[conv_type])
+        return _checked_key(ConvKey(conv_id=text, conv_type=_CONV_TYPES[conv_type]), text)
     key = parse_conversation_id(text)
     if key is not None:
-        return key
+        return _checked_key(key, text)
     if not text or text.startswith(("c2c_", "group_")):
         raise UsageError(f"invalid conversation {text!r}: use c2c_<userID> or group_<groupID>")
-    return ConvKey(conv_id=text, conv_type=TIMConvType.kTIMConv_C2C)
+    return _checked_key(ConvKey(conv_id=text, conv_type=TIMConvType.kTIMConv_C2C), text)
 
 
 def _read_stdin_text() -> str:
@@ -352,7 +467,43 @@ async def _cmd_status(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _cmd_conv_list(client: Client, args: argparse.Namespace) -> int:
-    _show_convs(args, await client.conv_list_all())
+    """Print the list page by page, as the pages arrive (memory: one page, not the list).
+
+    ``--json`` streams one array, one ConvInfo per line. A conversation can come back on a
+    later page only if it moved down the list meanwhile, and only unpinning moves one down
+    (activation moves it up, past the pages already read): so only the pinned ones printed
+    are remembered (at most a few dozen), to print each conversation once.
+    """
+    table = _Table(_CONV_HEADER)
+    pinned_seen: set[tuple[str, int]] = set()
+    printed = 0
+    next_seq = 0
+    while True:
+        page = await client.conv_list(next_seq, args.page_size)
+        convs = []
+        for info in page.conversation_list_result_conv_list:
+            key = (info.conv_id, int(info.conv_type))
+            if key in pinned_seen:
+                continue
+            if info.conv_is_pinned:
+                pinned_seen.add(key)
+            convs.append(info)
+        if args.json:
+            sys.stdout.write(
+                "".join(
+                    ("[\n" if printed + i == 0 else ",\n") + _json_line(msgspec.to_builtins(info))
+                    for i, info in enumerate(convs)
+                )
+            )
+        elif convs or printed == 0:
+            table.write([_conv_row(info) for info in convs])
+        printed += len(convs)
+        sys.stdout.flush()
+        if page.conversation_list_result_is_finished:
+            break
+        next_seq = page.conversation_list_result_next_seq
+    if args.json:
+        sys.stdout.write("[]\n" if printed == 0 else "\n]\n")
     return EXIT_OK
 
 
@@ -374,28 +525,32 @@ async def _cmd_conv_create(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _done_empty(args: argparse.Namespace) -> int:
+def _done(args: argparse.Namespace, what: str) -> int:
+    """A change with no result: ``{}`` with --json, else one line saying what happened."""
     if args.json:
         _print_json({})
+    else:
+        key: ConvKey = args.key
+        sys.stdout.write(f"{what} {conversation_id(key.conv_id, key.conv_type)}\n")
     return EXIT_OK
 
 
 async def _cmd_conv_delete(client: Client, args: argparse.Namespace) -> int:
     key: ConvKey = args.key
     await client.conv_delete(key.conv_id, key.conv_type)
-    return _done_empty(args)
+    return _done(args, "deleted")
 
 
 async def _cmd_conv_pin(client: Client, args: argparse.Namespace) -> int:
     key: ConvKey = args.key
     await client.conv_pin(key.conv_id, key.conv_type, True)
-    return _done_empty(args)
+    return _done(args, "pinned")
 
 
 async def _cmd_conv_unpin(client: Client, args: argparse.Namespace) -> int:
     key: ConvKey = args.key
     await client.conv_pin(key.conv_id, key.conv_type, False)
-    return _done_empty(args)
+    return _done(args, "unpinned")
 
 
 async def _cmd_draft_get(client: Client, args: argparse.Namespace) -> int:
@@ -491,7 +646,22 @@ async def _cmd_watch(client: Client, args: argparse.Namespace) -> int:
             " (Ctrl-C stops)\n"
         )
         sys.stderr.flush()
-    await done.wait()
+    stdout_fd = _watchable_stdout()
+    if stdout_fd is None:
+        await done.wait()
+        return EXIT_OK
+    # Stop as soon as the reader goes away (`convctl watch | head -2`), not at the next
+    # event, which may come much later or never.
+    async with anyio.create_task_group() as group:
+
+        async def reader_gone() -> None:
+            await _wait_reader_gone(stdout_fd)
+            _stdout_closed()
+            done.set()
+
+        group.start_soon(reader_gone)
+        await done.wait()
+        group.cancel_scope.cancel()
     return EXIT_OK
 
 
@@ -519,8 +689,10 @@ def _usage(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.error(message)
 
 
-def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _prepare(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check and complete the arguments before connecting (usage errors exit 2 here)."""
+    # Print the usage of the subcommand the error is about.
+    parser: argparse.ArgumentParser = getattr(args, "command_parser", top)
     if args.user is None:
         args.user = os.environ.get(USER_ENV) or None
     if args.needs_user and not args.user:
@@ -536,8 +708,12 @@ def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                 _usage(parser, f"PARAMS is not valid JSON: {exc}")
             if not isinstance(args.call_params, dict):
                 _usage(parser, "PARAMS must be a JSON object (params are by name)")
-    if args.command == "watch" and args.count is not None and args.count < 0:
-        _usage(parser, "--count must not be negative")
+    for option in ("count", "since", "if_revision"):
+        value = getattr(args, option, None)
+        if value is not None and value < 0:
+            _usage(parser, f"--{option.replace('_', '-')} must not be negative")
+    if getattr(args, "page_size", None) is not None and not 1 <= args.page_size <= 1000:
+        _usage(parser, "--page-size must be 1..1000")
     try:
         if hasattr(args, "conv"):
             args.key = _conv_key(args.conv, args.conv_type)
@@ -547,25 +723,82 @@ def _prepare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         _usage(parser, str(exc))
 
 
+def _socket_path(args: argparse.Namespace) -> Path:
+    """The socket convctl connects to: --socket, else $CONVD_SOCKET, else the default."""
+    path: Path = args.socket if args.socket is not None else default_socket_path()
+    return path.absolute()
+
+
+def _unreachable_reason(path: Path, reason: str) -> str:
+    """Why ``path`` could not be connected to, in words that fit what is there."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return reason
+    if stat.S_ISDIR(mode):
+        return "that is a directory, not a socket (--socket and $CONVD_SOCKET name the socket)"
+    if stat.S_ISREG(mode):
+        return "that is a regular file, not a socket"
+    if not stat.S_ISSOCK(mode):
+        return "that is not a socket"
+    return reason
+
+
+def _error_message(args: argparse.Namespace, exc: ConvdError) -> str:
+    """The daemon's error as one human line (structured data goes to --json output only)."""
+    message = exc.message
+    key: ConvKey | None = getattr(args, "key", None)
+    if exc.code == TIMErrCode.ERR_INVALID_CONVERSATION and key is not None:
+        # One wording for "not found", whichever command asked.
+        message = f"no conversation {conversation_id(key.conv_id, key.conv_type)}"
+    elif (
+        exc.code == ConvdErrCode.BACKUP_FAILED
+        and isinstance(exc.data, dict)
+        and exc.data.get("errno") == "EEXIST"
+    ):
+        message = f"{exc.data.get('path')} already exists; choose another path or pass --overwrite"
+    elif isinstance(exc.data, str) and exc.data:
+        message = f"{message}: {exc.data}"  # e.g. which param was invalid
+    return f"error {exc.code}: {message}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``convctl`` with ``argv`` (default: the command line); return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         _prepare(parser, args)
-        status = anyio.run(_run, args, backend="asyncio")
+        if args.command == "socket-path":  # needs no daemon
+            path = str(_socket_path(args))
+            sys.stdout.write(_json_line({"socket_path": path}) if args.json else path)
+            sys.stdout.write("\n")
+            status = EXIT_OK
+        else:
+            status = anyio.run(_run, args, backend="asyncio")
         sys.stdout.flush()  # here, so that a closed stdout is handled below
         return status
     except DaemonUnavailable as exc:
-        _fail(f"cannot reach convd at {exc.socket_path}: {exc.reason}")
-        sys.stderr.write(
-            "hint: start it with `convd` (or `systemctl --user start convd.socket`), or point "
-            f"--socket / ${SOCKET_ENV} at its socket\n"
+        _fail(
+            f"cannot reach convd at {exc.socket_path}: "
+            f"{_unreachable_reason(exc.socket_path, exc.reason)}"
         )
+        hint = (
+            "hint: start it with `convd` (or `systemctl --user start convd.socket`), or point "
+            f"--socket / ${SOCKET_ENV} at its socket"
+        )
+        if args.socket is None and not os.environ.get(SOCKET_ENV) and default_runtime_dir()[1]:
+            hint += (
+                "; XDG_RUNTIME_DIR is unset, so this is the fallback path: a convd started "
+                "with XDG_RUNTIME_DIR set listens elsewhere"
+            )
+        sys.stderr.write(hint + "\n")
         return EXIT_UNREACHABLE
     except ConvdError as exc:
-        detail = "" if exc.data is None else f" ({json.dumps(msgspec.to_builtins(exc.data))})"
-        _fail(f"error {exc.code}: {exc.message}{detail}")
+        _fail(_error_message(args, exc))
+        if args.json:
+            error = {"code": exc.code, "message": exc.message, "data": exc.data}
+            _print_json({"error": error})
+            sys.stdout.flush()
         return EXIT_ERROR
     except ConvdClientError as exc:
         _fail(str(exc))

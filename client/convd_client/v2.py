@@ -63,6 +63,7 @@ from convd_schemas import ConvInfo, ConvKey, TIMConvEvent, TIMConvType, TIMErrCo
 from convd_schemas.limits import MAX_PAGE_SIZE
 
 from ._sdk import SdkCore, callback_error
+from ._threads import report_callback_error
 from .client import DEFAULT_TIMEOUT, Client, ConnectionState, ConvEvent, Resync
 from .drafts import draft_text, text_draft
 from .errors import ConversationNotFound, DaemonUnavailable, RevisionConflict
@@ -304,8 +305,8 @@ def _call_listener(listener: object, name: str, *args: Any) -> None:
         return
     try:
         method(*args)
-    except Exception:
-        logger.exception("V2TIM listener %s.%s failed", type(listener).__name__, name)
+    except Exception as exc:
+        report_callback_error(exc, f"V2TIM listener {type(listener).__name__}.{name} failed")
 
 
 def _fail(callback: Any, code: int, desc: str) -> None:
@@ -318,8 +319,8 @@ def _outside(fn: Callable[..., object], *args: Any) -> None:
     def run() -> None:
         try:
             fn(*args)
-        except Exception:
-            logger.exception("a V2TIM callback raised")
+        except Exception as exc:
+            report_callback_error(exc, "a V2TIM callback raised")
 
     threading.Thread(target=run, name="convd-v2-error", daemon=True).start()
 

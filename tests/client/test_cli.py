@@ -374,3 +374,299 @@ def test_watch_stops_quietly_when_its_reader_goes_away(
         if watcher.poll() is None:
             watcher.kill()
         watcher.communicate()
+
+
+# -- socket path -------------------------------------------------------------------------------
+
+
+def test_socket_path_names_the_socket_convctl_uses(
+    shared_daemon: DaemonProcess, short_dir: Path
+) -> None:
+    env = dict(shared_daemon.env)
+    done = convctl(shared_daemon, "socket-path", env=env)
+    assert (done.returncode, done.stdout) == (0, f"{shared_daemon.socket}\n")
+    done = convctl(shared_daemon, "socket-path", "--socket", "elsewhere.sock", env=env)
+    assert done.stdout == f"{Path.cwd() / 'elsewhere.sock'}\n"
+    del env["CONVD_SOCKET"]
+    env["XDG_RUNTIME_DIR"] = str(short_dir)
+    assert convctl(shared_daemon, "socket-path", env=env).stdout == (
+        f"{short_dir / 'convd' / 'convd.sock'}\n"
+    )
+    # Without XDG_RUNTIME_DIR: the daemon's private fallback under $TMPDIR (no daemon needed).
+    del env["XDG_RUNTIME_DIR"]
+    env["TMPDIR"] = str(short_dir)
+    fallback = short_dir / f"convd-{os.getuid()}" / "convd.sock"
+    done = convctl(shared_daemon, "--json", "socket-path", env=env)
+    assert (done.returncode, json.loads(done.stdout)) == (0, {"socket_path": str(fallback)})
+    done = convctl(shared_daemon, "status", env=env)
+    assert done.returncode == 3
+    assert str(fallback) in done.stderr
+    assert "XDG_RUNTIME_DIR is unset" in done.stderr
+
+
+def test_help_names_the_fallback_socket_path(shared_daemon: DaemonProcess) -> None:
+    text = " ".join(convctl(shared_daemon, "--help").stdout.split())
+    assert "${TMPDIR:-/tmp}/convd-$UID/convd.sock when XDG_RUNTIME_DIR is unset" in text
+    assert "convctl socket-path" in text
+
+
+# -- consistency -------------------------------------------------------------------------------
+
+
+def test_a_revision_conflict_is_one_line_and_data_only_with_json(
+    shared_daemon: DaemonProcess, user: str
+) -> None:
+    env = dict(shared_daemon.env, CONVD_USER=user)
+    assert convctl(shared_daemon, "draft", "set", "bob", "one", env=env).returncode == 0
+    done = convctl(shared_daemon, "draft", "set", "bob", "two", "--if-revision", "0", env=env)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "convctl: error 90001: draft revision is 1, not 0\n"
+    done = convctl(
+        shared_daemon, "--json", "draft", "set", "bob", "two", "--if-revision", "0", env=env
+    )
+    assert done.returncode == 1
+    assert done.stderr == "convctl: error 90001: draft revision is 1, not 0\n"
+    error = json.loads(done.stdout)["error"]
+    assert error["code"] == 90001
+    assert error["data"]["conv_draft_revision"] == 1
+    assert error["data"]["conv_draft"]["draft_msg"]["message_elem_array"][0] == {
+        "elem_type": 0,
+        "text_elem_content": "one",
+    }
+
+
+def test_backup_onto_an_existing_file_names_the_flag(
+    env: str, short_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = short_dir / "exists.db"
+    target.write_text("mine")
+    code, out, err = run(capsys, "backup", str(target))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"convctl: error 90005: {target} already exists; choose another path or pass --overwrite\n"
+    )
+    assert target.read_text() == "mine"
+
+
+def test_not_found_reads_the_same_in_every_command(
+    env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (
+        ("conv", "get"),
+        ("conv", "delete"),
+        ("conv", "pin"),
+        ("conv", "unpin"),
+        ("draft", "get"),
+        ("draft", "clear"),
+    ):
+        code, out, err = run(capsys, *command, "nobody")
+        assert (code, out, err) == (1, "", "convctl: error 6004: no conversation c2c_nobody\n"), (
+            command
+        )
+    code, _, err = run(capsys, "conv", "delete", "--type", "group", "team")
+    assert (code, err) == (1, "convctl: error 6004: no conversation group_team\n")
+
+
+def test_pin_unpin_and_delete_say_what_they_did(
+    env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "conv", "create", "group_team")[0] == 0
+    assert run(capsys, "conv", "pin", "group_team") == (0, "pinned group_team\n", "")
+    assert run(capsys, "conv", "unpin", "group_team") == (0, "unpinned group_team\n", "")
+    assert run(capsys, "conv", "delete", "group_team") == (0, "deleted group_team\n", "")
+    assert run(capsys, "conv", "create", "bob")[0] == 0
+    assert run(capsys, "--json", "conv", "pin", "bob") == (0, "{}\n", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("watch", "--since", "-5"), "--since must not be negative"),
+        (("watch", "--count", "-1"), "--count must not be negative"),
+        (("draft", "set", "bob", "x", "--if-revision", "-1"), "--if-revision must not be negative"),
+        (("draft", "clear", "bob", "--if-revision", "-1"), "--if-revision must not be negative"),
+        (("draft", "set", "c2c_王小明", "x"), "a user id is 1..32 bytes of printable ASCII"),
+        (("conv", "get", "u" * 33), "a user id is 1..32 bytes"),
+        (("conv", "get", "group_" + "g" * 49), "a group id is 1..48 bytes"),
+        (("conv", "get", "--type", "c2c", "tab\there"), "printable ASCII"),
+        (("conv", "list", "--page-size", "0"), "--page-size must be 1..1000"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_with_the_commands_usage(
+    shared_daemon: DaemonProcess, short_dir: Path, args: tuple[str, ...], says: str
+) -> None:
+    # Found before connecting: the socket does not even exist.
+    missing = str(short_dir / "nobody.sock")
+    done = convctl(shared_daemon, "--socket", missing, "--user", "u", *args)
+    assert done.returncode == 2, done.stderr
+    command = " ".join(a for a in args[:2] if not a.startswith("-") and a in _COMMAND_WORDS)
+    assert done.stderr.startswith(f"usage: convctl {command} "), done.stderr
+    assert says in done.stderr
+
+
+_COMMAND_WORDS = {"watch", "draft", "set", "clear", "conv", "get", "list"}
+
+
+def test_a_usage_error_of_a_top_level_check_prints_the_commands_usage(
+    shared_daemon: DaemonProcess,
+) -> None:
+    env = dict(shared_daemon.env)
+    env.pop("CONVD_USER", None)
+    done = convctl(shared_daemon, "draft", "get", "bob", env=env)
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: convctl draft get ")
+
+
+def test_a_socket_path_that_is_no_socket_is_named_as_such(
+    shared_daemon: DaemonProcess, short_dir: Path
+) -> None:
+    regular = short_dir / "file"
+    regular.write_text("")
+    for path, says in (
+        (short_dir, "is a directory, not a socket"),
+        (regular, "is a regular file, not a socket"),
+    ):
+        done = convctl(shared_daemon, "--socket", str(path), "status")
+        assert done.returncode == 3
+        assert done.stderr.startswith(f"convctl: cannot reach convd at {path}: that {says}")
+        assert "stale" not in done.stderr
+
+
+# -- watch and a reader that goes away ---------------------------------------------------------
+
+
+def test_watch_exits_at_once_when_its_reader_goes_away_without_another_event(
+    shared_daemon: DaemonProcess, user: str
+) -> None:
+    with shared_daemon.client(user) as line:
+        line.call("conv.create", {"conv_id": "a", "conv_type": 1})
+        line.call("conv.create", {"conv_id": "b", "conv_type": 1})
+    read_end, write_end = os.pipe()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "convd_client.cli", "--json", "watch", "--since", "0", "-q"],
+        env=dict(shared_daemon.env, CONVD_USER=user),
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "r") as reader:  # `| head -2`
+            lines = [reader.readline(), reader.readline()]
+        # The reader is gone; no event follows. The watcher must notice by itself.
+        assert watcher.wait(timeout=30) == 0
+        assert watcher.stderr is not None
+        assert watcher.stderr.read() == ""
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+        watcher.communicate()
+    assert [json.loads(line)["conversation_ids"] for line in lines] == [["c2c_a"], ["c2c_b"]]
+
+
+def test_watch_piped_into_head_exits_0(shared_daemon: DaemonProcess, user: str) -> None:
+    with shared_daemon.client(user) as line:
+        for conv_id in ("a", "b", "c"):
+            line.call("conv.create", {"conv_id": conv_id, "conv_type": 1})
+    convctl_cmd = f"{sys.executable} -m convd_client.cli"
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f"{convctl_cmd} --json watch --since 0 | head -2"],
+        env=dict(shared_daemon.env, CONVD_USER=user),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2
+    assert "watching" in done.stderr  # the notice, and nothing else
+    assert len(done.stderr.splitlines()) == 1
+
+
+# -- conv list streams -------------------------------------------------------------------------
+
+
+class _Recorder(io.StringIO):
+    """stdout that notes how many pages had been fetched when the first row was written."""
+
+    def __init__(self, pages: list[int]) -> None:
+        super().__init__()
+        self.pages = pages
+        self.pages_at_first_row: int | None = None
+
+    def write(self, text: str) -> int:
+        if self.pages_at_first_row is None and ("c2c_" in text or '"conv_id"' in text):
+            self.pages_at_first_row = self.pages[0]
+        return super().write(text)
+
+
+def _count_pages(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    pages = [0]
+    real = cli.Client.conv_list
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await real(self, *args, **kwargs)
+        pages[0] += 1
+        return result
+
+    monkeypatch.setattr(cli.Client, "conv_list", counted)
+    return pages
+
+
+@pytest.mark.parametrize("json_output", [False, True], ids=["table", "json"])
+def test_conv_list_prints_each_page_as_it_arrives(
+    shared_daemon: DaemonProcess,
+    env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    json_output: bool,
+) -> None:
+    count = 25
+    with shared_daemon.client(env) as line:
+        for i in range(count):
+            line.call("conv.create", {"conv_id": f"u{i:03}", "conv_type": 1})
+    pages = _count_pages(monkeypatch)
+    out = _Recorder(pages)
+    monkeypatch.setattr(sys, "stdout", out)
+    args = ["conv", "list", "--page-size", "10", *(["--json"] if json_output else [])]
+    assert cli.main(args) == 0
+    assert pages[0] == 3
+    assert out.pages_at_first_row == 1  # printed before the rest was fetched
+    text = out.getvalue()
+    if json_output:
+        ids = [c["conv_id"] for c in json.loads(text)]
+        assert text.startswith("[\n{") and text.endswith("}\n]\n")
+        assert len(text.splitlines()) == count + 2  # one ConvInfo per line
+    else:
+        rows = text.splitlines()
+        assert rows[0].split() == ["CONVERSATION", "PINNED", "ORDER", "REV", "DRAFT"]
+        ids = [row.split()[0].removeprefix("c2c_") for row in rows[1:]]
+    assert ids == [f"u{i:03}" for i in reversed(range(count))]
+
+
+def test_conv_list_prints_a_conversation_unpinned_meanwhile_once(
+    shared_daemon: DaemonProcess, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with shared_daemon.client(env) as line:
+        for i in range(5):
+            line.call("conv.create", {"conv_id": f"u{i}", "conv_type": 1})
+        line.call("conv.pin", {"conv_id": "u0", "conv_type": 1, "is_pinned": True})
+        real = cli.Client.conv_list
+
+        async def unpin_after_the_first_page(self: Any, *args: Any, **kwargs: Any) -> Any:
+            page = await real(self, *args, **kwargs)
+            if args[0] == 0:  # u0 was on it, pinned; unpinned, it moves to the end
+                line.call("conv.pin", {"conv_id": "u0", "conv_type": 1, "is_pinned": False})
+            return page
+
+        monkeypatch.setattr(cli.Client, "conv_list", unpin_after_the_first_page)
+        out = io.StringIO()
+        monkeypatch.setattr(sys, "stdout", out)
+        assert cli.main(["--json", "conv", "list", "--page-size", "2"]) == 0
+    ids = [c["conv_id"] for c in json.loads(out.getvalue())]
+    assert sorted(ids) == ["u0", "u1", "u2", "u3", "u4"]
+    assert ids[0] == "u0"
+
+
+def test_an_empty_list(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "--json", "conv", "list") == (0, "[]\n", "")
+    code, out, _ = run(capsys, "conv", "list")
+    assert (code, out) == (0, "CONVERSATION  PINNED  ORDER  REV  DRAFT\n")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,9 +33,11 @@ def test_readme_socat_session(daemon: DaemonProcess) -> None:
     if shutil.which("socat") is None:
         pytest.fail("socat is not installed: `bash .ci/run` installs it (apt-get install socat)")
     script, expected = _session_blocks()
+    env = daemon.env  # the session calls `convctl socket-path`: this virtualenv's, first on PATH
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', os.defpath)}"
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
-        env=daemon.env,
+        env=env,
         capture_output=True,
         timeout=20,
         check=False,

@@ -4,8 +4,11 @@ An example is everything between ``<!-- example:NAME:begin -->`` and
 ``<!-- example:NAME:end -->``: its first fenced block is the program (``python``: run with
 this interpreter; ``sh``: run with ``bash -euo pipefail``, with this virtualenv's ``bin`` first
 on PATH so that ``convctl`` is the one under test), the ``text`` block after it is what the
-program prints on stdout, compared exactly. Every example gets a fresh daemon (``daemon.env``
-points ``CONVD_SOCKET`` at it) and an empty working directory.
+program prints on stdout, compared exactly. Every example gets a fresh daemon and an empty
+working directory, and runs twice: once with ``XDG_RUNTIME_DIR`` set and once without it (a root
+shell, a container, ssh without a login session), where convd and its clients use the fallback
+directory under ``$TMPDIR``. Neither the daemon nor the examples get ``--socket`` or
+``CONVD_SOCKET``: they find each other at the default path, as a new user's would.
 
 Two examples cannot be a single program with fixed output: ``two-terminals`` (a watcher and a
 writer running at the same time) and ``socat-status`` (the daemon's pid and version); they have
@@ -22,13 +25,14 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import pytest
 
 from convd_schemas import __version__
-from support import DaemonProcess
+from support import DaemonProcess, LineClient
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -47,6 +51,57 @@ EXAMPLES = {
 PLAIN = sorted(EXAMPLES - {"two-terminals", "socat-status"})
 
 _TIMEOUT = 30
+
+
+class DefaultPathDaemon(DaemonProcess):
+    """convd started as the README starts it: no ``--socket``, no ``$CONVD_SOCKET``.
+
+    With ``xdg``, ``XDG_RUNTIME_DIR`` is ``root`` and the socket ``root/convd/convd.sock``;
+    without, ``XDG_RUNTIME_DIR`` is unset and ``TMPDIR`` is ``root``, so the socket is the
+    fallback ``root/convd-<uid>/convd.sock`` (private to this test, not the real /tmp one).
+    """
+
+    def __init__(self, root: Path, xdg: bool) -> None:
+        super().__init__(root)
+        self.xdg = xdg
+        runtime = root / "convd" if xdg else root / f"convd-{os.getuid()}"
+        self.socket = runtime / "convd.sock"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = super().env
+        env.pop("CONVD_SOCKET", None)
+        env.pop("CONVD_USER", None)
+        if self.xdg:
+            env["XDG_RUNTIME_DIR"] = str(self.root)
+        else:
+            env.pop("XDG_RUNTIME_DIR", None)
+            env["TMPDIR"] = str(self.root)
+        return env
+
+    def start(self, wait: bool = True) -> DefaultPathDaemon:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "convd", "--db", str(self.db), "--log-level", "debug"],
+                stdout=log,
+                stderr=log,
+                env=self.env,
+            )
+        if wait:
+            self.wait_ready()
+        return self
+
+
+@pytest.fixture(params=[True, False], ids=["XDG_RUNTIME_DIR", "no-XDG_RUNTIME_DIR"])
+def daemon(request: pytest.FixtureRequest, short_dir: Path) -> Iterator[DaemonProcess]:
+    """A fresh convd at the default socket path, with and without ``XDG_RUNTIME_DIR``."""
+    process = DefaultPathDaemon(short_dir, xdg=request.param).start()
+    try:
+        yield process
+    finally:
+        if process.process is not None and process.process.poll() is None:
+            code = process.stop()
+            assert code == 0, f"convd exited with {code} on SIGTERM:\n{process.logs()}"
 
 
 def _examples() -> dict[str, list[tuple[str, str]]]:
@@ -205,3 +260,48 @@ def test_two_terminals_example(daemon: DaemonProcess, tmp_path: Path) -> None:
         for stream in (watcher.stdout, watcher.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_socat_session_at_the_default_path(daemon: DaemonProcess) -> None:
+    # The session at the top of the README (also checked byte for byte by test_readme.py),
+    # here with and without XDG_RUNTIME_DIR: `convctl socket-path` finds the socket either way.
+    _need("socat")
+    match = re.search(
+        r"<!-- socat-session:begin -->\s*```sh\n(.*?)```\s*```json\n(.*?)```",
+        README.read_text(),
+        re.S,
+    )
+    assert match, "README lost its socat session"
+    script, shown = match.groups()
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env=_env(daemon),
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == shown.strip().splitlines()
+
+
+def test_tim_example_with_a_conversation_without_a_draft(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    # What the socat session leaves behind: a conversation whose draft was cleared. The
+    # example used to die in its callback (KeyError: 'conv_draft') and wait forever.
+    with LineClient(daemon.socket) as line:
+        line.call("session.login", {"user_id": "alice"})
+        line.call("conv.create", {"conv_id": "Windows-02", "conv_type": 1})
+    [(language, program), (_, shown)] = _example("tim")
+    out = _run(language, program, daemon, tmp_path)
+    assert out.splitlines() == [*shown.splitlines(), "Windows-02 -"]
+
+
+def test_the_test_command_leaves_the_install_venv_alone() -> None:
+    # `bash .ci/run` must not turn the README's `.venv` (pip install .) into an editable
+    # install: it works in its own virtualenv.
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "venv=.venv-test" in ci
+    assert not re.search(r"(^|[\s\"'/])\.venv/", ci), "bash .ci/run touches .venv"
+    assert "`.venv-test`" in README.read_text()
