@@ -19,7 +19,7 @@ from urllib.request import pathname2url
 
 from ..domain import BackupFailed, BackupInfo
 from ..lockfile import LockFile, LockHeld, Role
-from .migrations import NEW_HISTORY_ID, SCHEMA_VERSION
+from .migrations import APPLICATION_ID, NEW_HISTORY_ID, SCHEMA_VERSION
 
 __all__ = [
     "DatabaseInUse",
@@ -236,6 +236,9 @@ def _check_backup(source: sqlite3.Connection, name: Path) -> int:
     if problems != ["ok"]:
         raise MaintenanceError(f"{name} is damaged: {'; '.join(problems)}")
     version = int(source.execute("PRAGMA user_version").fetchone()[0])
+    application_id = int(source.execute("PRAGMA application_id").fetchone()[0])
+    if application_id not in (0, APPLICATION_ID):
+        raise MaintenanceError(f"{name} is not a convd database")
     tables = {
         row[0] for row in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     }
