@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -25,12 +25,13 @@ from .transport import (
     InheritedSocket,
     Notifier,
     UnixChannelListener,
-    bind_unix_listener,
     check_listening_unix_socket,
+    ensure_private_dir,
     inherited_unix_listener,
     listen_fds,
     pick_listen_fd,
 )
+from .transport.unix import claim_socket_path, listen_on_claimed_path
 
 __all__ = ["FD_NAME", "run_daemon"]
 
@@ -40,32 +41,50 @@ logger = logging.getLogger(__name__)
 FD_NAME = "convd"
 
 
-@asynccontextmanager
-async def _open_listener(
-    config: Config, passed: list[InheritedSocket]
-) -> AsyncIterator[tuple[SocketListener, Path, str]]:
-    """The socket systemd passed, if any; else one convd binds (and later removes) itself."""
+class _ListenerPlan:
+    """Where convd will listen, checked (and the path claimed) before anything else is made."""
+
+    def __init__(self, inherited: InheritedSocket | None, path: Path, origin: str) -> None:
+        self.inherited = inherited
+        self.path = path
+        self.origin = origin
+
+
+def _plan_listener(
+    config: Config, passed: list[InheritedSocket], stack: ExitStack
+) -> _ListenerPlan:
+    """The socket systemd passed, if any (checked); else claim the path convd will bind."""
     if not passed:
         if config.runtime_dir_fallback:
             logger.warning(
                 "XDG_RUNTIME_DIR is not set; using the private directory %s instead",
                 config.socket_path.parent,
             )
-        async with bind_unix_listener(config.socket_path) as listener:
-            yield listener, config.socket_path, "bound by convd"
-        return
+        stack.enter_context(claim_socket_path(config.socket_path, config.role))
+        return _ListenerPlan(None, config.socket_path, "bound by convd")
     inherited = pick_listen_fd(passed, FD_NAME)
     for other in passed:
         if other is not inherited:
             logger.warning("ignoring passed socket fd %d (%s)", other.fd, other.name)
             os.close(other.fd)
     path = check_listening_unix_socket(inherited.fd)
-    async with inherited_unix_listener(inherited.fd, path) as listener:
-        yield (
-            listener,
-            Path(path) if path else config.socket_path,
-            f"passed by systemd as fd {inherited.fd} ({inherited.name})",
-        )
+    if path.startswith("/"):
+        ensure_private_dir(Path(path).parent)
+    return _ListenerPlan(
+        inherited,
+        Path(path) if path else config.socket_path,
+        f"passed by systemd as fd {inherited.fd} ({inherited.name})",
+    )
+
+
+@asynccontextmanager
+async def _open_listener(plan: _ListenerPlan) -> AsyncIterator[SocketListener]:
+    if plan.inherited is None:
+        async with listen_on_claimed_path(plan.path) as listener:
+            yield listener
+        return
+    async with inherited_unix_listener(plan.inherited.fd, str(plan.path)) as listener:
+        yield listener
 
 
 async def _watchdog(notifier: Notifier, interval: float) -> None:
@@ -88,12 +107,23 @@ async def run_daemon(config: Config) -> None:
     passed = listen_fds()
     with (
         anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals,
-        lock_database(config.database_path),
+        ExitStack() as claims,
     ):
+        # Everything that can refuse comes before anything is created, cheapest first: the
+        # socket (its directory, and another convd serving it), then the database's directory
+        # and lock, then the file itself (checked read-only inside open_store). A refused
+        # convd leaves no database behind, and never touches one it does not own.
+        plan = _plan_listener(config, passed, claims)
+        claims.enter_context(lock_database(config.database_path, config.role))
         async with (
-            open_store(config.database_path, durability=config.durability) as store,
-            _open_listener(config, passed) as (listener, socket_path, origin),
+            open_store(
+                config.database_path,
+                durability=config.durability,
+                kept_changes=config.kept_changes,
+            ) as store,
+            _open_listener(plan) as listener,
         ):
+            socket_path, origin = plan.path, plan.origin
             stats = store.stats
             server = RpcServer(
                 ConversationService(store, EventBus()),

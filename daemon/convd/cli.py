@@ -1,12 +1,17 @@
-"""The ``convd`` command: ``convd [serve]`` runs the daemon in the foreground, ``convd restore
-FILE`` installs a backup while the daemon is stopped."""
+"""The ``convd`` command: ``convd [serve]`` runs the daemon in the foreground, ``convd stop``
+stops it, ``convd restore FILE`` installs a backup while it is stopped, and ``convd
+install-units`` writes the systemd user units for this install."""
 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
+import signal
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import anyio
@@ -14,18 +19,40 @@ import anyio
 from convd_schemas import __version__
 
 from .app import run_daemon
-from .config import Config, default_database_path
+from .config import DEFAULT_KEPT_CHANGES, Config, default_database_path
+from .lockfile import is_locked, read_holder
 from .logs import configure_logging
 from .store import SCHEMA_VERSION, DatabaseError, MaintenanceError, lock_database, restore_database
+from .store.maintenance import database_lock_path
 from .transport import ActivationError, AlreadyRunning, UnsafePath
+from .units import convd_command, default_unit_dir, write_units
 
 __all__ = ["main"]
 
 logger = logging.getLogger("convd")
 
-_COMMANDS = ("serve", "restore")
+_COMMANDS = ("serve", "stop", "restore", "install-units")
+#: Bounds of --keep-changes.
+_KEEP_MIN, _KEEP_MAX = 100, 100_000_000
+#: How long ``convd stop`` waits by default: the service's TimeoutStopSec.
+_STOP_TIMEOUT = 30.0
 # Startup failures the user can fix: one line naming the problem, exit status 1.
 _EXPECTED = (AlreadyRunning, UnsafePath, DatabaseError, MaintenanceError, ActivationError)
+
+
+def _fallback_socket() -> str:
+    # Where the socket goes when XDG_RUNTIME_DIR is unset (convd_schemas.paths).
+    return str(Path(tempfile.gettempdir()) / f"convd-{os.getuid()}" / "convd.sock")
+
+
+def _kept_changes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not _KEEP_MIN <= value <= _KEEP_MAX:
+        raise argparse.ArgumentTypeError(f"must be from {_KEEP_MIN} to {_KEEP_MAX}, not {value}")
+    return value
 
 
 def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> None:
@@ -40,7 +67,8 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             type=Path,
             default=default(None),
             metavar="PATH",
-            help="socket path (default: $CONVD_SOCKET, else $XDG_RUNTIME_DIR/convd/convd.sock); "
+            help="socket path (default: $CONVD_SOCKET, else $XDG_RUNTIME_DIR/convd/convd.sock, "
+            f"or {_fallback_socket()} when XDG_RUNTIME_DIR is unset); "
             "ignored when systemd passes the listening socket",
         )
         parser.add_argument(
@@ -51,6 +79,15 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             "power loss; everysec: acknowledged writes survive a crash of convd (kill -9) and "
             "are fsynced at least once a second, so power loss may take the last second "
             "(like Redis's appendfsync everysec)",
+        )
+        parser.add_argument(
+            "--keep-changes",
+            type=_kept_changes,
+            default=default(DEFAULT_KEPT_CHANGES),
+            metavar="N",
+            help="changes kept per account, so that a subscriber that was away can resume "
+            "instead of reloading its list (90003) (default: %(default)s: about 2-3 MB per "
+            "account; from 100 to 100000000)",
         )
     parser.add_argument(
         "--db",
@@ -90,17 +127,49 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve in the foreground until SIGTERM or SIGINT.",
     )
     _add_options(serve, serve=True, sub=True)
+    stop = commands.add_parser(
+        "stop",
+        help="stop the convd using the database, and wait until it has",
+        description="Send SIGTERM to the convd that holds the database's lock (named in "
+        "<db>.lock) and wait until it has closed the database. Exits 0 if no convd is "
+        "running. A convd started by systemd is left to systemctl (stopping only the "
+        "process would let its socket start it again).",
+    )
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=_STOP_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to wait (default: %(default)s)",
+    )
+    _add_options(stop, serve=False, sub=True)
     restore = commands.add_parser(
         "restore",
         help="replace the database with a backup (stop the daemon first)",
         description="Check FILE (a `daemon.backup` / `convctl backup` copy): its integrity and "
         "schema version. Then keep the current database beside it as "
         "<db>.replaced-<timestamp> and install a copy of FILE (mode 0600). Refuses while a "
-        "convd is using the database: stop it first "
-        "(systemctl --user stop convd.socket convd.service).",
+        "convd is using the database: stop it first (`convd stop`; under systemd: "
+        "systemctl --user stop convd.socket convd.service).",
     )
     restore.add_argument("file", type=Path, metavar="FILE", help="the backup to restore")
     _add_options(restore, serve=False, sub=True)
+    units = commands.add_parser(
+        "install-units",
+        help="write the systemd user units (convd.socket, convd.service) for this convd",
+        description="Write convd.socket and convd.service, with ExecStart naming this "
+        "install's convd, into DIR (replacing them). Then: systemctl --user daemon-reload && "
+        "systemctl --user enable --now convd.socket",
+    )
+    units.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to write them (default: $XDG_CONFIG_HOME/systemd/user, "
+        "i.e. ~/.config/systemd/user)",
+    )
+    _add_options(units, serve=False, sub=True)
     return parser
 
 
@@ -121,9 +190,16 @@ def _backend_options() -> dict[str, bool]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = Config.resolve(args.socket, args.db, durability=args.durability)
+    config = Config.resolve(
+        args.socket, args.db, durability=args.durability, kept_changes=args.keep_changes
+    )
     try:
         anyio.run(run_daemon, config, backend="asyncio", backend_options=_backend_options())
+        # The database is closed and the socket removed: all that is left is the interpreter's
+        # teardown, whose garbage collections walk every object still alive (jsonschema, the
+        # OpenRPC document, ...): 60-150 ms here, seconds on a loaded machine. The OS frees
+        # the memory anyway; freezing the heap takes it out of those collections.
+        gc.freeze()
     except KeyboardInterrupt:
         return 0
     except BaseException as exc:  # every exit path is logged, in the chosen format
@@ -138,10 +214,60 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop(args: argparse.Namespace) -> int:
+    database: Path = args.db or default_database_path()
+    lock_path = database_lock_path(database)
+    if not is_locked(lock_path):
+        print(f"convd is not running (nothing holds {lock_path})")
+        return 0
+    holder = read_holder(lock_path)
+    if holder is None:
+        logger.error("cannot stop: a process holds %s but does not say which", lock_path)
+        return 1
+    if holder.role != "foreground":
+        logger.error("cannot stop: %s uses %s; %s", holder.describe(), database, holder.stop_hint())
+        return 1
+    try:
+        os.kill(holder.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it has just exited
+    except PermissionError:
+        logger.error("cannot stop: %s belongs to another user", holder.describe())
+        return 1
+    deadline = time.monotonic() + args.timeout
+    while is_locked(lock_path):
+        if time.monotonic() > deadline:
+            logger.error(
+                "cannot stop: %s did not stop within %g s (it finishes the requests in "
+                "flight first)",
+                holder.describe(),
+                args.timeout,
+            )
+            return 1
+        time.sleep(0.01)
+    print(f"stopped {holder.describe()}")
+    return 0
+
+
+def _install_units(args: argparse.Namespace) -> int:
+    directory: Path = args.dir or default_unit_dir()
+    exec_start = convd_command()
+    try:
+        written = write_units(directory, exec_start)
+    except OSError as exc:
+        logger.error("cannot write the units into %s: %s", directory, exc.strerror or exc)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    print(f"ExecStart={exec_start} serve")
+    print("now: systemctl --user daemon-reload && systemctl --user enable --now convd.socket")
+    return 0
+
+
 def _restore(args: argparse.Namespace) -> int:
     database: Path = args.db or default_database_path()
     try:
-        with lock_database(database):
+        with lock_database(database, "restore"):
             result = restore_database(args.file, database)
     except (MaintenanceError, OSError) as exc:
         logger.error("cannot restore: %s", exc)
@@ -161,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     if args.command == "restore":
         return _restore(args)
+    if args.command == "stop":
+        return _stop(args)
+    if args.command == "install-units":
+        return _install_units(args)
     return _serve(args)
 
 

@@ -10,9 +10,12 @@ import msgspec
 
 from convd_schemas.paths import default_runtime_dir, default_socket_path
 
-__all__ = ["Config", "Durability", "default_database_path"]
+__all__ = ["DEFAULT_KEPT_CHANGES", "Config", "Durability", "default_database_path"]
 
 DATABASE_ENV = "CONVD_DB"
+
+#: Changes kept per account so that a subscriber can resume (``--keep-changes``).
+DEFAULT_KEPT_CHANGES = 10_000
 
 #: ``full``: every commit is fsynced before anyone is answered (survives power loss).
 #: ``everysec``: commits reach the OS before anyone is answered (survive a crash of convd) and
@@ -36,6 +39,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     #: True when XDG_RUNTIME_DIR was unset and a private fallback directory is used.
     runtime_dir_fallback: bool = False
     durability: Durability = "full"
+    #: Changes kept per account for subscribers that resume (older ones are pruned).
+    kept_changes: int = DEFAULT_KEPT_CHANGES
+    #: How this daemon was started, written into its lock files so that a refused second
+    #: convd can say how to stop it: "systemd" when a service manager runs it.
+    role: Literal["systemd", "foreground"] = "foreground"
 
     @classmethod
     def resolve(
@@ -44,6 +52,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         database: Path | None = None,
         *,
         durability: Durability = "full",
+        kept_changes: int = DEFAULT_KEPT_CHANGES,
     ) -> Config:
         fallback = False
         if socket is None:
@@ -54,4 +63,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             database_path=database or default_database_path(),
             runtime_dir_fallback=fallback,
             durability=durability,
+            kept_changes=kept_changes,
+            # systemd sets INVOCATION_ID for every unit it starts.
+            role="systemd" if os.environ.get("INVOCATION_ID") else "foreground",
         )

@@ -218,8 +218,12 @@ def test_restore_refuses_while_the_daemon_runs(daemon: DaemonProcess, backup: Pa
     before = daemon.db.read_bytes()
     result = _restore(backup, daemon.db)
     assert result.returncode == 1
-    assert f"the database {daemon.db} is in use by a running convd" in result.stderr
-    assert "stop it first" in result.stderr
+    assert daemon.process is not None
+    pid = daemon.process.pid
+    assert f"the database {daemon.db} is in use by a running convd (pid {pid})" in result.stderr
+    # Started from a terminal (not by systemd): the hint says kill, not systemctl.
+    assert f"stop it with: kill {pid}" in result.stderr
+    assert "systemctl" not in result.stderr
     assert daemon.db.read_bytes() == before
     with daemon.client() as client:
         assert client.call("conv.list")["conversation_list_result_conv_list"]

@@ -20,7 +20,10 @@ def test_help_lists_the_commands_and_options() -> None:
     assert result.returncode == 0
     for word in (
         "serve",
+        "stop",
         "restore",
+        "install-units",
+        "--keep-changes",
         "--socket",
         "--db",
         "--log-level",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -18,6 +19,15 @@ NOBODY = 65534
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def _refused(daemon: DaemonProcess) -> str:
@@ -101,7 +111,8 @@ def test_without_xdg_runtime_dir_a_private_fallback_is_used_with_a_warning(
             convd_command("--db", short_dir / "data" / "convd.db"), stderr=out, env=env
         )
     try:
-        wait_for(lambda: socket_path.exists() or process.poll() is not None)
+        # Connectable, not merely present: the file appears at bind(), before listen().
+        wait_for(lambda: _accepts(socket_path) or process.poll() is not None)
         assert process.poll() is None, log.read_text()
         with LineClient(socket_path) as client:
             assert client.call("daemon.status")["socket_path"] == str(socket_path)

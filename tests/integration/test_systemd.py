@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from convd.app import FD_NAME
-from ops_support import EnvDaemon, NotifySocket, private_dir, wait_for
+from convd.units import render_units
+from ops_support import EnvDaemon, NotifySocket, private_dir, run_convd, wait_for
 from support import LineClient
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
@@ -29,10 +30,14 @@ SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 
 
 def _unit(name: str) -> configparser.ConfigParser:
+    return _unit_at(UNITS / name)
+
+
+def _unit_at(path: Path) -> configparser.ConfigParser:
     # Repeated keys (SystemCallFilter=) are legal in units: keep the last, as a dict would.
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read(UNITS / name)
+    parser.read(path)
     return parser
 
 
@@ -59,26 +64,22 @@ def test_service_unit_is_notify_type_and_started_by_its_socket() -> None:
     assert not unit.has_section("Install")
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
-def test_units_pass_systemd_analyze_verify(short_dir: Path) -> None:
-    # ExecStart is %h/.local/bin/convd: give verify a home where that is this checkout's convd.
-    home = short_dir / "home"
-    (home / ".local" / "bin").mkdir(parents=True)
-    (home / ".local" / "bin" / "convd").symlink_to(Path(sys.executable).parent / "convd")
+def test_the_shipped_units_are_what_install_units_writes_for_local_bin() -> None:
+    for name, text in render_units("%h/.local/bin/convd").items():
+        assert (UNITS / name).read_text() == text, f"systemd/{name} is stale"
+
+
+def _verify(units: list[Path], home: Path, runtime: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze missing")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
-        "XDG_RUNTIME_DIR": str(private_dir(short_dir / "xdg")),
+        "XDG_RUNTIME_DIR": str(private_dir(runtime)),
         "SYSTEMD_LOG_LEVEL": "notice",
     }
     result = subprocess.run(
-        [
-            "systemd-analyze",
-            "--user",
-            "verify",
-            str(UNITS / "convd.socket"),
-            str(UNITS / "convd.service"),
-        ],
+        ["systemd-analyze", "--user", "verify", *map(str, units)],
         capture_output=True,
         text=True,
         env=env,
@@ -91,6 +92,41 @@ def test_units_pass_systemd_analyze_verify(short_dir: Path) -> None:
     assert result.returncode == 0, output
     # Unknown keys or bad values are only warnings (exit status 0): there must be none.
     assert output.strip() == ""
+
+
+def test_units_pass_systemd_analyze_verify(short_dir: Path) -> None:
+    # ExecStart is %h/.local/bin/convd: give verify a home where that is this checkout's convd.
+    home = short_dir / "home"
+    (home / ".local" / "bin").mkdir(parents=True)
+    (home / ".local" / "bin" / "convd").symlink_to(Path(sys.executable).parent / "convd")
+    _verify([UNITS / "convd.socket", UNITS / "convd.service"], home, short_dir / "xdg")
+
+
+def test_install_units_writes_units_that_run_this_convd(short_dir: Path) -> None:
+    target = short_dir / "units"
+    result = run_convd("install-units", "--dir", target)
+    assert result.returncode == 0, result.stderr
+    convd = Path(sys.executable).parent / "convd"
+    assert f"ExecStart={convd} serve" in result.stdout
+    assert "systemctl --user enable --now convd.socket" in result.stdout
+    assert sorted(p.name for p in target.iterdir()) == ["convd.service", "convd.socket"]
+    service = _unit_at(target / "convd.service")["Service"]
+    assert service["ExecStart"] == f"{convd} serve"
+    assert (target / "convd.socket").read_text() == (UNITS / "convd.socket").read_text()
+    # A home with nothing in ~/.local/bin: the unit works because it names this convd.
+    home = short_dir / "home"
+    home.mkdir()
+    _verify([target / "convd.socket", target / "convd.service"], home, short_dir / "xdg")
+    # Running it again replaces them (no temporary files left).
+    assert run_convd("install-units", "--dir", target).returncode == 0
+    assert sorted(p.name for p in target.iterdir()) == ["convd.service", "convd.socket"]
+
+
+def test_install_units_defaults_to_the_user_unit_directory(short_dir: Path) -> None:
+    env = dict(os.environ, XDG_CONFIG_HOME=str(short_dir / "config"))
+    result = run_convd("install-units", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (short_dir / "config" / "systemd" / "user" / "convd.service").is_file()
 
 
 # -- socket activation -----------------------------------------------------------------------

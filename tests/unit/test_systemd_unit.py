@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from convd.transport import (
     listen_fds,
     pick_listen_fd,
 )
+from convd.units import _quote, convd_command
 from support import short_tmpdir
 
 
@@ -215,3 +217,23 @@ def test_watchdog_interval_is_half_of_watchdog_usec(
     env: dict[str, str], interval: float | None
 ) -> None:
     assert Notifier.watchdog_interval(env) == interval
+
+
+# -- the units' command line ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "quoted"),
+    [
+        ("/home/me/.venv/bin/convd", "/home/me/.venv/bin/convd"),
+        ("/home/me/my venv/bin/convd", '"/home/me/my venv/bin/convd"'),
+        ("/opt/100%/convd", "/opt/100%%/convd"),
+        ('/a"b/convd', '"/a\\"b/convd"'),
+    ],
+)
+def test_a_path_is_quoted_for_exec_start(word: str, quoted: str) -> None:
+    assert _quote(word) == quoted
+
+
+def test_the_command_is_the_convd_beside_this_interpreter() -> None:
+    assert convd_command() == str(Path(sys.executable).parent / "convd")

@@ -86,6 +86,7 @@ def InvalidParams(*args: Any, **kwargs: Any) -> Result:
     """jsonrpcserver's -32602 Result."""
     return cast("Result", _jsonrpcserver().InvalidParams(*args, **kwargs))
 
+
 logger = logging.getLogger(__name__)
 
 # msgspec's decoder recurses once per level of nesting, up to Python's recursion limit

@@ -7,7 +7,6 @@ Everything here is blocking; the daemon runs ``backup_database`` in a worker thr
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import secrets
@@ -19,7 +18,8 @@ from pathlib import Path
 from urllib.request import pathname2url
 
 from ..domain import BackupFailed, BackupInfo
-from .migrations import NEW_HISTORY_ID, SCHEMA_VERSION
+from ..lockfile import LockFile, LockHeld, Role
+from .migrations import APPLICATION_ID, NEW_HISTORY_ID, SCHEMA_VERSION
 
 __all__ = [
     "DatabaseInUse",
@@ -27,7 +27,9 @@ __all__ = [
     "RestoreResult",
     "backup_database",
     "database_lock_path",
+    "in_use_message",
     "lock_database",
+    "make_database_dir",
     "restore_database",
 ]
 
@@ -49,30 +51,55 @@ def database_lock_path(database: Path) -> Path:
     return database.with_name(database.name + ".lock")
 
 
+def make_database_dir(database: Path) -> None:
+    """Create the database's directory (0700) if missing; a one-line error if that fails."""
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise MaintenanceError(
+            f"cannot create the directory {database.parent} for the database {database}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    if not database.parent.is_dir():
+        raise MaintenanceError(
+            f"cannot create the directory {database.parent} for the database {database}: "
+            "a file of that name is in the way"
+        )
+
+
+def in_use_message(database: Path, held: LockHeld) -> str:
+    lock_path = database_lock_path(database)
+    if held.holder is None:
+        return (
+            f"the database {database} is in use by a running convd (it holds {lock_path}); "
+            "stop it first"
+        )
+    return (
+        f"the database {database} is in use by a running {held.holder.describe()} (it holds "
+        f"{lock_path}); {held.holder.stop_hint()}"
+    )
+
+
 @contextmanager
-def lock_database(database: Path) -> Iterator[None]:
+def lock_database(database: Path, role: Role = "foreground") -> Iterator[None]:
     """Hold ``<database>.lock`` (flock) while the block runs: one user of a database at a time.
 
     The running daemon holds it, so ``convd restore`` cannot swap the file under it, and two
-    daemons on different sockets cannot share one database.
+    daemons on different sockets cannot share one database. The file names the holder's pid
+    and role (for refusals and ``convd stop``) and is removed when the block exits.
     """
-    database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_database_dir(database)
     lock_path = database_lock_path(database)
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        lock = LockFile.acquire(lock_path, role)
+    except LockHeld as held:
+        raise DatabaseInUse(in_use_message(database, held)) from None
     except OSError as exc:
         raise MaintenanceError(f"cannot open the lock file {lock_path}: {exc.strerror}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DatabaseInUse(
-                f"the database {database} is in use by a running convd (it holds {lock_path}); "
-                "stop it first (systemctl --user stop convd.socket convd.service)"
-            ) from None
         yield
     finally:
-        os.close(fd)
+        lock.release()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -209,6 +236,9 @@ def _check_backup(source: sqlite3.Connection, name: Path) -> int:
     if problems != ["ok"]:
         raise MaintenanceError(f"{name} is damaged: {'; '.join(problems)}")
     version = int(source.execute("PRAGMA user_version").fetchone()[0])
+    application_id = int(source.execute("PRAGMA application_id").fetchone()[0])
+    if application_id not in (0, APPLICATION_ID):
+        raise MaintenanceError(f"{name} is not a convd database")
     tables = {
         row[0] for row in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     }

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MIGRATIONS", "NEW_HISTORY_ID", "SCHEMA_VERSION"]
+__all__ = ["APPLICATION_ID", "CONVD_TABLES", "MIGRATIONS", "NEW_HISTORY_ID", "SCHEMA_VERSION"]
+
+#: ``PRAGMA application_id`` of every convd database (since schema version 3): "conv" in
+#: ASCII. It marks a file as convd's, so that another application's SQLite database is
+#: never taken over (``file(1)`` and ``sqlite3 .dbinfo`` show it too).
+APPLICATION_ID: Final = 0x636F6E76
+
+#: The tables a convd database has from schema version 1 on.
+CONVD_TABLES: Final = frozenset({"account", "conversation", "change"})
 
 # Each entry moves the schema from version N to N + 1. Never edit a released entry; append.
 MIGRATIONS: Final[tuple[str, ...]] = (
@@ -59,6 +67,32 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) STRICT, WITHOUT ROWID;
 
     INSERT INTO meta (key, value) VALUES ('history_id', lower(hex(randomblob(16))));
+    """,
+    # 3: the file says it is convd's (application_id), and each account keeps its conversation
+    # count, so daemon.status reads a few rows instead of counting every conversation. The
+    # BEFORE INSERT trigger counts only rows that are new: INSERT OR REPLACE / upserts of an
+    # existing conversation leave the count alone (REPLACE's implicit delete fires no delete
+    # trigger while recursive_triggers is off, SQLite's default, which convd keeps).
+    f"""
+    PRAGMA application_id = {APPLICATION_ID};
+
+    ALTER TABLE account ADD COLUMN conversations INTEGER NOT NULL DEFAULT 0;
+    UPDATE account SET conversations =
+        (SELECT count(*) FROM conversation WHERE conversation.account_id = account.id);
+
+    CREATE TRIGGER conversation_counted BEFORE INSERT ON conversation
+    WHEN NOT EXISTS (
+        SELECT 1 FROM conversation
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
+    )
+    BEGIN
+        UPDATE account SET conversations = conversations + 1 WHERE id = NEW.account_id;
+    END;
+
+    CREATE TRIGGER conversation_uncounted AFTER DELETE ON conversation
+    BEGIN
+        UPDATE account SET conversations = conversations - 1 WHERE id = OLD.account_id;
+    END;
     """,
 )
 

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 
 import anyio
 from anyio.abc import SocketListener
 
+from convd_schemas.peer import peer_credentials
+
+from ..lockfile import LockFile, LockHeld, Role
+
 __all__ = [
     "AlreadyRunning",
     "UnsafePath",
     "bind_unix_listener",
+    "claim_socket_path",
     "ensure_private_dir",
     "inherited_unix_listener",
+    "listen_on_claimed_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,23 +62,37 @@ def ensure_private_dir(directory: Path) -> None:
         )
 
 
-def _acquire_lock(lock_path: Path, socket_path: Path) -> int:
+def _acquire_lock(lock_path: Path, socket_path: Path, role: Role) -> LockFile:
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        return LockFile.acquire(lock_path, role)
+    except LockHeld as held:
+        if held.holder is None:
+            raise AlreadyRunning(
+                f"another convd is already serving {socket_path} (it holds {lock_path})"
+            ) from None
+        raise AlreadyRunning(
+            f"another {held.holder.describe()} is already serving {socket_path} "
+            f"(it holds {lock_path}); {held.holder.stop_hint()}"
+        ) from None
     except OSError as exc:
         if exc.errno != errno.ELOOP:
             raise
         raise UnsafePath(
             f"{lock_path} is a symbolic link; remove it and start convd again"
         ) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise AlreadyRunning(
-            f"another convd is already serving {socket_path} (it holds {lock_path})"
-        ) from None
-    return fd
+
+
+def _describe_listener(probe: socket.socket) -> str:
+    """``another process (pid 42, systemd)``: who accepted the probe, as far as we can tell."""
+    with suppress(OSError):
+        pid = peer_credentials(probe).pid
+        if pid:
+            try:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                return f"another process (pid {pid})"
+            return f"another process (pid {pid}, {name})"
+    return "another process"
 
 
 def _remove_stale_socket(path: Path) -> None:
@@ -94,38 +113,68 @@ def _remove_stale_socket(path: Path) -> None:
         with suppress(FileNotFoundError):
             path.unlink()
     else:
-        raise AlreadyRunning(f"another process is accepting connections on {path}")
+        who = _describe_listener(probe)
+        hint = (
+            "it is a systemd socket unit: connect to it, or stop it with: "
+            "systemctl --user stop convd.socket convd.service"
+            if who.endswith(", systemd)")
+            else "stop it, or choose another --socket"
+        )
+        raise AlreadyRunning(f"{who} is accepting connections on {path}; {hint}")
     finally:
         probe.close()
 
 
+@contextmanager
+def claim_socket_path(path: Path, role: Role = "foreground") -> Iterator[None]:
+    """Everything that can refuse a socket path, done before the daemon creates anything else.
+
+    Checks the path's length and its directory (created 0700 if missing), takes the lock file
+    beside the socket (naming the holder if another convd has it) and removes a socket left by
+    a crash. The lock is held, and its file removed, when the block exits.
+    """
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise UnsafePath(f"socket path {path} is longer than {_MAX_SOCKET_PATH} bytes")
+    ensure_private_dir(path.parent)
+    lock = _acquire_lock(path.with_name(path.name + ".lock"), path, role)
+    try:
+        _remove_stale_socket(path)
+        yield
+    finally:
+        lock.release()
+
+
 @asynccontextmanager
-async def bind_unix_listener(path: Path) -> AsyncIterator[SocketListener]:
+async def listen_on_claimed_path(path: Path) -> AsyncIterator[SocketListener]:
+    """Listen on ``path`` (mode 0600) inside ``claim_socket_path(path)``; remove it on exit."""
+    # Again, right before binding: cheap, and nothing may have appeared since the claim.
+    _remove_stale_socket(path)
+    listener = await anyio.create_unix_listener(path, mode=0o600)
+    bound = os.lstat(path)
+    try:
+        yield listener
+    finally:
+        with anyio.CancelScope(shield=True):
+            await listener.aclose()
+        # Remove the file only if it is still the socket we bound.
+        with suppress(FileNotFoundError):
+            current = os.lstat(path)
+            if (current.st_dev, current.st_ino) == (bound.st_dev, bound.st_ino):
+                path.unlink()
+
+
+@asynccontextmanager
+async def bind_unix_listener(
+    path: Path, role: Role = "foreground"
+) -> AsyncIterator[SocketListener]:
     """Listen on ``path`` (mode 0600, in a private directory) until the context exits.
 
     A lock file beside the socket keeps a second daemon from stealing the path (anyio's
     listener would silently unlink a live socket); a socket left by a crash is removed.
     """
-    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
-        raise UnsafePath(f"socket path {path} is longer than {_MAX_SOCKET_PATH} bytes")
-    ensure_private_dir(path.parent)
-    lock_fd = _acquire_lock(path.with_name(path.name + ".lock"), path)
-    try:
-        _remove_stale_socket(path)
-        listener = await anyio.create_unix_listener(path, mode=0o600)
-        bound = os.lstat(path)
-        try:
+    with claim_socket_path(path, role):
+        async with listen_on_claimed_path(path) as listener:
             yield listener
-        finally:
-            with anyio.CancelScope(shield=True):
-                await listener.aclose()
-            # Remove the file only if it is still the socket we bound.
-            with suppress(FileNotFoundError):
-                current = os.lstat(path)
-                if (current.st_dev, current.st_ino) == (bound.st_dev, bound.st_ino):
-                    path.unlink()
-    finally:
-        os.close(lock_fd)
 
 
 @asynccontextmanager

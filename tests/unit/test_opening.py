@@ -1,0 +1,259 @@
+"""Opening a database: only an empty or missing file is created; anything else must be a sound
+convd database, checked read-only (not a byte written) before the WAL switch or a migration."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from convd.store import SCHEMA_VERSION, DatabaseError, open_store
+from convd.store.migrations import APPLICATION_ID, MIGRATIONS
+from convd.store.opening import check_database
+
+pytestmark = pytest.mark.anyio
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _files(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+def _sql(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        rows = db.execute(sql).fetchall()
+    return rows
+
+
+async def _make_convd_database(path: Path) -> None:
+    async with open_store(path) as store:
+        account = await store.get_account(0, "alice")
+        assert account.id == 1
+
+
+def _old_convd_database(path: Path, version: int) -> None:
+    """A database as convd 0.1 left it: schema ``version``, no application_id."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode = WAL")
+        for target, script in enumerate(MIGRATIONS[:version], start=1):
+            db.executescript(f"BEGIN; {script}; PRAGMA user_version = {target}; COMMIT;")
+        db.execute("INSERT INTO account (sdk_app_id, user_id) VALUES (0, 'alice')")
+        db.execute(
+            "INSERT INTO conversation (account_id, conv_type, conv_id, order_key, active_time) "
+            "VALUES (1, 1, 'bob', 1, 1), (1, 1, 'carol', 2, 2)"
+        )
+
+
+async def test_a_new_database_carries_convds_application_id(tmp_path: Path) -> None:
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    assert _sql(db, "PRAGMA application_id") == [(APPLICATION_ID,)]
+    assert _sql(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    # The header says so too (what `file` and the start-up check read).
+    assert int.from_bytes(db.read_bytes()[68:72], "big") == APPLICATION_ID
+
+
+async def test_an_empty_file_is_made_a_database(tmp_path: Path) -> None:
+    db = tmp_path / "convd.db"
+    db.touch()
+    assert check_database(db) is True
+    await _make_convd_database(db)
+    assert _sql(db, "PRAGMA application_id") == [(APPLICATION_ID,)]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+async def test_an_older_convd_database_opens_and_is_marked(tmp_path: Path, version: int) -> None:
+    db = tmp_path / "convd.db"
+    _old_convd_database(db, version)
+    assert _sql(db, "PRAGMA application_id") == [(0,)]
+    async with open_store(db) as store:
+        assert await store.count_conversations() == 2
+        assert store.history_id
+    assert _sql(db, "PRAGMA application_id") == [(APPLICATION_ID,)]
+    assert _sql(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert _sql(db, "SELECT conversations FROM account") == [(2,)]
+
+
+async def test_a_database_with_a_notes_table_is_refused_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "notes.db"
+    with closing(sqlite3.connect(db, isolation_level=None)) as other:
+        other.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        other.execute("INSERT INTO notes (body) VALUES ('keep me')")
+    before, names = _digest(db), _files(tmp_path)
+    with pytest.raises(DatabaseError) as refused:
+        async with open_store(db):
+            pass
+    message = str(refused.value)
+    assert message.startswith(f"{db} is not a convd database (it holds notes)")
+    assert "\n" not in message
+    assert _digest(db) == before
+    assert _files(tmp_path) == names  # not even a -wal or -shm beside it
+
+
+async def test_a_database_with_its_own_account_table_keeps_its_header(tmp_path: Path) -> None:
+    db = tmp_path / "bank.db"
+    with closing(sqlite3.connect(db, isolation_level=None)) as other:
+        other.execute("CREATE TABLE account (iban TEXT PRIMARY KEY, balance INTEGER)")
+        other.execute("INSERT INTO account VALUES ('DE00', 100)")
+    header, before = db.read_bytes()[:100], _digest(db)
+    with pytest.raises(DatabaseError, match="is not a convd database"):
+        async with open_store(db):
+            pass
+    assert db.read_bytes()[:100] == header
+    assert _digest(db) == before
+
+
+async def test_another_applications_id_is_refused_from_the_header(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    with closing(sqlite3.connect(db, isolation_level=None)) as other:
+        # Tables convd would recognise do not make it convd's.
+        for script in MIGRATIONS[:2]:
+            other.executescript(script)
+        other.execute("PRAGMA user_version = 2")
+        other.execute("PRAGMA application_id = 1234")
+    before = _digest(db)
+    with pytest.raises(DatabaseError, match=r"its application_id is 0x4d2"):
+        check_database(db)
+    assert _digest(db) == before
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello, world\n" * 100, b"\0" * 4096, b"SQLite format 3"],
+    ids=["text", "zeros", "magic-only"],
+)
+async def test_a_file_that_is_not_sqlite_is_refused_untouched(
+    tmp_path: Path, content: bytes
+) -> None:
+    db = tmp_path / "convd.db"
+    db.write_bytes(content)
+    with pytest.raises(DatabaseError, match="not a convd database \\(not an SQLite database\\)"):
+        async with open_store(db):
+            pass
+    assert db.read_bytes() == content
+    assert _files(tmp_path) == {"convd.db"}
+
+
+@pytest.mark.parametrize("cut", [1, 100, 2048, 4096 + 7])
+async def test_a_database_cut_short_is_refused_untouched(tmp_path: Path, cut: int) -> None:
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    with closing(sqlite3.connect(db)) as raw, raw:
+        # Enough rows for several pages.
+        raw.executemany(
+            "INSERT INTO conversation (account_id, conv_type, conv_id, order_key, "
+            "active_time, draft_texts) VALUES (1, 1, ?, ?, ?, ?)",
+            [(f"user{n}", n, n, '["' + "x" * 200 + '"]') for n in range(200)],
+        )
+    assert not os.path.exists(f"{db}-wal")  # closed cleanly: the file holds everything
+    os.truncate(db, db.stat().st_size - cut)
+    before, names = _digest(db), _files(tmp_path)
+    with pytest.raises(DatabaseError) as refused:
+        async with open_store(db):
+            pass
+    message = str(refused.value)
+    assert message.startswith(f"{db} is damaged (")
+    assert f"convd restore BACKUP --db {db}" in message
+    assert "\n" not in message
+    assert _digest(db) == before
+    assert _files(tmp_path) == names
+
+
+async def test_a_damaged_page_is_found_by_the_quick_check(tmp_path: Path) -> None:
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    with closing(sqlite3.connect(db, isolation_level=None)) as raw:
+        raw.execute("PRAGMA journal_mode = DELETE")
+        page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+        pages = raw.execute("PRAGMA page_count").fetchone()[0]
+    assert pages > 2
+    # Scribble over the second page (a b-tree page) without changing the size.
+    with db.open("r+b") as file:
+        file.seek(page_size)
+        file.write(b"\xff" * 64)
+    with pytest.raises(DatabaseError, match=f"{db} is damaged"):
+        check_database(db)
+
+
+def test_the_quick_check_is_bounded_in_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "convd.db"
+    with closing(sqlite3.connect(db, isolation_level=None)) as raw:
+        raw.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        raw.execute("CREATE TABLE filler (x BLOB)")
+        raw.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
+            "INSERT INTO filler SELECT randomblob(300) FROM n"
+        )
+    # No time at all: the check stops at once, says so, and the start goes on.
+    assert check_database(db, budget=0.0) is False
+    assert f"the check of {db} did not finish within 0 s" in caplog.text
+
+
+def test_a_missing_database_with_a_leftover_wal_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "convd.db"
+    Path(f"{db}-wal").write_bytes(b"x" * 100)
+    with pytest.raises(DatabaseError, match="is missing but its write-ahead log"):
+        check_database(db)
+    assert not db.exists()
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="is not a regular file"):
+        check_database(tmp_path)
+
+
+async def test_status_counts_follow_creates_replaces_and_deletes(tmp_path: Path) -> None:
+    db = tmp_path / "convd.db"
+    async with open_store(db) as store:
+        alice = await store.get_account(0, "alice")
+        bob = await store.get_account(0, "bob")
+        # Every way the writer stores a conversation: insert, INSERT OR REPLACE, upsert.
+        sql = (
+            "INSERT OR REPLACE INTO conversation (account_id, conv_type, conv_id, order_key, "
+            "active_time) VALUES (?, 1, ?, 1, 1)"
+        )
+        with closing(sqlite3.connect(db)) as raw, raw:
+            for account, conv in ((alice, "x"), (alice, "x"), (alice, "y"), (bob, "x")):
+                raw.execute(sql, (account.id, conv))
+            raw.execute(
+                "INSERT INTO conversation (account_id, conv_type, conv_id, order_key, "
+                "active_time) VALUES (?, 1, 'y', 5, 5) ON CONFLICT DO UPDATE SET order_key = 5",
+                (alice.id,),
+            )
+        assert await store.count_conversations() == 3
+        with closing(sqlite3.connect(db)) as raw, raw:
+            raw.execute(
+                "DELETE FROM conversation WHERE account_id = ? AND conv_id = 'x'", (alice.id,)
+            )
+        assert await store.count_conversations() == 2
+    counted = _sql(db, "SELECT id, conversations FROM account ORDER BY id")
+    actual = _sql(db, "SELECT account_id, count(*) FROM conversation GROUP BY 1 ORDER BY 1")
+    assert counted == actual == [(1, 1), (2, 1)]
+
+
+def test_counting_pinned_conversations_uses_the_order_index(tmp_path: Path) -> None:
+    # The pin limit's count: the (account_id, active_time) index covers "pinned" as
+    # active_time >= 1 << 62, so it reads the pinned entries only.
+    db = tmp_path / "convd.db"
+    db.touch()
+    with closing(sqlite3.connect(db, isolation_level=None)) as raw:
+        for script in MIGRATIONS:
+            raw.executescript(script)
+        plan = raw.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM conversation "
+            "WHERE account_id = ? AND active_time >= ?",
+            (1, 1 << 62),
+        ).fetchall()
+    detail = " ".join(str(row[-1]) for row in plan)
+    assert "USING COVERING INDEX conversation_by_active_time" in detail, detail
+    assert "active_time>?" in detail, detail
