@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from convd.store import SCHEMA_VERSION, DatabaseError, open_store
+from convd.domain import Account, ConversationService, EventBus
+from convd.store import SCHEMA_VERSION, DatabaseError, SqliteStore, open_store
 from convd.store.migrations import APPLICATION_ID, MIGRATIONS
 from convd.store.opening import check_database
 
@@ -32,9 +33,13 @@ def _sql(path: Path, sql: str) -> list[tuple[object, ...]]:
     return rows
 
 
+async def _login(store: SqliteStore, user_id: str) -> Account:
+    return await ConversationService(store, EventBus()).login(0, user_id)
+
+
 async def _make_convd_database(path: Path) -> None:
     async with open_store(path) as store:
-        account = await store.get_account(0, "alice")
+        account = await _login(store, "alice")
         assert account.id == 1
 
 
@@ -215,8 +220,8 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 async def test_status_counts_follow_creates_replaces_and_deletes(tmp_path: Path) -> None:
     db = tmp_path / "convd.db"
     async with open_store(db) as store:
-        alice = await store.get_account(0, "alice")
-        bob = await store.get_account(0, "bob")
+        alice = await _login(store, "alice")
+        bob = await _login(store, "bob")
         # Every way the writer stores a conversation: insert, INSERT OR REPLACE, upsert.
         sql = (
             "INSERT OR REPLACE INTO conversation (account_id, conv_type, conv_id, order_key, "
