@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -139,12 +140,15 @@ async def run_daemon(config: Config) -> None:
                 ),
             )
             logger.info(
-                "convd %s started (pid %d): serving %s (%s), database %s",
+                "convd %s started (pid %d): serving %s (%s), database %s (durability %s), "
+                "event loop %s",
                 __version__,
                 os.getpid(),
                 socket_path,
                 origin,
                 config.database_path,
+                config.durability,
+                type(asyncio.get_running_loop()).__module__.split(".")[0],
             )
             async with anyio.create_task_group() as background:
                 async with anyio.create_task_group() as tg:

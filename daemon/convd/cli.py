@@ -37,7 +37,13 @@ _KEEP_MIN, _KEEP_MAX = 100, 100_000_000
 #: How long ``convd stop`` waits by default: the service's TimeoutStopSec.
 _STOP_TIMEOUT = 30.0
 # Startup failures the user can fix: one line naming the problem, exit status 1.
-_EXPECTED = (AlreadyRunning, UnsafePath, DatabaseError, MaintenanceError, ActivationError)
+_EXPECTED: tuple[type[BaseException], ...] = (
+    AlreadyRunning,
+    UnsafePath,
+    DatabaseError,
+    MaintenanceError,
+    ActivationError,
+)
 
 
 def _fallback_socket() -> str:
@@ -79,6 +85,13 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             "power loss; everysec: acknowledged writes survive a crash of convd (kill -9) and "
             "are fsynced at least once a second, so power loss may take the last second "
             "(like Redis's appendfsync everysec)",
+        )
+        parser.add_argument(
+            "--event-loop",
+            default=default("auto"),
+            choices=["auto", "asyncio", "uvloop"],
+            help="auto (default): uvloop when installed (pip install 'convd[fast]'), else "
+            "asyncio's own loop",
         )
         parser.add_argument(
             "--keep-changes",
@@ -179,14 +192,23 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _backend_options() -> dict[str, bool]:
-    # uvloop (the optional extra convd[fast]) when installed: a faster event loop under the
-    # same asyncio API; convd runs the same without it.
+def _backend_options(event_loop: str) -> dict[str, bool]:
+    """uvloop (the optional extra convd[fast]) when asked for or, with "auto", when it is
+    installed: a faster event loop under the same asyncio API. convd runs the same on
+    asyncio's own loop."""
+    if event_loop == "asyncio":
+        return {}
     try:
         import uvloop  # noqa: F401
     except ImportError:
+        if event_loop == "uvloop":
+            raise _Unavailable("uvloop is not installed: pip install 'convd[fast]'") from None
         return {}
     return {"use_uvloop": True}
+
+
+class _Unavailable(Exception):
+    """What the command line asked for is not installed."""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -194,7 +216,12 @@ def _serve(args: argparse.Namespace) -> int:
         args.socket, args.db, durability=args.durability, kept_changes=args.keep_changes
     )
     try:
-        anyio.run(run_daemon, config, backend="asyncio", backend_options=_backend_options())
+        anyio.run(
+            run_daemon,
+            config,
+            backend="asyncio",
+            backend_options=_backend_options(args.event_loop),
+        )
         # The database is closed and the socket removed: all that is left is the interpreter's
         # teardown, whose garbage collections walk every object still alive (jsonschema, the
         # OpenRPC document, ...): 60-150 ms here, seconds on a loaded machine. The OS frees
@@ -206,7 +233,7 @@ def _serve(args: argparse.Namespace) -> int:
         cause = _root_cause(exc)
         if isinstance(cause, KeyboardInterrupt):
             return 0
-        if isinstance(cause, _EXPECTED):
+        if isinstance(cause, (*_EXPECTED, _Unavailable)):
             logger.error("cannot start: %s", cause)
         else:
             logger.critical("convd failed", exc_info=cause)

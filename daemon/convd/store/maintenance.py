@@ -15,7 +15,9 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
-from urllib.request import pathname2url
+
+# urllib.parse's quote is pathname2url on POSIX, without urllib.request's ~15 ms import.
+from urllib.parse import quote as pathname2url
 
 from ..domain import BackupFailed, BackupInfo
 from ..lockfile import LockFile, LockHeld, Role

@@ -28,7 +28,9 @@ import time
 from contextlib import closing
 from pathlib import Path
 from typing import Final
-from urllib.request import pathname2url
+
+# urllib.parse's quote is pathname2url on POSIX, without urllib.request's ~15 ms import.
+from urllib.parse import quote as pathname2url
 
 from .migrations import APPLICATION_ID, CONVD_TABLES, SCHEMA_VERSION
 
