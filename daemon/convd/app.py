@@ -128,7 +128,7 @@ async def run_daemon(config: Config) -> None:
             stats = store.stats
             server = RpcServer(
                 ConversationService(store, EventBus()),
-                build_openrpc(),
+                build_openrpc,
                 socket_path=socket_path,
                 database_path=config.database_path,
                 store_status=lambda: StoreStatus(

@@ -62,7 +62,7 @@ class Methods:
         self,
         service: domain.ConversationService,
         status: Callable[[], Awaitable[DaemonStatus]],
-        openrpc: dict[str, Any],
+        openrpc: dict[str, Any] | Callable[[], dict[str, Any]],
     ) -> None:
         self._service = service
         self._status = status
@@ -262,6 +262,9 @@ class Methods:
         )
 
     async def rpc_discover(self, session: Session, params: object) -> Any:
+        if callable(self._openrpc):
+            # Built on first use (about 10 ms), not at start-up.
+            self._openrpc = self._openrpc()
         return self._openrpc
 
 

@@ -38,7 +38,7 @@ class RpcServer:
     def __init__(
         self,
         service: domain.ConversationService,
-        openrpc: dict[str, Any],
+        openrpc: dict[str, Any] | Callable[[], dict[str, Any]],
         *,
         socket_path: Path,
         database_path: Path,
