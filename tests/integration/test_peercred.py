@@ -16,12 +16,12 @@ import socket
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import SocketStream
 
-from convd.transport import PeerCheckedListener, peer_credentials
+from convd.transport import UnixChannelListener, peer_credentials
 from ops_support import wait_for
 from support import DaemonProcess, short_tmpdir
 
@@ -60,21 +60,23 @@ def test_peer_credentials_name_the_connecting_process() -> None:
     assert str(peer) == f"pid {os.getpid()} uid {os.getuid()} gid {os.getgid()}"
 
 
-async def _serve_once(owner_uid: int) -> tuple[list[SocketStream], bytes]:
-    """Serve one connection through PeerCheckedListener; return what the handler got and
-    what the client read."""
-    handled: list[SocketStream] = []
+async def _serve_once(owner_uid: int) -> tuple[list[Any], bytes]:
+    """Serve one connection through the daemon's UnixChannelListener; return the channels the
+    handler got and what the client read."""
+    handled: list[Any] = []
     with short_tmpdir() as directory:
         path = directory / "s.sock"
-        listener = PeerCheckedListener(await anyio.create_unix_listener(path), owner_uid)
+        listener = UnixChannelListener(
+            await anyio.create_unix_listener(path), max_line=1024, uid=owner_uid
+        )
 
-        async def handler(stream: SocketStream) -> None:
-            handled.append(stream)
-            async with stream:
-                await stream.send(b"welcome\n")
+        async def handler(channel: Any) -> None:
+            handled.append(channel)
+            channel.send(b"welcome\n")
+            channel.close()
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, handler)
+            tg.start_soon(listener.serve, handler, tg)
             async with await anyio.connect_unix(path) as client:
                 received = b""
                 try:
@@ -99,7 +101,7 @@ async def test_listener_closes_and_logs_another_uids_connection(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     other = os.getuid() + 1
-    with caplog.at_level(logging.WARNING, logger="convd.transport.peercred"):
+    with caplog.at_level(logging.WARNING, logger="convd.transport.channel"):
         handled, received = await _serve_once(other)
     assert handled == []
     assert received == b""

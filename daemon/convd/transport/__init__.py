@@ -10,7 +10,7 @@ from .channel import (
     UnixChannelListener,
     open_stream_channel,
 )
-from .peercred import PeerCheckedListener, PeerCredentials, describe_peer, peer_credentials
+from .peercred import PeerCredentials, describe_peer, peer_credentials
 from .systemd import (
     ActivationError,
     InheritedSocket,
@@ -34,7 +34,6 @@ __all__ = [
     "LineReader",
     "LineTooLong",
     "Notifier",
-    "PeerCheckedListener",
     "PeerCredentials",
     "SocketChannel",
     "StreamChannel",
