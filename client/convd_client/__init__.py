@@ -16,6 +16,11 @@ The daemon is found at ``$CONVD_SOCKET``, else at the per-user default path
 :mod:`convd_client.cli`.
 
 What this package exports below is its public API; the modules starting with ``_`` are not.
+Inside, :class:`Client` is a typed facade over ``_supervisor`` (connecting, the uid check,
+backoff, the connection state), ``_feed`` (subscribe, resume, resync, listeners), ``_rpc``
+(each method's ``MethodSpec`` from ``convd_schemas.METHODS`` and its result decoder) and
+``_connection`` (one JSON-RPC connection over a byte stream); :class:`BlockingClient` derives
+its methods from Client's.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from .client import (
     DEFAULT_TIMEOUT,
     Client,
     ConnectionState,
+    Connector,
     ConvEvent,
     EventListener,
     Resync,
@@ -78,6 +84,7 @@ __all__ = [
     "ClientClosed",
     "ConnectionLost",
     "ConnectionState",
+    "Connector",
     "ConvEvent",
     "ConvInfo",
     "ConvKey",

@@ -260,7 +260,9 @@ class ChangeFeed:
         self._accepting = False
         self._hold = None
         self._hold_last = None
-        # The reader of the lost connection has stopped: nothing of it can still arrive.
+
+    def connection_started(self) -> None:
+        """A new connection: events are taken again (after an overflow dropped the last)."""
         self._overflowed = False
 
     def _drop_connection(self) -> None:

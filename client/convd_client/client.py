@@ -67,6 +67,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Client",
     "ConnectionState",
+    "Connector",
     "ConvEvent",
     "EventListener",
     "Resync",
@@ -542,6 +543,7 @@ class Client:
 
     async def _restore(self, conn: Connection) -> None:
         """On every new connection: log in again as the last :meth:`login`, then resubscribe."""
+        self._feed.connection_started()
         if self._login is None:
             return
         try:
