@@ -19,6 +19,11 @@ The wire types (``ConvInfo``, ``Draft``, ...) are
 :mod:`convd_client.cli`.
 
 What this package exports below is its public API; the modules starting with ``_`` are not.
+Inside, :class:`Client` is a typed facade over ``_supervisor`` (connecting, the uid check,
+backoff, the connection state), ``_feed`` (subscribe, resume, resync, listeners), ``_rpc``
+(each method's ``MethodSpec`` from ``convd_schemas.METHODS`` and its result decoder) and
+``_connection`` (one JSON-RPC connection over a byte stream); :class:`BlockingClient` derives
+its methods from Client's.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from .client import (
     DEFAULT_TIMEOUT,
     Client,
     ConnectionState,
+    Connector,
     ConvEvent,
     EventListener,
     Resync,
@@ -83,6 +89,7 @@ __all__ = [
     "ClientClosed",
     "ConnectionLost",
     "ConnectionState",
+    "Connector",
     "ConvEvent",
     "ConvInfo",
     "ConvKey",

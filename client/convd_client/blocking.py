@@ -17,29 +17,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import os
-from collections.abc import Awaitable, Callable, Iterable
+import typing
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-
-from convd_schemas import (
-    ConvInfo,
-    ConvKey,
-    ConvListResult,
-    ConvSubscribeResult,
-    DaemonBackupResult,
-    DaemonStatus,
-    Draft,
-    SessionLoginResult,
-    TIMConvType,
-)
-from convd_schemas.limits import DEFAULT_PAGE_SIZE
 
 from ._threads import CallbackThread
 from .client import Client, ConnectionState, ConvEvent, Resync
@@ -48,9 +37,36 @@ from .errors import ClientClosed
 __all__ = ["BlockingClient"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Listener calls handed to the callback thread but not yet finished, at most.
 _RELAY_WINDOW = 64
+
+
+def _blocking(
+    method: Callable[Concatenate[Client, P], Awaitable[R]],
+) -> Callable[Concatenate[BlockingClient, P], R]:
+    """The blocking form of a :class:`Client` coroutine: same parameters, same result.
+
+    Derived rather than written out, so that BlockingClient cannot drift from Client.
+    """
+    name = method.__name__
+
+    def wrapper(self: BlockingClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        bound: Callable[P, Awaitable[R]] = getattr(self._client, name)
+        return self._run(partial(bound, *args, **kwargs))
+
+    wrapper.__name__ = name
+    wrapper.__qualname__ = f"BlockingClient.{name}"
+    wrapper.__module__ = __name__
+    wrapper.__doc__ = method.__doc__
+    # Evaluated here, where Client's module resolves them (this module does not import every
+    # name they use). An async def's declared return is what awaiting it gives: the
+    # wrapper's own.
+    wrapper.__annotations__ = typing.get_type_hints(method)
+    wrapper.__signature__ = inspect.signature(method, eval_str=True)  # type: ignore[attr-defined]
+    return wrapper
 
 
 class BlockingClient:
@@ -194,12 +210,15 @@ class BlockingClient:
         """The seq of the last event queued for the listeners."""
         return self._client.last_seq
 
-    def wait_connected(self, timeout: float | None = None) -> None:
-        """Block until connected and the session is restored.
+    @property
+    def subscribed(self) -> bool:
+        """True while events are wanted (from :meth:`subscribe` until :meth:`unsubscribe`)."""
+        return self._client.subscribed
 
-        :raises TimeoutError: not connected within ``timeout`` seconds
-        """
-        self._run(partial(self._client.wait_connected, timeout))
+    @property
+    def origin(self) -> str | None:
+        """This client's connection id in the daemon, as events carry it in ``origin``."""
+        return self._client.origin
 
     # -- listeners ----------------------------------------------------------------------------
 
@@ -268,127 +287,22 @@ class BlockingClient:
         if relay is not None:
             self._client.remove_state_listener(relay)
 
-    # -- methods ------------------------------------------------------------------------------
+    # -- methods: one blocking wrapper per coroutine of Client, derived from it ---------------
 
-    def login(
-        self, user_id: str, sdk_app_id: int = 0, *, timeout: float | None = None
-    ) -> SessionLoginResult:
-        """Log in as ``user_id``; see :meth:`Client.login <convd_client.Client.login>`."""
-        return self._run(partial(self._client.login, user_id, sdk_app_id, timeout=timeout))
-
-    def logout(self, *, timeout: float | None = None) -> None:
-        """Log out; see :meth:`Client.logout <convd_client.Client.logout>`."""
-        self._run(partial(self._client.logout, timeout=timeout))
-
-    def conv_create(
-        self, conv_id: str, conv_type: TIMConvType, *, timeout: float | None = None
-    ) -> ConvInfo:
-        """Create or get a conversation; see :meth:`Client.conv_create`."""
-        return self._run(partial(self._client.conv_create, conv_id, conv_type, timeout=timeout))
-
-    def conv_delete(
-        self, conv_id: str, conv_type: TIMConvType, *, timeout: float | None = None
-    ) -> None:
-        """Delete a conversation; see :meth:`Client.conv_delete`."""
-        self._run(partial(self._client.conv_delete, conv_id, conv_type, timeout=timeout))
-
-    def conv_list(
-        self, next_seq: int = 0, count: int = DEFAULT_PAGE_SIZE, *, timeout: float | None = None
-    ) -> ConvListResult:
-        """One page of the list; see :meth:`Client.conv_list`."""
-        return self._run(partial(self._client.conv_list, next_seq, count, timeout=timeout))
-
-    def conv_list_all(
-        self, *, page_size: int = DEFAULT_PAGE_SIZE, timeout: float | None = None
-    ) -> list[ConvInfo]:
-        """The whole list; see :meth:`Client.conv_list_all`."""
-        return self._run(partial(self._client.conv_list_all, page_size=page_size, timeout=timeout))
-
-    def conv_get(
-        self, convs: Iterable[ConvKey | tuple[str, int]], *, timeout: float | None = None
-    ) -> list[ConvInfo]:
-        """Conversations by key; see :meth:`Client.conv_get`."""
-        return self._run(partial(self._client.conv_get, list(convs), timeout=timeout))
-
-    def conv_set_draft(
-        self,
-        conv_id: str,
-        conv_type: TIMConvType,
-        draft: Draft | str,
-        *,
-        if_revision: int | None = None,
-        timeout: float | None = None,
-    ) -> ConvInfo:
-        """Set a draft; see :meth:`Client.conv_set_draft`."""
-        return self._run(
-            partial(
-                self._client.conv_set_draft,
-                conv_id,
-                conv_type,
-                draft,
-                if_revision=if_revision,
-                timeout=timeout,
-            )
-        )
-
-    def conv_cancel_draft(
-        self,
-        conv_id: str,
-        conv_type: TIMConvType,
-        *,
-        if_revision: int | None = None,
-        timeout: float | None = None,
-    ) -> ConvInfo:
-        """Clear a draft; see :meth:`Client.conv_cancel_draft`."""
-        return self._run(
-            partial(
-                self._client.conv_cancel_draft,
-                conv_id,
-                conv_type,
-                if_revision=if_revision,
-                timeout=timeout,
-            )
-        )
-
-    def conv_pin(
-        self,
-        conv_id: str,
-        conv_type: TIMConvType,
-        is_pinned: bool = True,
-        *,
-        timeout: float | None = None,
-    ) -> None:
-        """Pin or unpin; see :meth:`Client.conv_pin`."""
-        self._run(partial(self._client.conv_pin, conv_id, conv_type, is_pinned, timeout=timeout))
-
-    def subscribe(
-        self, since_seq: int | None = None, *, timeout: float | None = None
-    ) -> ConvSubscribeResult:
-        """Start delivering events to the listeners; see :meth:`Client.subscribe`."""
-        return self._run(partial(self._client.subscribe, since_seq, timeout=timeout))
-
-    def unsubscribe(self, *, timeout: float | None = None) -> None:
-        """Stop delivering events; see :meth:`Client.unsubscribe`."""
-        self._run(partial(self._client.unsubscribe, timeout=timeout))
-
-    def daemon_status(self, *, timeout: float | None = None) -> DaemonStatus:
-        """The daemon's status; see :meth:`Client.daemon_status`."""
-        return self._run(partial(self._client.daemon_status, timeout=timeout))
-
-    def daemon_backup(
-        self, path: str | os.PathLike[str], *, overwrite: bool = False, timeout: float | None = None
-    ) -> DaemonBackupResult:
-        """Write a backup of the daemon's database; see :meth:`Client.daemon_backup`."""
-        return self._run(
-            partial(self._client.daemon_backup, path, overwrite=overwrite, timeout=timeout)
-        )
-
-    def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """The OpenRPC document; see :meth:`Client.discover`."""
-        return self._run(partial(self._client.discover, timeout=timeout))
-
-    def call(
-        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
-    ) -> Any:
-        """Any method, raw; see :meth:`Client.call`."""
-        return self._run(partial(self._client.call, method, params, timeout=timeout))
+    wait_connected = _blocking(Client.wait_connected)
+    login = _blocking(Client.login)
+    logout = _blocking(Client.logout)
+    conv_create = _blocking(Client.conv_create)
+    conv_delete = _blocking(Client.conv_delete)
+    conv_list = _blocking(Client.conv_list)
+    conv_list_all = _blocking(Client.conv_list_all)
+    conv_get = _blocking(Client.conv_get)
+    conv_set_draft = _blocking(Client.conv_set_draft)
+    conv_cancel_draft = _blocking(Client.conv_cancel_draft)
+    conv_pin = _blocking(Client.conv_pin)
+    subscribe = _blocking(Client.subscribe)
+    unsubscribe = _blocking(Client.unsubscribe)
+    daemon_status = _blocking(Client.daemon_status)
+    daemon_backup = _blocking(Client.daemon_backup)
+    discover = _blocking(Client.discover)
+    call = _blocking(Client.call)

@@ -213,7 +213,7 @@ class RequestTimeout(ConvdClientError, TimeoutError):
     """
 
     #: The SDK callback code the C and V2 faces report for it (ERR_REQUEST_TIMEOUT).
-    CODE: ClassVar[int] = 6012
+    CODE: ClassVar[int] = TIMErrCode.ERR_REQUEST_TIMEOUT
 
     def __init__(self, method: str, timeout: float) -> None:
         super().__init__(f"{method}: no response from convd within {timeout:g} s")

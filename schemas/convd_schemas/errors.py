@@ -39,6 +39,8 @@ class TIMErrCode(IntEnum):
 
     ERR_SUCC = 0
     ERR_INVALID_CONVERSATION = 6004
+    #: Never on the wire: the client library's code for a call convd did not answer in time.
+    ERR_REQUEST_TIMEOUT = 6012
     ERR_SDK_NOT_INITIALIZED = 6013
     ERR_SDK_NOT_LOGGED_IN = 6014
     ERR_INVALID_PARAMETERS = 6017

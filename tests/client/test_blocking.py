@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 import time
@@ -16,11 +17,13 @@ from convd_client import (
     ConvEvent,
     DaemonUnavailable,
     RevisionConflict,
+    SeqTooOld,
     TIMConvEvent,
     TIMConvType,
     draft_text,
 )
 from convd_client.client import ConnectionState
+from convd_schemas import ConvSubscribeResult
 from support import DaemonProcess
 
 C2C = TIMConvType.kTIMConv_C2C
@@ -221,3 +224,76 @@ def test_remove_listener_matches_by_equality(shared_daemon: DaemonProcess, user:
         assert seen.wait(10)
     assert len(sink.events) == 1
     assert len(twice) == 3
+
+
+_MISSING = object()
+
+
+def signature_drift(async_cls: type, blocking_cls: type) -> list[str]:
+    """Every public member of ``async_cls`` that ``blocking_cls`` lacks or offers otherwise."""
+    problems = []
+    for name, ours in vars(async_cls).items():
+        if name.startswith("_"):
+            continue
+        theirs = inspect.getattr_static(blocking_cls, name, _MISSING)
+        if theirs is _MISSING:
+            problems.append(f"{name}: missing")
+        elif isinstance(ours, property):
+            if not isinstance(theirs, property):
+                problems.append(f"{name}: not a property")
+        elif inspect.iscoroutinefunction(ours):
+            if inspect.iscoroutinefunction(theirs):
+                problems.append(f"{name}: a coroutine, not blocking")
+            elif inspect.signature(theirs, eval_str=True) != inspect.signature(ours, eval_str=True):
+                problems.append(f"{name}: {inspect.signature(theirs)} != {inspect.signature(ours)}")
+        else:
+            # Listener registration: same parameters, though the listeners differ (a blocking
+            # client's run on its callback thread and are never coroutines).
+            shape = [(p.name, p.kind) for p in inspect.signature(ours).parameters.values()]
+            if [(p.name, p.kind) for p in inspect.signature(theirs).parameters.values()] != shape:
+                problems.append(f"{name}: {inspect.signature(theirs)} != {inspect.signature(ours)}")
+    return problems
+
+
+def test_blocking_client_has_every_member_of_client_with_the_same_signature() -> None:
+    assert signature_drift(Client, BlockingClient) == []
+
+
+def test_a_drifted_signature_is_reported() -> None:
+    class Drifted(BlockingClient):
+        def subscribe(  # type: ignore[override]
+            self, since_seq: int | None = None, *, timeout: float | None = None
+        ) -> ConvSubscribeResult:
+            raise NotImplementedError
+
+    (problem,) = signature_drift(Client, Drifted)
+    assert problem.startswith("subscribe: ")
+    assert "history" in problem
+    no_origin = type("NoOrigin", (BlockingClient,), {"origin": None})
+    assert signature_drift(Client, no_origin) == ["origin: not a property"]
+
+
+def test_subscribe_with_history_and_the_subscription_state(
+    shared_daemon: DaemonProcess, user: str
+) -> None:
+    with BlockingClient(shared_daemon.socket) as client, BlockingClient(shared_daemon.socket) as w:
+        client.login(user)
+        w.login(user)
+        assert not client.subscribed
+        assert client.origin is None
+        first = client.subscribe()
+        assert client.subscribed
+        assert client.origin == first.origin
+        w.conv_create("bob", C2C)
+        client.unsubscribe()
+        assert not client.subscribed
+        received: queue.Queue[ConvEvent] = queue.Queue()
+        client.add_event_listener(received.put)
+        # Resume after `first` with its history: the change made meanwhile is replayed.
+        client.subscribe(first.seq, history=first.history)
+        event = received.get(timeout=5)
+        assert (event.seq, event.keys[0].conv_id) == (first.seq + 1, "bob")
+        # Another history: the seqs name other changes, so the resume is refused.
+        client.unsubscribe()
+        with pytest.raises(SeqTooOld):
+            client.subscribe(first.seq, history="not-" + first.history)

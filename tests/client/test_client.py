@@ -6,6 +6,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -481,13 +482,13 @@ async def test_concurrent_subscribes_make_one_subscription(
     async with Client(shared_daemon.socket) as client:
         await client.login(user)
         methods: list[str] = []
-        call_on = client._call_on
+        call_on = client._feed._call_on
 
-        async def counting(conn: object, method: str, *args: object) -> object:
-            methods.append(method)
-            return await call_on(conn, method, *args)  # type: ignore[arg-type]
+        async def counting(conn: object, rpc: Any, *args: object) -> object:
+            methods.append(rpc.name)
+            return await call_on(conn, rpc, *args)  # type: ignore[arg-type]
 
-        client._call_on = counting  # type: ignore[method-assign,assignment]
+        client._feed._call_on = counting  # type: ignore[method-assign,assignment]
         results = []
 
         async def subscribe() -> None:
@@ -517,7 +518,7 @@ async def test_events_of_another_subscription_are_ignored(
             "conv_array": [{"conv_id": "ghost", "conv_type": 1}],
             "origin": "elsewhere",
         }
-        client._on_notification("conv.event", msgspec.Raw(msgspec.json.encode(stale)))
+        client._feed.on_notification("conv.event", msgspec.Raw(msgspec.json.encode(stale)))
         await client.conv_create("bob", C2C)
         with anyio.fail_after(10):
             while not events:

@@ -278,7 +278,7 @@ async def test_events_held_during_a_reload_are_bounded(
         client.add_event_listener(events.append)
         client.add_resync_listener(resyncs.append)
         await client.subscribe()
-        list_all = client._list_all_on
+        list_all = client._feed._list_all_on
         calls = 0
 
         async def paused_list_all(*args: Any) -> Any:
@@ -288,12 +288,12 @@ async def test_events_held_during_a_reload_are_bounded(
                 for i in range(writes):
                     await writer.conv_create(f"c{i}", C2C)
                 await anyio.sleep(0.3)  # let their events arrive
-                held.append(len(client._hold or ()))
+                held.append(len(client._feed._hold or ()))
             return await list_all(*args)
 
-        client._list_all_on = paused_list_all  # type: ignore[method-assign]
-        client._need_resync = True
-        client._drop_connection()
+        client._feed._list_all_on = paused_list_all  # type: ignore[method-assign]
+        client._feed._need_resync = True
+        client._feed._drop_connection()
         await wait_for(resyncs, 1)  # type: ignore[arg-type]
         await writer.conv_create("last", C2C)
         with anyio.fail_after(10):

@@ -1,0 +1,172 @@
+"""The contract's methods as the client calls them: one :class:`Rpc` handle per ``MethodSpec``.
+
+Each handle looks its ``MethodSpec`` up in ``convd_schemas.METHODS`` by name and decodes the
+result with a decoder built from ``spec.result``; the params and result types it is declared
+with (which give the client's typed methods their static types) are checked against the
+spec when this module is imported, so the client cannot drift from the contract unnoticed.
+
+A new method of the contract needs one handle here (naming the :class:`~convd_client.Client`
+method that calls it) and that method; ``tests/client/test_contract.py`` fails until both
+exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from convd_schemas import (
+    METHODS,
+    ConvCancelDraftParams,
+    ConvGetParams,
+    ConvInfo,
+    ConvKeyParams,
+    ConvListParams,
+    ConvListResult,
+    ConvPinParams,
+    ConvSetDraftParams,
+    ConvSubscribeParams,
+    ConvSubscribeResult,
+    ConvUnsubscribeParams,
+    DaemonBackupParams,
+    DaemonBackupResult,
+    DaemonStatus,
+    EmptyParams,
+    EmptyResult,
+    MethodSpec,
+    SessionLoginParams,
+    SessionLoginResult,
+)
+
+from ._connection import Connection
+from .errors import ProtocolError
+
+__all__ = [
+    "CLIENT_METHODS",
+    "CONV_CANCEL_DRAFT",
+    "CONV_CREATE",
+    "CONV_DELETE",
+    "CONV_GET",
+    "CONV_LIST",
+    "CONV_PIN",
+    "CONV_SET_DRAFT",
+    "CONV_SUBSCRIBE",
+    "CONV_UNSUBSCRIBE",
+    "DAEMON_BACKUP",
+    "DAEMON_STATUS",
+    "RPC_DISCOVER",
+    "SESSION_LOGIN",
+    "SESSION_LOGOUT",
+    "Rpc",
+    "call_any",
+    "call_on",
+    "list_all_on",
+]
+
+P = TypeVar("P", bound=msgspec.Struct)
+R = TypeVar("R")
+
+_SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in METHODS}
+_HANDLES: dict[str, Rpc[Any, Any]] = {}
+
+
+class Rpc(Generic[P, R]):
+    """One method of the contract: its spec, the client method that calls it, its decoder.
+
+    :param name: the method's name in ``convd_schemas.METHODS``
+    :param params: the spec's params type (checked)
+    :param result: the spec's result type (checked)
+    :param client_method: the :class:`~convd_client.Client` coroutine that calls it
+    :raises LookupError: the contract has no method of that name
+    :raises TypeError: the contract's params or result type differ
+    """
+
+    __slots__ = ("_decoder", "client_method", "name", "spec")
+
+    def __init__(self, name: str, params: type[P], result: type[R], *, client_method: str) -> None:
+        spec = _SPECS.get(name)
+        if spec is None:
+            raise LookupError(f"{name!r} is not a method of the contract (convd_schemas.METHODS)")
+        if spec.params is not params:
+            raise TypeError(f"{name}: the contract's params are {spec.params!r}, not {params!r}")
+        if spec.result != result:
+            raise TypeError(f"{name}: the contract's result is {spec.result!r}, not {result!r}")
+        if name in _HANDLES:
+            raise ValueError(f"{name}: a second client handle")
+        self.name = name
+        self.spec = spec
+        self.client_method = client_method
+        # Built from the contract's own result type, once per method.
+        self._decoder: msgspec.json.Decoder[R] = msgspec.json.Decoder(spec.result)
+        _HANDLES[name] = self
+
+    def decode(self, raw: msgspec.Raw) -> R:
+        """The result, decoded and validated as the contract says.
+
+        :raises ProtocolError: the daemon's result does not match the contract
+        """
+        try:
+            return self._decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(f"{self.name}: unexpected result from convd: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Rpc({self.name!r})"
+
+
+SESSION_LOGIN = Rpc("session.login", SessionLoginParams, SessionLoginResult, client_method="login")
+SESSION_LOGOUT = Rpc("session.logout", EmptyParams, EmptyResult, client_method="logout")
+CONV_CREATE = Rpc("conv.create", ConvKeyParams, ConvInfo, client_method="conv_create")
+CONV_DELETE = Rpc("conv.delete", ConvKeyParams, EmptyResult, client_method="conv_delete")
+CONV_LIST = Rpc("conv.list", ConvListParams, ConvListResult, client_method="conv_list")
+CONV_GET = Rpc("conv.get", ConvGetParams, list[ConvInfo], client_method="conv_get")
+CONV_SET_DRAFT = Rpc("conv.set_draft", ConvSetDraftParams, ConvInfo, client_method="conv_set_draft")
+CONV_CANCEL_DRAFT = Rpc(
+    "conv.cancel_draft", ConvCancelDraftParams, ConvInfo, client_method="conv_cancel_draft"
+)
+CONV_PIN = Rpc("conv.pin", ConvPinParams, EmptyResult, client_method="conv_pin")
+CONV_SUBSCRIBE = Rpc(
+    "conv.subscribe", ConvSubscribeParams, ConvSubscribeResult, client_method="subscribe"
+)
+CONV_UNSUBSCRIBE = Rpc(
+    "conv.unsubscribe", ConvUnsubscribeParams, EmptyResult, client_method="unsubscribe"
+)
+DAEMON_STATUS = Rpc("daemon.status", EmptyParams, DaemonStatus, client_method="daemon_status")
+DAEMON_BACKUP = Rpc(
+    "daemon.backup", DaemonBackupParams, DaemonBackupResult, client_method="daemon_backup"
+)
+RPC_DISCOVER = Rpc("rpc.discover", EmptyParams, dict[str, Any], client_method="discover")
+
+#: Every contract method the client has a handle for -> the Client coroutine that calls it.
+CLIENT_METHODS: dict[str, str] = {name: rpc.client_method for name, rpc in _HANDLES.items()}
+
+_ANY: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+
+async def call_on(conn: Connection, rpc: Rpc[P, R], params: P, timeout: float) -> R:
+    """Call ``rpc`` on ``conn`` and return its decoded result."""
+    return rpc.decode(await conn.call(rpc.name, params, timeout=timeout))
+
+
+async def call_any(conn: Connection, method: str, params: Any, timeout: float) -> Any:
+    """Call any method by name; its result as plain JSON values."""
+    raw = await conn.call(method, params, timeout=timeout)
+    try:
+        return _ANY.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"{method}: unexpected result from convd: {exc}") from exc
+
+
+async def list_all_on(conn: Connection, page_size: int, timeout: float) -> list[ConvInfo]:
+    """The whole conversation list, paging through ``conv.list`` (each conversation once)."""
+    found: dict[tuple[str, int], ConvInfo] = {}
+    next_seq = 0
+    while True:
+        params = ConvListParams(next_seq=next_seq, count=page_size)
+        page = await call_on(conn, CONV_LIST, params, timeout)
+        for conv in page.conversation_list_result_conv_list:
+            found.setdefault((conv.conv_id, int(conv.conv_type)), conv)
+        if page.conversation_list_result_is_finished:
+            return list(found.values())
+        next_seq = page.conversation_list_result_next_seq
