@@ -114,7 +114,9 @@ class BlockingClient:
             self._callbacks.start()
             stack.callback(self._callbacks.stop)
             self._portal = stack.enter_context(
-                start_blocking_portal(backend="asyncio", name="convd-loop")
+                start_blocking_portal(
+                    backend="asyncio", backend_options=_loop_options(), name="convd-loop"
+                )
             )
             stack.enter_context(self._portal.wrap_async_context_manager(self._client))
         except BaseException:
@@ -306,3 +308,13 @@ class BlockingClient:
     daemon_backup = _blocking(Client.daemon_backup)
     discover = _blocking(Client.discover)
     call = _blocking(Client.call)
+
+
+def _loop_options() -> dict[str, bool]:
+    # Every call crosses to the portal's loop and back; uvloop (convd[fast]) makes the wake-up
+    # of that loop cheaper. The calls behave the same on asyncio's loop.
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}
