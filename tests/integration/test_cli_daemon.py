@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -95,7 +96,8 @@ def test_json_logs_one_object_per_line_for_start_connections_and_stop(short_dir:
     assert daemon.process is not None
     assert started == (
         f"convd {__version__} started (pid {daemon.process.pid}): serving {daemon.socket} "
-        f"(bound by convd), database {daemon.db}"
+        f"(bound by convd), database {daemon.db} (durability full), event loop "
+        + ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
     )
     assert messages[-1] == (
         f"convd {__version__} stopped: socket {daemon.socket}, database {daemon.db}"
