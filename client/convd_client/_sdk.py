@@ -47,10 +47,10 @@ def callback_error(exc: BaseException) -> tuple[int, str]:
     """
     if isinstance(exc, ConvdError):
         if exc.code == JsonRpcErrCode.INVALID_PARAMS:
-            return int(TIMErrCode.ERR_INVALID_PARAMETERS), exc.message
+            return int(TIMErrCode.ERR_INVALID_PARAMETERS), exc.description
         if exc.code < 0:
-            return int(TIMErrCode.ERR_SDK_INTERNAL_ERROR), exc.message
-        return exc.code, exc.message
+            return int(TIMErrCode.ERR_SDK_INTERNAL_ERROR), exc.description
+        return exc.code, exc.description
     if isinstance(exc, DaemonUnavailable):
         return int(TIMErrCode.ERR_IO_OPERATION_FAILED), str(exc)
     if isinstance(exc, RequestTimeout):

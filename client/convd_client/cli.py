@@ -746,7 +746,7 @@ def _unreachable_reason(path: Path, reason: str) -> str:
 
 def _error_message(args: argparse.Namespace, exc: ConvdError) -> str:
     """The daemon's error as one human line (structured data goes to --json output only)."""
-    message = exc.message
+    message = exc.description
     key: ConvKey | None = getattr(args, "key", None)
     if exc.code == TIMErrCode.ERR_INVALID_CONVERSATION and key is not None:
         # One wording for "not found", whichever command asked.
@@ -757,8 +757,15 @@ def _error_message(args: argparse.Namespace, exc: ConvdError) -> str:
         and exc.data.get("errno") == "EEXIST"
     ):
         message = f"{exc.data.get('path')} already exists; choose another path or pass --overwrite"
+    elif exc.code == ConvdErrCode.DRAFT_REVISION_CONFLICT:
+        # data is the current ConvInfo (null: the conversation is gone, so revision 0).
+        current = exc.data.get("conv_draft_revision", 0) if isinstance(exc.data, dict) else 0
+        expected = getattr(args, "if_revision", None)
+        message = f"draft revision is {current}" + (
+            "" if expected is None else f", not {expected}"
+        )
     elif isinstance(exc.data, str) and exc.data:
-        message = f"{message}: {exc.data}"  # e.g. which param was invalid
+        message = f"{exc.message}: {exc.data}"  # e.g. which param was invalid
     return f"error {exc.code}: {message}"
 
 

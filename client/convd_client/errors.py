@@ -56,10 +56,27 @@ class ConvdError(ConvdClientError):
     CODE: ClassVar[int] = 0
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.data = data
+        super().__init__(f"{code}: {self.description}")
+
+    @property
+    def detail(self) -> str | None:
+        """What varies for this error (``data.detail``, or ``data`` when it is a sentence):
+        which conversation, which limit, which parameter. None when the daemon said nothing
+        more than the code's message."""
+        if isinstance(self.data, dict) and isinstance(self.data.get("detail"), str):
+            return str(self.data["detail"])
+        if isinstance(self.data, str) and self.data:
+            return self.data
+        return None
+
+    @property
+    def description(self) -> str:
+        """One line for people and for the SDK's ``desc``: the detail when there is one,
+        else the code's message."""
+        return self.detail or self.message
 
     @staticmethod
     def from_wire(code: int, message: str, data: Any = None) -> ConvdError:

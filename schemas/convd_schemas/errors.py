@@ -63,7 +63,13 @@ class ConvdErrCode(IntEnum):
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """One documented error: its code, the fixed ``message`` and what ``data`` carries."""
+    """One documented error: its code, its ``message`` and what ``data`` carries.
+
+    Every error with this code carries exactly this ``message``. What varies (which
+    conversation, which limit, which parameter) is in ``data``: for convd's and the SDK's codes,
+    ``data.detail`` is a sentence saying it, next to any structured members (90001 carries the
+    current ConvInfo instead); for JSON-RPC's own codes, ``data`` is that sentence.
+    """
 
     code: int
     message: str

@@ -150,8 +150,12 @@ def test_backup_refuses_an_existing_file_unless_told_to_overwrite(
         # No login needed: the backup covers the whole database.
         error = client.error("daemon.backup", {"path": str(target)})
         assert error["code"] == ConvdErrCode.BACKUP_FAILED == 90005
-        assert error["data"] == {"path": str(target), "errno": "EEXIST"}
-        assert "already exists" in error["message"]
+        assert {k: error["data"][k] for k in ("path", "errno")} == {
+            "path": str(target),
+            "errno": "EEXIST",
+        }
+        assert "already exists" in error["data"]["detail"]
+        assert "already exists" in error["data"]["detail"]
         assert target.read_text() == "keep me"
 
         result = _backup(client, target, overwrite=True)
@@ -170,11 +174,14 @@ def test_backup_failures_are_reported_and_leave_nothing_behind(
         missing = short_dir / "no" / "such" / "dir" / "x.db"
         error = client.error("daemon.backup", {"path": str(missing)})
         assert error["code"] == ConvdErrCode.BACKUP_FAILED
-        assert error["data"] == {"path": str(missing), "errno": "ENOENT"}
+        assert {k: error["data"][k] for k in ("path", "errno")} == {
+            "path": str(missing),
+            "errno": "ENOENT",
+        }
 
         live = client.error("daemon.backup", {"path": str(daemon.db), "overwrite": True})
         assert live["code"] == ConvdErrCode.BACKUP_FAILED
-        assert "is the live database" in live["message"]
+        assert "is the live database" in live["data"]["detail"]
 
         unknown = client.error("daemon.backup", {"path": "/x", "compress": True})
         assert unknown["code"] == JsonRpcErrCode.INVALID_PARAMS
@@ -196,8 +203,11 @@ def test_backup_under_a_path_that_cannot_hold_a_file_fails(
     with daemon.client(None) as client:
         error = client.error("daemon.backup", {"path": str(blocker / "x.db")})
     assert error["code"] == ConvdErrCode.BACKUP_FAILED
-    assert error["data"] == {"path": str(blocker / "x.db"), "errno": "ENOTDIR"}
-    assert f"cannot write {blocker / 'x.db'}" in error["message"]
+    assert {k: error["data"][k] for k in ("path", "errno")} == {
+        "path": str(blocker / "x.db"),
+        "errno": "ENOTDIR",
+    }
+    assert f"cannot write {blocker / 'x.db'}" in error["data"]["detail"]
     # The failure is in the daemon's log too.
     assert f"backup to {blocker / 'x.db'} failed" in daemon.logs()
 

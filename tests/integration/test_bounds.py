@@ -55,6 +55,6 @@ def test_subscriptions_per_connection_are_bounded(daemon: DaemonProcess) -> None
         subscriptions = [client.call("conv.subscribe", {}) for _ in range(MAX_SUBSCRIPTIONS)]
         refused = client.request("conv.subscribe", {})
         assert refused["error"]["code"] == 6017
-        assert str(MAX_SUBSCRIPTIONS) in refused["error"]["message"]
+        assert str(MAX_SUBSCRIPTIONS) in refused["error"]["data"]["detail"]
         client.call("conv.unsubscribe", {"subscription": subscriptions[0]["subscription"]})
         assert client.call("conv.subscribe", {})["subscription"] > 0

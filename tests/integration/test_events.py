@@ -116,8 +116,8 @@ def test_since_seq_ahead_of_the_account_is_refused(daemon: DaemonProcess) -> Non
         with pytest.raises(RpcFailure) as failure:
             client.call("conv.subscribe", {"since_seq": 99})
         assert failure.value.code == 90003
-        assert failure.value.data == {"oldest_seq": 0, "current_seq": 1}
-        assert "reload" in failure.value.error["message"]
+        assert failure.value.data["oldest_seq"] == 0 and failure.value.data["current_seq"] == 1
+        assert "reload" in failure.value.error["data"]["detail"]
 
 
 def test_unsubscribe_and_logout_end_delivery(daemon: DaemonProcess) -> None:
@@ -181,7 +181,7 @@ def test_resuming_across_a_replaced_database_is_refused(daemon: DaemonProcess) -
         with pytest.raises(RpcFailure) as failure:
             writer.call("conv.subscribe", {"since_seq": 1, "history": old["history"]})
         assert failure.value.code == 90003
-        assert "replaced" in failure.value.error["message"]
+        assert "replaced" in failure.value.error["data"]["detail"]
         fresh = writer.call("conv.subscribe", {})
         assert fresh["history"] != old["history"]
         assert writer.call("conv.subscribe", {"since_seq": 1, "history": fresh["history"]})

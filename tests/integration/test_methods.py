@@ -256,8 +256,8 @@ def test_set_draft_refuses_non_text_elements(daemon: DaemonProcess) -> None:
             }
             error = client.error("conv.set_draft", {**_key("bob"), "draft": draft})
             assert error["code"] == 6017
-            assert "drafts hold text only" in error["message"]
-            assert f"elem_type {elem_type}" in error["message"]
+            assert "drafts hold text only" in error["data"]["detail"]
+            assert f"elem_type {elem_type}" in error["data"]["detail"]
         missing = {"draft_msg": {"message_elem_array": [{"elem_type": 0}]}}
         assert client.error("conv.set_draft", {**_key("bob"), "draft": missing})["code"] == 6017
         (bob,) = client.call("conv.get", {"convs": [_key("bob")]})

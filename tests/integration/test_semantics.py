@@ -59,7 +59,8 @@ def test_every_conv_method_before_login_is_6014(daemon: DaemonProcess) -> None:
         for method, params in LOGIN_REQUIRED.items():
             error = client.error(method, params)
             assert error["code"] == 6014, (method, error)
-            assert "session.login" in error["message"]
+            assert error["message"] == "Not logged in"
+            assert "session.login" in error["data"]["detail"]
             # Even with params that are wrong: the login is checked first.
             assert client.error(method, {"bogus": 1})["code"] == 6014
         # Nothing was written: the same account, once logged in, has nothing.

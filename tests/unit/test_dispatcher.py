@@ -17,6 +17,7 @@ from convd.rpc.dispatcher import Dispatcher, Error, InvalidParams, Result, Succe
 from convd.rpc.handlers import Methods
 from convd.rpc.session import Session
 from convd.store import SqliteStore, open_store
+from convd_schemas import ERROR_TABLE
 from convd_schemas.limits import MAX_BATCH_SIZE
 from convd_schemas.openrpc import build_openrpc
 from support import fixed_status
@@ -416,4 +417,8 @@ def test_domain_errors_map_to_their_wire_codes() -> None:
     }
     for error, code in expected.items():
         assert wire_error(error)["code"] == code
-        assert wire_error(error)["message"] == str(error)
+        wire = wire_error(error)
+        # The contract's one message per code; what varies is data.detail.
+        assert wire["message"] == ERROR_TABLE[code].message
+        if not isinstance(error, domain.DraftRevisionConflict):
+            assert wire["data"]["detail"] == str(error)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 else:
     Result = Any  # jsonrpcserver's Either[ErrorResult, SuccessResult], imported when needed
 
-from convd_schemas import JsonRpcErrCode
+from convd_schemas import ERROR_TABLE, JsonRpcErrCode
 from convd_schemas.limits import MAX_BATCH_SIZE
 
 __all__ = [
@@ -94,10 +94,6 @@ logger = logging.getLogger(__name__)
 _TOO_DEEP: Final = "JSON is nested too deeply (the limit is about 900 levels)"
 
 _encoder = msgspec.json.Encoder()
-_MESSAGES: Final = {
-    JsonRpcErrCode.PARSE_ERROR: "Parse error",
-    JsonRpcErrCode.INVALID_REQUEST: "Invalid Request",
-}
 _NO_PARAMS: Final = msgspec.Raw(b"{}")
 
 
@@ -116,7 +112,7 @@ _any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 def _error(code: JsonRpcErrCode, data: str) -> dict[str, Any]:
     return {
         "jsonrpc": "2.0",
-        "error": {"code": int(code), "message": _MESSAGES[code], "data": data},
+        "error": {"code": int(code), "message": ERROR_TABLE[code].message, "data": data},
         "id": None,
     }
 
@@ -174,7 +170,7 @@ def _guard(name: str, handler: Handler) -> Handler:
             )
             return Error(
                 int(JsonRpcErrCode.INTERNAL_ERROR),
-                "Internal error",
+                ERROR_TABLE[JsonRpcErrCode.INTERNAL_ERROR].message,
                 {"correlation_id": correlation_id},
             )
 

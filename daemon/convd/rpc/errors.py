@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convd_schemas import ConvdErrCode, TIMErrCode
+from convd_schemas import ERROR_TABLE, ConvdErrCode, TIMErrCode
 
 from .. import domain
 from .convert import conv_info
@@ -27,19 +27,30 @@ _CODES: dict[type[domain.DomainError], int] = {
 
 
 def wire_error(error: domain.DomainError) -> dict[str, Any]:
-    """The ``code``, ``message`` and (where there is one) ``data`` for a domain error."""
-    code = next(
-        (int(code) for cls, code in _CODES.items() if isinstance(error, cls)),
-        int(TIMErrCode.ERR_SDK_INTERNAL_ERROR),
-    )
-    fields: dict[str, Any] = {"code": code, "message": str(error)}
+    """The ``code``, ``message`` and ``data`` for a domain error.
+
+    The message is the contract's one message for the code (``ERROR_TABLE``); what varies
+    (which conversation, which limit) is ``data.detail``, next to any structured data.
+    """
+    code = next((int(code) for cls, code in _CODES.items() if isinstance(error, cls)), None)
+    if code is None or code not in ERROR_TABLE:
+        # A domain error without a code is a bug: the dispatcher's guard logs it.
+        raise TypeError(f"no wire code for {type(error).__name__}") from error
+    detail = str(error)
+    data: Any
     if isinstance(error, domain.DraftRevisionConflict):
-        # null when the conversation no longer exists: its revision is then 0.
-        fields["data"] = None if error.current is None else conv_info(error.current)
+        # The current ConvInfo; null when the conversation no longer exists (revision 0).
+        data = None if error.current is None else conv_info(error.current)
     elif isinstance(error, domain.SeqTooOld):
-        fields["data"] = {"oldest_seq": error.oldest_seq, "current_seq": error.current_seq}
+        data = {
+            "oldest_seq": error.oldest_seq,
+            "current_seq": error.current_seq,
+            "detail": detail,
+        }
     elif isinstance(error, domain.BackupFailed):
-        fields["data"] = {"path": error.path, "errno": error.errno_name}
+        data = {"path": error.path, "errno": error.errno_name, "detail": detail}
     elif isinstance(error, domain.StorageFailure):
-        fields["data"] = {"reason": error.reason}
-    return fields
+        data = {"reason": error.reason, "detail": detail}
+    else:
+        data = {"detail": detail}
+    return {"code": code, "message": ERROR_TABLE[code].message, "data": data}

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from convd_schemas import (
+    ERROR_TABLE,
     METHODS,
     ConvCancelDraftParams,
     ConvGetParams,
@@ -282,7 +283,8 @@ def _wrap(spec: MethodSpec, impl: Impl) -> Handler:
                     return InvalidParams("params must be an object (by name), not an array")
                 return InvalidParams(str(exc))
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-                return Error(int(JsonRpcErrCode.PARSE_ERROR), "Parse error", str(exc))
+                code = JsonRpcErrCode.PARSE_ERROR
+                return Error(int(code), ERROR_TABLE[code].message, str(exc))
             return Success(await impl(session, decoded))
         except domain.DomainError as exc:
             return Error(**wire_error(exc))
