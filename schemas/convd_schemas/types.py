@@ -158,9 +158,11 @@ class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
         int,
         msgspec.Meta(
             ge=0,
-            description="convd extension: +1 on every change of the draft; 0 for a new "
-            "conversation that never had a draft. A conversation deleted and created again "
-            "starts above every revision it had before, so an old revision never matches it. "
-            "Pass it back as `if_revision` to write only if nobody changed it since.",
+            description="convd extension: +1 on every change of the draft; a new "
+            "conversation starts at 0. A conversation deleted and created again starts above "
+            "every revision it had before (where convd may have forgotten that one, above "
+            "every revision the account's deleted conversations may have had), so an old "
+            "revision never matches it. Pass it back as `if_revision` to write only if nobody "
+            "changed it since.",
         ),
     ]
