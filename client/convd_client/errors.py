@@ -98,7 +98,8 @@ class ConversationNotFound(ConvdError):
 
 
 class InvalidParameters(ConvdError):
-    """A parameter breaks an SDK rule (6017), or does not match the method's schema (-32602)."""
+    """A parameter breaks an SDK rule (6017; for a draft: a non-text element 6016, text over
+    the message body limit 8001), or does not match the method's schema (-32602)."""
 
     CODE = TIMErrCode.ERR_INVALID_PARAMETERS
 
@@ -181,6 +182,8 @@ _BY_CODE: dict[int, type[ConvdError]] = {
     int(TIMErrCode.ERR_SDK_NOT_LOGGED_IN): NotLoggedIn,
     int(TIMErrCode.ERR_INVALID_CONVERSATION): ConversationNotFound,
     int(TIMErrCode.ERR_INVALID_PARAMETERS): InvalidParameters,
+    int(TIMErrCode.ERR_INVALID_MSG_ELEM): InvalidParameters,
+    int(TIMErrCode.ERR_SDK_MSG_BODY_SIZE_LIMIT): InvalidParameters,
     int(JsonRpcErrCode.INVALID_PARAMS): InvalidParameters,
     int(TIMErrCode.ERR_SDK_COMM_INVALID_IDENTIFIER): InvalidIdentifier,
     int(TIMErrCode.ERR_SDK_GROUP_INVALID_ID): InvalidIdentifier,

@@ -17,9 +17,10 @@ Return values and callbacks
     * ``TIM_ERR_NOTLOGIN`` (-2): no :func:`TIMLogin` has completed successfully yet (or
       :func:`TIMLogout` was called);
     * ``TIM_ERR_JSON`` (-3): a JSON parameter is not valid JSON, or not of the documented
-      shape (unknown keys included);
+      shape (unknown keys included, except inside a draft's ``draft_msg``: it is an SDK
+      Message, whose other keys are accepted and ignored);
     * ``TIM_ERR_PARAM`` (-4): an empty ``conv_id``, a ``conv_type`` that is not 1 or 2, a
-      draft element that is not text, a bad number;
+      draft element that is not text, a draft text over 12 KiB of UTF-8, a bad number;
     * ``TIM_ERR_CONV`` (-5): (synchronous draft calls) the conversation id is not a valid
       user/group id, or the conversation does not exist.
 
@@ -29,7 +30,8 @@ Return values and callbacks
     (-6012) when it did not answer in time, :data:`TIM_ERR_INTERNAL` (-7012) otherwise.
 
     Callback codes are the SDK's ``ERR_*`` codes as convd reports them (6004 invalid
-    conversation, 6017 invalid parameters, 7003/8501 invalid ids, 90001 draft revision
+    conversation, 6016 a draft element that is not text, 6017 invalid parameters, 8001 a
+    draft text over the 12 KiB message body limit, 7003/8501 invalid ids, 90001 draft revision
     conflict, 90002 pin limit), plus 6022 ``ERR_IO_OPERATION_FAILED`` when convd is not
     reachable (calls fail at once while it is down and the client reconnects in the
     background), 6012 ``ERR_REQUEST_TIMEOUT`` when it did not answer in time, and 6013
@@ -426,10 +428,12 @@ def TIMConvSetDraft(conv_id: str, conv_type: int, json_draft_param: str | bytes)
     conversation when needed (kTIMConvEvent_Add), otherwise fires kTIMConvEvent_Update. A
     draft with no text and an empty ``draft_user_define`` clears the draft.
 
-    :param json_draft_param: a Draft object: ``draft_msg`` (``message_elem_array`` of text
-        elements), ``draft_user_define``, ``draft_edit_time`` (default: now)
-    :return: TIM_SUCC; TIM_ERR_JSON for bad JSON or unknown keys; TIM_ERR_PARAM for an empty
-        id, a bad type or a non-text element; TIM_ERR_CONV for an invalid id; or
+    :param json_draft_param: a Draft object: ``draft_msg`` (a Message: its
+        ``message_elem_array`` of text elements is kept, its other keys are ignored),
+        ``draft_user_define``, ``draft_edit_time`` (default: now)
+    :return: TIM_SUCC; TIM_ERR_JSON for bad JSON or unknown Draft keys; TIM_ERR_PARAM for an
+        empty id, a bad type, a non-text element or a text over 12 KiB of UTF-8 (all text
+        elements together); TIM_ERR_CONV for an invalid id; or
         TIM_ERR_IO / TIM_ERR_TIMEOUT / TIM_ERR_INTERNAL (see the module documentation)
     """
     core, result = _ready()

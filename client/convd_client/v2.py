@@ -16,7 +16,8 @@ Callbacks
     thread (never inside the call): ``onSuccess()`` / ``onSuccess(value)`` or
     ``onError(code, desc)``. Error codes are the SDK's: 6013 not initialized, 6014 not logged
     in, 6017 invalid parameters (a conversation id without a ``c2c_``/``group_`` prefix, a page
-    size <= 0), 6004 no such conversation, 7003/8501 invalid ids, 90002 pin limit; plus 6022
+    size <= 0), 8001 a draft text over the SDK's 12 KiB message body limit, 6004 no such
+    conversation, 7003/8501 invalid ids, 90002 pin limit; plus 6022
     ``ERR_IO_OPERATION_FAILED`` when convd is not reachable (calls fail at once while it is
     down; the SDK reconnects in the background and logs in again), and 6012
     ``ERR_REQUEST_TIMEOUT`` when it did not answer in time. Callbacks may be
@@ -24,11 +25,13 @@ Callbacks
     subclassed) or any object with the same methods; None is allowed.
 
 Drafts
-    ``setConversationDraft`` stores the text as one text element in ``draft_msg`` and mirrors it
-    into ``draft_user_define``, as the SDK's own adapter does; an empty or None text clears the
-    draft. ``V2TIMConversation.draftText`` reads the text elements back (joined), falling back
-    to ``draft_user_define`` when there are none, so drafts written through the C face read
-    back as their text. See :mod:`convd_client.drafts`.
+    As in the SDK's V2 layer, ``setConversationDraft`` stores the text in the draft's
+    ``draft_user_define``, and also as one text element in ``draft_msg`` so that C-face
+    readers see it; an empty or None text clears the draft. ``V2TIMConversation.draftText``
+    is ``draft_user_define`` when it is not empty, else the text elements (joined): a draft
+    written through the C face with text element "this draft" and user define "this is
+    userdefine" (the SDK header's example) reads "this is userdefine", one without user
+    define reads as its text. See :mod:`convd_client.drafts`.
 
 Conflict-safe drafts (convd extension)
     Every :class:`V2TIMConversation` carries ``draftRevision``. Pass it back as
@@ -65,7 +68,7 @@ from convd_schemas.limits import MAX_PAGE_SIZE
 from ._sdk import SdkCore, callback_error
 from ._threads import report_callback_error
 from .client import DEFAULT_TIMEOUT, Client, ConnectionState, ConvEvent, Resync
-from .drafts import draft_text, text_draft
+from .drafts import text_draft, v2_draft_text
 from .errors import ConversationNotFound, DaemonUnavailable, RevisionConflict
 
 __all__ = [
@@ -138,9 +141,15 @@ class V2TIMConversation:
     """A conversation, as ``V2TIMConversation``.
 
     ``orderKey`` grows with every activation (create, set draft); the list shows pinned
-    conversations first, then by ``orderKey`` descending. ``draftTimestamp`` is the draft's
-    edit time in Unix seconds (0 without a draft). ``draftRevision`` is convd's extension:
-    pass it back as ``ifRevision`` for a conflict-safe draft write.
+    conversations first, then by ``orderKey`` descending. ``draftText`` is the draft's user
+    define when set, else its text (see the module documentation); ``draftTimestamp`` is the
+    draft's edit time in Unix seconds (0 without a draft). ``draftRevision`` is convd's
+    extension: pass it back as ``ifRevision`` for a conflict-safe draft write.
+
+    ``showName`` is the user or group id (convd knows no remarks, nicknames or group names),
+    ``recvOpt`` is 0 (V2TIM_RECEIVE_MESSAGE). ``markList``, ``customData`` (the string of
+    ``conv_custom_data``) and ``conversationGroupList`` are what convd stores: for now
+    always empty.
     """
 
     conversationID: str
@@ -155,6 +164,10 @@ class V2TIMConversation:
     unreadCount: int
     draftRevision: int
     lastMessage: None = None
+    recvOpt: int = 0
+    markList: list[int] = field(default_factory=list)
+    customData: str = ""
+    conversationGroupList: list[str] = field(default_factory=list)
 
     @classmethod
     def from_conv_info(cls, info: ConvInfo) -> V2TIMConversation:
@@ -169,13 +182,17 @@ class V2TIMConversation:
             type=V2TIMConversationType.V2TIM_GROUP if is_group else V2TIMConversationType.V2TIM_C2C,
             userID=None if is_group else info.conv_id,
             groupID=info.conv_id if is_group else None,
-            showName=info.conv_id,
-            draftText=draft_text(draft),
+            showName=info.conv_show_name or info.conv_id,
+            draftText=v2_draft_text(draft),
             draftTimestamp=edit_time,
             isPinned=info.conv_is_pinned,
             orderKey=info.conv_active_time & ~_PINNED_BIT,
             unreadCount=info.conv_unread_num,
             draftRevision=info.conv_draft_revision,
+            recvOpt=info.conv_recv_opt,
+            markList=list(info.conv_mark_array),
+            customData=info.conv_custom_data,
+            conversationGroupList=list(info.conv_conversation_group_array),
         )
 
 

@@ -3,7 +3,8 @@
 Three families share the ``error.code`` field of a JSON-RPC error response:
 
 * JSON-RPC 2.0's own codes (-32700 .. -32603) for framing, envelope and parameter-shape errors;
-* the SDK's callback codes (``TIMErrCode``: 6004, 6014, 6017, 7003, 8501, ...) for the conditions
+* the SDK's callback codes (``TIMErrCode``: 6004, 6014, 6016, 6017, 7003, 8001, 8501, ...) for the
+  conditions
   the SDK defines;
 * convd's own codes (``ConvdErrCode``, 90000 and up) where the SDK has no code. They sit outside
   JSON-RPC's reserved range -32768 .. -32000 and outside every range the SDK uses.
@@ -43,12 +44,14 @@ class TIMErrCode(IntEnum):
     ERR_REQUEST_TIMEOUT = 6012
     ERR_SDK_NOT_INITIALIZED = 6013
     ERR_SDK_NOT_LOGGED_IN = 6014
+    ERR_INVALID_MSG_ELEM = 6016
     ERR_INVALID_PARAMETERS = 6017
     ERR_IO_OPERATION_FAILED = 6022
     ERR_INVALID_JSON = 6027
     ERR_SDK_COMM_INVALID_IDENTIFIER = 7003
     ERR_SDK_COMM_DATABASE_FAILURE = 7010
     ERR_SDK_INTERNAL_ERROR = 7012
+    ERR_SDK_MSG_BODY_SIZE_LIMIT = 8001
     ERR_SDK_GROUP_INVALID_ID = 8501
 
 
@@ -127,8 +130,26 @@ ERROR_TABLE: dict[int, ErrorInfo] = {
             code=TIMErrCode.ERR_INVALID_PARAMETERS,
             message="Invalid parameters",
             description=(
-                "A parameter breaks an SDK rule: an empty conversation id, a draft element that "
-                "is not text (drafts hold text only), a too large draft, a bad page size."
+                "A parameter breaks an SDK rule: an empty conversation id, a bad page size, more "
+                "subscriptions than one connection may hold."
+            ),
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_INVALID_MSG_ELEM,
+            message="Invalid message element",
+            description=(
+                "A draft element is not a text element (drafts hold text only: `elem_type` 0), "
+                "or is a text element without `text_elem_content`. The message names the "
+                "element's index and type."
+            ),
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SDK_MSG_BODY_SIZE_LIMIT,
+            message="Message body too large",
+            description=(
+                "The draft's text is larger than the SDK's message body limit, so it could never "
+                "be sent: the UTF-8 bytes of all its text elements together exceed 12 KiB "
+                "(12288 bytes; `draft_user_define` is not counted)."
             ),
         ),
         ErrorInfo(

@@ -8,7 +8,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_BATCH_SIZE",
     "MAX_DRAFT_ELEMENTS",
-    "MAX_DRAFT_TEXT_CHARS",
+    "MAX_DRAFT_TEXT_BYTES",
     "MAX_GET_CONVS",
     "MAX_GROUP_ID_BYTES",
     "MAX_INT",
@@ -39,7 +39,10 @@ MAX_PINNED: Final = 50
 #: SDK identifier limits: printable ASCII, at most this many bytes.
 MAX_USER_ID_BYTES: Final = 32
 MAX_GROUP_ID_BYTES: Final = 48
-#: Draft bounds (the SDK documents none; these keep one draft well inside one line).
+#: Most text of one draft: the SDK's message body limit (12 KB, ERR_SDK_MSG_BODY_SIZE_LIMIT
+#: 8001), counted as the UTF-8 bytes of all its text elements together (``draft_user_define``
+#: not included). A longer draft could never be sent, so it is refused with 8001.
+MAX_DRAFT_TEXT_BYTES: Final = 12 * 1024
+#: Other draft bounds (the SDK documents none; these keep one draft well inside one line).
 MAX_DRAFT_ELEMENTS: Final = 32
-MAX_DRAFT_TEXT_CHARS: Final = 64 * 1024
 MAX_USER_DEFINE_CHARS: Final = 64 * 1024

@@ -130,7 +130,9 @@ class ConvSetDraftParams(_Params):
 
     Creates the conversation when it does not exist. A draft with no text and no
     ``draft_user_define`` clears the draft. Writing the draft that is already stored changes
-    nothing.
+    nothing. Drafts hold text only: any other element answers 6016; text larger than the SDK's
+    message body limit (12 KiB of UTF-8 over all text elements) answers 8001.
+    ``if_revision`` 0 on a conversation that does not exist means "create only if absent".
     """
 
     conv_id: ConvId
@@ -392,7 +394,13 @@ METHODS: tuple[MethodSpec, ...] = (
         summary="Set a conversation's draft (TIMConvSetDraft, V2 setConversationDraft).",
         params=ConvSetDraftParams,
         result=ConvInfo,
-        errors=(*_CONV_ERRORS, *_KEY_ERRORS, ConvdErrCode.DRAFT_REVISION_CONFLICT),
+        errors=(
+            *_CONV_ERRORS,
+            *_KEY_ERRORS,
+            TIMErrCode.ERR_INVALID_MSG_ELEM,
+            TIMErrCode.ERR_SDK_MSG_BODY_SIZE_LIMIT,
+            ConvdErrCode.DRAFT_REVISION_CONFLICT,
+        ),
         requires_login=True,
         writes=True,
     ),

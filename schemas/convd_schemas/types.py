@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from .enums import TIMConvType
-from .limits import MAX_DRAFT_ELEMENTS, MAX_DRAFT_TEXT_CHARS, MAX_INT, MAX_USER_DEFINE_CHARS
+from .limits import MAX_DRAFT_ELEMENTS, MAX_DRAFT_TEXT_BYTES, MAX_INT, MAX_USER_DEFINE_CHARS
 
 __all__ = ["ConvInfo", "ConvKey", "Draft", "DraftMessage", "MessageElem"]
 
@@ -24,7 +24,15 @@ ConvTypeField = Annotated[TIMConvType, msgspec.Meta(description="1 = C2C, 2 = Gr
 
 
 class MessageElem(msgspec.Struct, kw_only=True):
-    """One message element. Drafts hold text only: ``elem_type`` must be 0 (kTIMElem_Text)."""
+    """One message element (an SDK Elem). Drafts hold text only: ``elem_type`` must be 0
+    (kTIMElem_Text), with ``text_elem_content``; any other element answers 6016
+    (ERR_INVALID_MSG_ELEM).
+
+    Other keys are accepted and ignored: an app may pass an element it built for a message
+    (with keys of other element types, or newer SDK keys), and a non-text element must reach
+    the text-only rule (6016) rather than fail as an unknown member. Only ``elem_type`` and
+    ``text_elem_content`` are stored.
+    """
 
     elem_type: Annotated[
         int, msgspec.Meta(description="TIMElemType; only 0 (text) is accepted in drafts.")
@@ -32,14 +40,27 @@ class MessageElem(msgspec.Struct, kw_only=True):
     text_elem_content: (
         Annotated[
             str,
-            msgspec.Meta(max_length=MAX_DRAFT_TEXT_CHARS, description="The text of a text elem."),
+            msgspec.Meta(
+                description="The text of a text elem. All text elements of one draft together "
+                f"may hold at most {MAX_DRAFT_TEXT_BYTES} bytes of UTF-8 (the SDK's 12 KB "
+                "message body limit); a larger draft answers 8001 "
+                "(ERR_SDK_MSG_BODY_SIZE_LIMIT)."
+            ),
         ]
         | msgspec.UnsetType
     ) = msgspec.UNSET
 
 
-class DraftMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The message inside a draft: only its element array."""
+class DraftMessage(msgspec.Struct, kw_only=True):
+    """The message inside a draft: an SDK Message, of which only the element array is kept.
+
+    A real app sends a whole Message here (``message_conv_id``, ``message_conv_type``,
+    ``message_sender``, ``message_client_time``, ...): those keys are accepted and ignored, as
+    the SDK ignores them for a draft. This is the one level of a draft that accepts unknown
+    keys besides the elements (the Draft object itself has exactly the SDK's three keys, and a
+    misspelt one is refused with -32602). ``message_elem_array`` left out means no elements, as
+    in an empty Message, so a misspelt ``message_elem_array`` reads as "no text".
+    """
 
     message_elem_array: Annotated[
         list[MessageElem], msgspec.Meta(max_length=MAX_DRAFT_ELEMENTS)
@@ -50,6 +71,9 @@ class Draft(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A conversation draft, as ``TIMConvSetDraft``'s ``json_draft_param``.
 
     A draft with no text and an empty ``draft_user_define`` means "no draft" and clears it.
+    It has exactly the SDK's three keys: any other key is refused (-32602), so a misspelt
+    ``draft_user_define`` cannot silently drop data. ``draft_msg`` is an SDK Message and
+    accepts the Message's other keys (see DraftMessage).
     """
 
     draft_msg: DraftMessage = msgspec.field(default_factory=DraftMessage)
@@ -79,7 +103,12 @@ class ConvKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
-    """A conversation, as the SDK's ConvInfo object, plus convd's ``conv_draft_revision``."""
+    """A conversation, as the SDK's ConvInfo object, plus convd's ``conv_draft_revision``.
+
+    It carries the SDK's keys that mean something on one machine. Marks, custom data and
+    conversation groups have no storage yet, so they hold their empty values; the receive
+    option is always Receive (0) and the display name is the id.
+    """
 
     conv_id: ConvId
     conv_type: ConvTypeField
@@ -100,11 +129,40 @@ class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
     conv_is_has_draft: bool
     conv_draft: Draft | msgspec.UnsetType = msgspec.UNSET
     conv_is_pinned: bool
+    conv_show_name: Annotated[
+        str,
+        msgspec.Meta(
+            description="Display name. convd knows no friend remarks, nicknames or group "
+            "names, so it is the conversation's id (always filled by convd)."
+        ),
+    ] = ""
+    conv_recv_opt: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            description="TIMReceiveMessageOpt; always 0 (Receive): convd receives no messages.",
+        ),
+    ] = 0
+    conv_mark_array: Annotated[
+        list[int],
+        msgspec.Meta(description="Marks (TIMConversationMarkType bits); none yet: []."),
+    ] = msgspec.field(default_factory=list)
+    conv_custom_data: Annotated[
+        str, msgspec.Meta(description='Per-conversation custom data; none yet: "".')
+    ] = ""
+    conv_conversation_group_array: Annotated[
+        list[str],
+        msgspec.Meta(description="Names of the conversation groups it is in; none yet: []."),
+    ] = msgspec.field(default_factory=list)
     conv_draft_revision: Annotated[
         int,
         msgspec.Meta(
             ge=0,
-            description="convd extension: 0 before the first draft, +1 on every change of the "
-            "draft. Pass it back as `if_revision` to write only if nobody changed it since.",
+            description="convd extension: +1 on every change of the draft; a new "
+            "conversation starts at 0. A conversation deleted and created again starts above "
+            "every revision it had before (where convd may have forgotten that one, above "
+            "every revision the account's deleted conversations may have had), so an old "
+            "revision never matches it. Pass it back as `if_revision` to write only if nobody "
+            "changed it since.",
         ),
     ]

@@ -367,6 +367,65 @@ def test_set_draft_return_codes(logged_in: str) -> None:
     assert tim.TIMConvCancelDraft("", 1) == TIM_ERR_PARAM
 
 
+def test_set_draft_accepts_a_whole_message_as_draft_msg(
+    logged_in: str, shared_daemon: DaemonProcess
+) -> None:
+    """A real app passes a Message it built; its other keys are ignored, not TIM_ERR_JSON."""
+    message = {
+        "message_conv_id": "bob",
+        "message_conv_type": 1,
+        "message_sender": logged_in,
+        "message_client_time": 1551271429,
+        "message_is_from_self": True,
+        "message_elem_array": [{"elem_type": 0, "text_elem_content": "hello"}],
+    }
+    draft = {"draft_msg": message, "draft_user_define": "", "draft_edit_time": 7}
+    assert tim.TIMConvSetDraft("bob", 1, json.dumps(draft)) == TIM_SUCC
+    info = conv_info(shared_daemon, logged_in, "bob")
+    assert info["conv_draft"] == {
+        "draft_msg": {"message_elem_array": [{"elem_type": 0, "text_elem_content": "hello"}]},
+        "draft_user_define": "",
+        "draft_edit_time": 7,
+    }
+    # The Draft's own keys are still checked.
+    assert tim.TIMConvSetDraft("bob", 1, json.dumps({**draft, "draft_usre_define": ""})) == (
+        TIM_ERR_JSON
+    )
+
+
+def test_draft_element_and_size_errors(logged_in: str) -> None:
+    limit = 12 * 1024
+    assert tim.TIMConvSetDraft("bob", 1, text_json("z" * limit)) == TIM_SUCC
+    assert tim.TIMConvSetDraft("bob", 1, text_json("z" * (limit + 1))) == TIM_ERR_PARAM
+    callback = Callback()
+    too_big = text_json("z" * (limit + 1))
+    assert tim.TIMConvSetDraftIfRevision("bob", 1, too_big, 1, callback, None) == TIM_SUCC
+    code, desc, json_params, _, _ = callback.wait()
+    assert (code, json_params) == (8001, "")
+    assert str(limit) in desc
+    image = '{"draft_msg": {"message_elem_array": [{"elem_type": 1, "image_elem_level": 0}]}}'
+    assert tim.TIMConvSetDraft("bob", 1, image) == TIM_ERR_PARAM
+    assert tim.TIMConvSetDraftIfRevision("bob", 1, image, 1, callback, None) == TIM_SUCC
+    code, desc, _, _, _ = callback.wait()
+    assert code == 6016
+    assert "elem_type 1" in desc
+    callback.assert_no_more()
+
+
+def test_conv_info_carries_the_sdks_local_keys(logged_in: str) -> None:
+    assert tim.TIMConvSetDraft("bob", 1, SDK_DRAFT) == TIM_SUCC
+    callback = Callback()
+    assert tim.TIMConvGetConvList(callback, None) == TIM_SUCC
+    code, _, json_params, _, _ = callback.wait()
+    assert code == 0
+    (info,) = json.loads(json_params)
+    assert info["conv_show_name"] == "bob"
+    assert info["conv_recv_opt"] == 0
+    assert info["conv_mark_array"] == []
+    assert info["conv_custom_data"] == ""
+    assert info["conv_conversation_group_array"] == []
+
+
 def test_set_draft_fires_update_events(logged_in: str) -> None:
     events = EventCallback()
     tim.TIMSetConvEventCallback(events, None)

@@ -409,13 +409,70 @@ def test_a_c_draft_reads_back_through_v2(logged_in: str, shared_daemon: DaemonPr
             },
             "draft_user_define": '{"app": "meta"}',
         }
+        # As the SDK's V2 layer: draftText is the user define when there is one ...
         assert tim.TIMConvSetDraft("bob", 1, json.dumps(two_elements)) == 0
-        assert get("c2c_bob").draftText == "first second"
+        assert get("c2c_bob").draftText == '{"app": "meta"}'
+        # ... else the text elements, joined.
+        text_only = {**two_elements, "draft_user_define": ""}
+        assert tim.TIMConvSetDraft("dave", 1, json.dumps(text_only)) == 0
+        assert get("c2c_dave").draftText == "first second"
         user_define_only = {"draft_user_define": "only user data"}
         assert tim.TIMConvSetDraft("carol", 1, json.dumps(user_define_only)) == 0
         assert get("c2c_carol").draftText == "only user data"
     finally:
         tim.TIMUninit()
+
+
+def test_the_sdk_header_example_reads_back_through_v2_as_its_user_define(
+    logged_in: str, shared_daemon: DaemonProcess
+) -> None:
+    """TIMConvSetDraft's own example (text element "this draft", user define "this is
+    userdefine"): V2's draftText is "this is userdefine", the C face keeps both."""
+    example = {
+        "draft_edit_time": 1551271429,
+        "draft_msg": {"message_elem_array": [{"elem_type": 0, "text_elem_content": "this draft"}]},
+        "draft_user_define": "this is userdefine",
+    }
+    assert tim.TIMInit(0, json.dumps({"convd_socket_path": str(shared_daemon.socket)})) == 0
+    try:
+        done: queue.Queue[int] = queue.Queue()
+        assert tim.TIMLogin(logged_in, "", lambda code, *_: done.put(code), None) == 0
+        assert done.get(timeout=5) == 0
+        assert tim.TIMConvSetDraft("Windows-02", 1, json.dumps(example)) == 0
+    finally:
+        tim.TIMUninit()
+    conversation = get("c2c_Windows-02")
+    assert conversation.draftText == "this is userdefine"
+    assert conversation.draftTimestamp == 1551271429
+    with raw_client(shared_daemon, logged_in) as line:
+        info = line.call("conv.get", {"convs": [{"conv_id": "Windows-02", "conv_type": 1}]})[0]
+    assert info["conv_draft"] == example
+
+
+def test_a_v2_draft_over_the_message_body_limit_is_8001(logged_in: str) -> None:
+    set_draft("c2c_bob", "y" * 12 * 1024)  # at the limit (12 KiB of UTF-8)
+    outcome = Outcome()
+    conversations().setConversationDraft("c2c_bob", "y" * (12 * 1024 + 1), outcome.callback())
+    code, desc = outcome.error()
+    assert code == 8001
+    assert "12288" in desc
+    conversations().setConversationDraft("c2c_new", "\u00e9" * 6145, outcome.callback())
+    assert outcome.error()[0] == 8001  # 12290 bytes: it is bytes that count, not characters
+    assert get("c2c_bob").draftText == "y" * 12 * 1024
+    conversations().getConversation("c2c_new", outcome.value_callback())
+    assert outcome.error()[0] == 6004
+
+
+def test_a_conversation_carries_the_sdks_local_fields(logged_in: str) -> None:
+    set_draft("c2c_bob", "x")
+    set_draft("group_team", "y")
+    for v2_id, show_name in (("c2c_bob", "bob"), ("group_team", "team")):
+        conversation = get(v2_id)
+        assert conversation.showName == show_name
+        assert conversation.recvOpt == 0
+        assert conversation.markList == []
+        assert conversation.customData == ""
+        assert conversation.conversationGroupList == []
 
 
 # -- conflicts ---------------------------------------------------------------------------------

@@ -123,7 +123,35 @@ def test_delete_removes_the_conversation_and_its_draft(daemon: DaemonProcess) ->
         assert _ids(client.call("conv.list")) == ["bob"]  # the group of the same id stays
         recreated = client.call("conv.create", _key("bob"))
         assert recreated["conv_is_has_draft"] is False and "conv_draft" not in recreated
-        assert recreated["conv_draft_revision"] == 0
+        assert recreated["conv_draft_revision"] == 2  # above the deleted one's 1
+
+
+def test_revisions_survive_delete_and_recreate(daemon: DaemonProcess) -> None:
+    with daemon.client() as client:
+        for text in ("v1", "v2", "v3"):
+            held = client.call("conv.set_draft", {**_key("bob"), "draft": text_draft(text)})
+        assert held["conv_draft_revision"] == 3  # what a stale window still holds
+        client.call("conv.delete", _key("bob"))
+        # 0 still means "create only if absent".
+        created = client.call(
+            "conv.set_draft", {**_key("bob"), "draft": text_draft("new"), "if_revision": 0}
+        )
+        assert created["conv_draft_revision"] == 5
+        stale = {**_key("bob"), "draft": text_draft("stale"), "if_revision": 3}
+        assert client.error("conv.set_draft", stale)["code"] == 90001
+        client.call("conv.delete", _key("bob"))
+    daemon.stop()
+    daemon.start()  # what is kept of deleted conversations is in the database
+    with daemon.client() as client:
+        again = client.call("conv.create", _key("bob"))
+        assert again["conv_draft_revision"] == 6
+        for revision in range(6):
+            stale = {**_key("bob"), "draft": text_draft("stale"), "if_revision": revision}
+            assert client.error("conv.set_draft", stale)["code"] == 90001
+        # Other conversations, and the same id in another account, start at 0 as ever.
+        assert client.call("conv.create", _key("carol"))["conv_draft_revision"] == 0
+    with daemon.client("zoe") as other:
+        assert other.call("conv.create", _key("bob"))["conv_draft_revision"] == 0
 
 
 def test_delete_unknown_is_6004(daemon: DaemonProcess) -> None:
@@ -255,17 +283,107 @@ def test_set_draft_refuses_non_text_elements(daemon: DaemonProcess) -> None:
                 }
             }
             error = client.error("conv.set_draft", {**_key("bob"), "draft": draft})
-            assert error["code"] == 6017
+            assert error["code"] == 6016  # ERR_INVALID_MSG_ELEM
             assert "drafts hold text only" in error["data"]["detail"]
             assert f"elem_type {elem_type}" in error["data"]["detail"]
+        # An image element as an app builds it: its keys are not refused, its type is.
+        image = {"elem_type": 1, "image_elem_orig_path": "/tmp/a.png", "image_elem_level": 0}
+        draft = {"draft_msg": {"message_elem_array": [image]}}
+        assert client.error("conv.set_draft", {**_key("bob"), "draft": draft})["code"] == 6016
         missing = {"draft_msg": {"message_elem_array": [{"elem_type": 0}]}}
-        assert client.error("conv.set_draft", {**_key("bob"), "draft": missing})["code"] == 6017
+        assert client.error("conv.set_draft", {**_key("bob"), "draft": missing})["code"] == 6016
         (bob,) = client.call("conv.get", {"convs": [_key("bob")]})
         assert bob["conv_is_has_draft"] is False and bob["conv_draft_revision"] == 0
         assert client.call("conv.get", {"convs": [_key("never")]}) == []
         refused = client.error("conv.set_draft", {**_key("never"), "draft": missing})
-        assert refused["code"] == 6017
+        assert refused["code"] == 6016
         assert client.call("conv.get", {"convs": [_key("never")]}) == []
+
+
+def test_draft_msg_is_a_whole_sdk_message(daemon: DaemonProcess) -> None:
+    """An app passes a Message it built: its other keys are accepted and ignored."""
+    message = {
+        "message_conv_id": "bob",
+        "message_conv_type": 1,
+        "message_sender": "alice",
+        "message_priority": 1,
+        "message_client_time": 1551271429,
+        "message_is_from_self": True,
+        "message_status": 1,
+        "message_custom_str": "local",
+        "message_elem_array": [
+            {"elem_type": 0, "text_elem_content": "this draft", "text_elem_extra": "x"}
+        ],
+    }
+    with daemon.client() as client:
+        draft = {"draft_msg": message, "draft_user_define": "ud", "draft_edit_time": 5}
+        info = client.call("conv.set_draft", {**_key("bob"), "draft": draft})
+        # Only the element array (text and type) is kept.
+        assert info["conv_draft"] == text_draft("this draft", user_define="ud", edit_time=5)
+        assert client.call("conv.get", {"convs": [_key("bob")]}) == [info]
+        # The Draft object itself has exactly the SDK's three keys: a typo is still refused.
+        for typo in (
+            {**draft, "draft_usre_define": "typo"},
+            {"draft_msg": message, "draft_edit_tim": 5},
+        ):
+            error = client.error("conv.set_draft", {**_key("bob"), "draft": typo})
+            assert error["code"] == INVALID_PARAMS
+            assert "draft_usre_define" in json.dumps(error) or "draft_edit_tim" in json.dumps(error)
+        # Wrong types inside the Message's kept keys are still refused.
+        bad = {"draft_msg": {**message, "message_elem_array": [{"elem_type": "text"}]}}
+        assert client.error("conv.set_draft", {**_key("bob"), "draft": bad})["code"] == (
+            INVALID_PARAMS
+        )
+        assert client.call("conv.get", {"convs": [_key("bob")]}) == [info]
+
+
+def test_draft_text_over_the_message_body_limit_is_8001(daemon: DaemonProcess) -> None:
+    limit = 12 * 1024  # the SDK's message body limit, in UTF-8 bytes of all text elements
+    with daemon.client() as client:
+        # "你" is 3 bytes of UTF-8: 4096 of them over two elements are exactly the limit.
+        at_limit = text_draft("你" * 2048, "你" * 2048)
+        info = client.call("conv.set_draft", {**_key("bob"), "draft": at_limit})
+        assert info["conv_draft"]["draft_msg"] == at_limit["draft_msg"]
+        seq = client.call("conv.subscribe")["seq"]
+        for too_big in (
+            text_draft("你" * 2048, "你" * 2048, "!"),  # one byte over, across elements
+            text_draft("x" * (limit + 1)),
+            text_draft("x" * (200 * 1024)),  # far over: still 8001, not a schema error
+        ):
+            error = client.error("conv.set_draft", {**_key("bob"), "draft": too_big})
+            assert error["code"] == 8001, error
+            assert str(limit) in error["data"]["detail"]
+            assert client.error("conv.set_draft", {**_key("new"), "draft": too_big})["code"] == (
+                8001
+            )
+        assert client.call("conv.get", {"convs": [_key("bob")]}) == [info]  # nothing written
+        assert client.call("conv.get", {"convs": [_key("new")]}) == []
+        assert client.call("conv.subscribe")["seq"] == seq
+        # The user define is not part of the message body: as V2 stores it (text in both), a
+        # text at the limit is accepted.
+        v2_style = text_draft("y" * limit, user_define="y" * limit)
+        assert client.call("conv.set_draft", {**_key("bob"), "draft": v2_style})[
+            "conv_is_has_draft"
+        ]
+
+
+def test_conv_info_carries_the_sdks_local_keys(daemon: DaemonProcess) -> None:
+    with daemon.client() as client:
+        created = client.call("conv.create", _key("bob"))
+        drafted = client.call("conv.set_draft", {**_key("team", GROUP), "draft": text_draft("x")})
+        listed = client.call("conv.list")["conversation_list_result_conv_list"]
+        got = client.call("conv.get", {"convs": [_key("bob"), _key("team", GROUP)]})
+        for info in (created, drafted, *listed, *got):
+            assert info["conv_show_name"] == info["conv_id"]  # nothing else is known
+            assert info["conv_recv_opt"] == 0
+            assert info["conv_mark_array"] == []
+            assert info["conv_custom_data"] == ""
+            assert info["conv_conversation_group_array"] == []
+            msgspec.convert(info, ConvInfo)  # and it is the contract's ConvInfo
+        client.call("conv.subscribe")
+        client.call("conv.set_draft", {**_key("bob"), "draft": text_draft("y")})
+        event = client.next_notification()["params"]
+        assert event["conv_array"][0]["conv_show_name"] == "bob"
 
 
 def test_set_draft_fills_edit_time_with_now(daemon: DaemonProcess) -> None:

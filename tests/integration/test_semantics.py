@@ -263,3 +263,21 @@ def test_change_sequence_is_kept_in_the_database(daemon: DaemonProcess) -> None:
         assert _seq(alice) == 5
         alice.call("conv.delete", _key("x"))
         assert _seq(alice) == 6
+
+
+def test_a_stale_window_cannot_overwrite_a_recreated_conversation(daemon: DaemonProcess) -> None:
+    """Window 1 saw revision 2; window 2 deletes the conversation and writes a new draft twice.
+    Before revisions survived a delete, the new draft was at revision 2 again and window 1's
+    conflict-safe write matched it by accident, silently overwriting it."""
+    with daemon.client("alice") as window1, daemon.client("alice") as window2:
+        window1.call("conv.set_draft", {**_key("bob"), "draft": text_draft("a")})
+        held = window1.call("conv.set_draft", {**_key("bob"), "draft": text_draft("b")})
+        assert held["conv_draft_revision"] == 2
+        window2.call("conv.delete", _key("bob"))
+        window2.call("conv.set_draft", {**_key("bob"), "draft": text_draft("x")})
+        newest = window2.call("conv.set_draft", {**_key("bob"), "draft": text_draft("y")})
+        stale = {**_key("bob"), "draft": text_draft("stale"), "if_revision": 2}
+        error = window1.error("conv.set_draft", stale)
+        assert error["code"] == 90001
+        assert error["data"] == newest  # the current draft, to merge against
+        assert window1.call("conv.get", {"convs": [_key("bob")]}) == [newest]

@@ -20,10 +20,13 @@ from convd.domain import (
     ConvType,
     DraftElement,
     DraftRevisionConflict,
+    DraftTooLarge,
     EventBus,
     InvalidGroupId,
+    InvalidMessageElement,
     InvalidParameter,
     InvalidUserId,
+    Limits,
     PinLimitExceeded,
 )
 from convd.store import SqliteStore, open_store
@@ -136,7 +139,8 @@ async def test_delete_removes_conversation_and_draft(world: World) -> None:
     assert world.changes[-1].kind is ChangeKind.DELETE
     assert world.changes[-1].conversation is None
     recreated = await world.service.create(world.account, _key("bob"), origin="t")
-    assert recreated.draft is None and recreated.draft_revision == 0
+    # Not 0: the deleted one was at revision 1, and a client may still hold that.
+    assert recreated.draft is None and recreated.draft_revision == 2
 
 
 async def test_delete_unknown_is_not_found(world: World) -> None:
@@ -271,19 +275,43 @@ async def test_get_many_validates_every_key(world: World) -> None:
 
 
 async def test_draft_holds_text_only(world: World) -> None:
-    with pytest.raises(InvalidParameter, match="drafts hold text only") as refused:
+    with pytest.raises(InvalidMessageElement, match="drafts hold text only") as refused:
         await world.service.set_draft(
             world.account, _key("bob"), [DraftElement(0, "fine"), DraftElement(1, None)], origin="t"
         )
     assert "message_elem_array[1]" in str(refused.value)
+    assert "elem_type 1 (Image)" in str(refused.value)
+    assert not isinstance(refused.value, InvalidParameter)  # 6016, not 6017
     assert await world.get("bob") is None and await world.seq() == 0
 
 
 async def test_text_element_without_text_is_invalid(world: World) -> None:
-    with pytest.raises(InvalidParameter):
+    with pytest.raises(InvalidMessageElement, match="without text_elem_content"):
         await world.service.set_draft(
             world.account, _key("bob"), [DraftElement(0, None)], origin="t"
         )
+
+
+async def test_draft_text_is_limited_to_the_message_body_limit(world: World) -> None:
+    limit = Limits.max_draft_text_bytes
+    assert limit == 12 * 1024
+    # Exactly at the limit, counted in UTF-8 bytes over all text elements together: "é" is 2
+    # bytes, so two elements of 3072 of them are 12288 bytes (6144 characters).
+    at_limit = ["é" * (limit // 4), "é" * (limit // 4)]
+    stored = await world.draft("bob", *at_limit)
+    assert stored.draft is not None and stored.draft.texts == tuple(at_limit)
+    seq = await world.seq()
+    with pytest.raises(DraftTooLarge) as refused:
+        await world.draft("bob", *at_limit, "x")
+    assert refused.value.size == limit + 1 and refused.value.limit == limit
+    assert str(limit) in str(refused.value) and str(limit + 1) in str(refused.value)
+    with pytest.raises(DraftTooLarge):
+        await world.draft("carol", "€" * (limit // 3 + 1))  # 3 bytes each: one char over
+    assert await world.get("carol") is None  # refused before anything was created
+    assert await world.get("bob") == stored and await world.seq() == seq
+    # The user define is not part of the message body: it is not counted.
+    with_data = await world.draft("bob", "x", user_define="u" * (2 * limit))
+    assert with_data.draft is not None and with_data.draft.user_define == "u" * (2 * limit)
 
 
 async def test_set_draft_creates_unknown_conversation(world: World) -> None:
@@ -368,6 +396,49 @@ async def test_if_revision_on_unknown_conversation(world: World) -> None:
     assert await world.get("bob") is None
     created = await world.draft("bob", "x", if_revision=0)
     assert created.draft_revision == 1
+
+
+async def test_revisions_survive_delete_and_recreate(world: World) -> None:
+    for text in ("v1", "v2", "v3"):
+        held = await world.draft("bob", text)
+    assert held.draft_revision == 3  # what another window still holds
+    await world.service.delete(world.account, _key("bob"), origin="t")
+    # While it does not exist, 0 still means "create only if absent"; the old revision does
+    # not match the absent conversation.
+    with pytest.raises(DraftRevisionConflict) as conflict:
+        await world.draft("bob", "stale", if_revision=3)
+    assert conflict.value.current is None
+    recreated = await world.draft("bob", "new", if_revision=0)
+    assert recreated.draft_revision == 5  # above 3: created (4), then its draft set (5)
+    assert [c.kind for c in world.changes[-2:]] == [ChangeKind.DELETE, ChangeKind.ADD]
+    with pytest.raises(DraftRevisionConflict):
+        await world.draft("bob", "stale", if_revision=3)
+    # Deleted again at a higher revision, created again by conv.create: above that one.
+    await world.service.delete(world.account, _key("bob"), origin="t")
+    created = await world.service.create(world.account, _key("bob"), origin="t")
+    assert created.draft_revision == 6 and created.draft is None
+    # The same id of the other type, and other conversations, start at 0 as ever.
+    await world.create("bob", GROUP)
+    assert (await world.get("bob", GROUP)) is not None
+    assert (await world.get("bob", GROUP)).draft_revision == 0  # type: ignore[union-attr]
+    assert (await world.draft("carol", "x")).draft_revision == 1
+
+
+async def test_revisions_of_conversations_deleted_before_survive_a_restart(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "convd.db"
+    async with open_store(path) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        for text in "abcd":
+            await service.set_draft(account, _key("bob"), [DraftElement(0, text)], origin="t")
+        await service.delete(account, _key("bob"), origin="t")
+    async with open_store(path) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        created = await service.create(account, _key("bob"), origin="t")
+        assert created.draft_revision == 5
 
 
 async def test_cancel_draft_of_unknown_conversation(world: World) -> None:

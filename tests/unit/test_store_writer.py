@@ -158,7 +158,7 @@ async def test_a_full_database_is_a_storage_failure_logged_once(
     await world.draft("before", "kept")
     # SQLite answers SQLITE_FULL once the file may not grow: the same error a full disk gives.
     await world.store._writer.execute("PRAGMA max_page_count = 1")  # clamps to the current size
-    big = "x" * 20_000
+    big = "x" * 12_000  # several pages, within the 12 KiB draft text limit
     with caplog.at_level(logging.ERROR, logger="convd.store.writer"):
         for n in range(3):
             with pytest.raises(StorageFailure) as failed:

@@ -9,7 +9,9 @@ __all__ = [
     "ConversationNotFound",
     "DomainError",
     "DraftRevisionConflict",
+    "DraftTooLarge",
     "InvalidGroupId",
+    "InvalidMessageElement",
     "InvalidParameter",
     "InvalidUserId",
     "NotLoggedIn",
@@ -31,6 +33,22 @@ class NotLoggedIn(DomainError):
 
 class InvalidParameter(DomainError):
     pass
+
+
+class InvalidMessageElement(DomainError):
+    """A draft element that is not a text element with its text (drafts hold text only)."""
+
+
+class DraftTooLarge(DomainError):
+    """A draft whose text exceeds the SDK's message body limit: it could never be sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the draft's text is {size} bytes of UTF-8, more than the message body limit of "
+            f"{limit} bytes (all text elements together)"
+        )
+        self.size = size
+        self.limit = limit
 
 
 class InvalidUserId(DomainError):

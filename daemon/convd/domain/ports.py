@@ -37,6 +37,21 @@ class StoreTransaction(Protocol):
 
     def delete_conversation(self, account_id: int, key: ConvKey) -> None: ...
 
+    def retire_revision(self, account_id: int, key: ConvKey, revision: int, seq: int) -> None:
+        """Remember ``revision``, the last draft revision of a conversation deleted at ``seq``,
+        so that the conversation created again never reuses a revision a client may hold.
+
+        The store may forget single conversations' last revisions (it keeps as many as the
+        account's change history keeps changes), but never lowers what
+        ``retired_revision`` answers for any conversation.
+        """
+        ...
+
+    def retired_revision(self, account_id: int, key: ConvKey) -> int | None:
+        """The highest draft revision a deleted conversation of this key may have had, or None
+        when no conversation of this key can have existed before."""
+        ...
+
     def append_change(self, account_id: int, change: Change) -> None: ...
 
     def ensure_account(self, sdk_app_id: int, user_id: str) -> int:

@@ -11,7 +11,9 @@ import msgspec
 from .errors import (
     ConversationNotFound,
     DraftRevisionConflict,
+    DraftTooLarge,
     InvalidGroupId,
+    InvalidMessageElement,
     InvalidParameter,
     InvalidUserId,
     PinLimitExceeded,
@@ -56,6 +58,9 @@ class Limits:
     max_user_id_bytes = 32
     max_group_id_bytes = 48
     max_pinned = 50
+    #: The SDK's message body limit (ERR_SDK_MSG_BODY_SIZE_LIMIT): a draft whose text elements
+    #: hold more UTF-8 bytes than this, together, could never be sent.
+    max_draft_text_bytes = 12 * 1024
     #: Changes kept per account for resuming subscribers.
     kept_changes = 10_000
 
@@ -96,20 +101,28 @@ def validate_key(key: ConvKey) -> None:
 def build_draft(
     elements: Sequence[DraftElement], user_define: str, edit_time: int | None, now: int
 ) -> Draft:
-    """Apply the SDK's draft rule: text elements only."""
+    """Apply the SDK's draft rules: text elements only, at most the message body limit.
+
+    The limit counts the UTF-8 bytes of all text elements together; ``user_define`` is not
+    part of the message body and is not counted.
+    """
     texts: list[str] = []
+    size = 0
     for index, element in enumerate(elements):
         if element.elem_type != TEXT_ELEM:
             name = _ELEM_NAMES.get(element.elem_type, "unknown")
-            raise InvalidParameter(
+            raise InvalidMessageElement(
                 f"drafts hold text only: message_elem_array[{index}] has elem_type "
                 f"{element.elem_type} ({name}); only elem_type 0 (kTIMElem_Text) is allowed"
             )
         if element.text is None:
-            raise InvalidParameter(
+            raise InvalidMessageElement(
                 f"message_elem_array[{index}] is a text element without text_elem_content"
             )
+        size += len(element.text.encode())
         texts.append(element.text)
+    if size > Limits.max_draft_text_bytes:
+        raise DraftTooLarge(size, Limits.max_draft_text_bytes)
     return Draft(tuple(texts), user_define, now if edit_time is None else edit_time)
 
 
@@ -174,10 +187,7 @@ class ConversationService:
             current = tx.get_conversation(account.id, key)
             if current is not None:
                 return current
-            seq = tx.next_seq(account.id)
-            created = Conversation(key.conv_type, key.conv_id, order_key=seq)
-            self._record(tx, account, seq, ChangeKind.ADD, created, origin)
-            return created
+            return self._create(tx, account, key, None, origin)
 
         return await self._store.write(operation)
 
@@ -185,10 +195,14 @@ class ConversationService:
         validate_key(key)
 
         def operation(tx: StoreTransaction) -> None:
-            if tx.get_conversation(account.id, key) is None:
+            current = tx.get_conversation(account.id, key)
+            if current is None:
                 raise ConversationNotFound(_not_found(key))
             seq = tx.next_seq(account.id)
             tx.delete_conversation(account.id, key)
+            # A client may still hold this revision: the conversation created again must
+            # start above it, or an old if_revision could match by accident.
+            tx.retire_revision(account.id, key, current.draft_revision, seq)
             change = Change(seq, ChangeKind.DELETE, key, None, origin)
             tx.append_change(account.id, change)
             self._publish_after_commit(tx, account, change)
@@ -212,22 +226,13 @@ class ConversationService:
         def operation(tx: StoreTransaction) -> Conversation:
             current = tx.get_conversation(account.id, key)
             _check_revision(if_revision, current)
+            if current is None:
+                return self._create(tx, account, key, None if draft.is_empty else draft, origin)
             if draft.is_empty:
-                if current is not None:
-                    return self._clear_draft(tx, account, current, origin)
-                seq = tx.next_seq(account.id)
-                created = Conversation(key.conv_type, key.conv_id, order_key=seq)
-                self._record(tx, account, seq, ChangeKind.ADD, created, origin)
-                return created
-            if current is not None and draft.same_content(current.draft):
+                return self._clear_draft(tx, account, current, origin)
+            if draft.same_content(current.draft):
                 return current  # nothing changes: no revision bump, no activation
             seq = tx.next_seq(account.id)
-            if current is None:
-                created = Conversation(
-                    key.conv_type, key.conv_id, order_key=seq, draft=draft, draft_revision=1
-                )
-                self._record(tx, account, seq, ChangeKind.ADD, created, origin)
-                return created
             # Setting a draft activates the conversation: it moves to the top of its section.
             updated = _replace(
                 current, draft=draft, draft_revision=current.draft_revision + 1, order_key=seq
@@ -316,6 +321,29 @@ class ConversationService:
         return [c for c in changes if c.seq <= up_to_seq]
 
     # -- helpers (run inside write operations, on the store's writer thread) ----------------
+
+    def _create(
+        self,
+        tx: StoreTransaction,
+        account: Account,
+        key: ConvKey,
+        draft: Draft | None,
+        origin: str,
+    ) -> Conversation:
+        """Create a conversation that does not exist, with ``draft`` if any: an Add change.
+
+        Its revision starts at 0 (1 with a draft: created, then its draft set), or, when a
+        conversation of this key may have been deleted before, above every revision that one
+        had, so that an ``if_revision`` a client kept from it cannot match the new one.
+        """
+        retired = tx.retired_revision(account.id, key)
+        revision = (0 if retired is None else retired + 1) + (0 if draft is None else 1)
+        seq = tx.next_seq(account.id)
+        created = Conversation(
+            key.conv_type, key.conv_id, order_key=seq, draft=draft, draft_revision=revision
+        )
+        self._record(tx, account, seq, ChangeKind.ADD, created, origin)
+        return created
 
     def _clear_draft(
         self, tx: StoreTransaction, account: Account, current: Conversation, origin: str

@@ -65,6 +65,8 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
         conv_is_has_draft=draft is not None,
         conv_draft=msgspec.UNSET if draft is None else wire_draft(draft),
         conv_is_pinned=conversation.is_pinned,
+        # convd knows no remarks, nicknames or group names: the id is the display name.
+        conv_show_name=conversation.conv_id,
         conv_draft_revision=conversation.draft_revision,
     )
 

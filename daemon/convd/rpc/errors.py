@@ -14,6 +14,8 @@ __all__ = ["wire_error"]
 _CODES: dict[type[domain.DomainError], int] = {
     domain.NotLoggedIn: TIMErrCode.ERR_SDK_NOT_LOGGED_IN,
     domain.InvalidParameter: TIMErrCode.ERR_INVALID_PARAMETERS,
+    domain.InvalidMessageElement: TIMErrCode.ERR_INVALID_MSG_ELEM,
+    domain.DraftTooLarge: TIMErrCode.ERR_SDK_MSG_BODY_SIZE_LIMIT,
     domain.InvalidUserId: TIMErrCode.ERR_SDK_COMM_INVALID_IDENTIFIER,
     domain.InvalidGroupId: TIMErrCode.ERR_SDK_GROUP_INVALID_ID,
     domain.ConversationNotFound: TIMErrCode.ERR_INVALID_CONVERSATION,

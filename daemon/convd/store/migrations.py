@@ -94,6 +94,33 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         UPDATE account SET conversations = conversations - 1 WHERE id = OLD.account_id;
     END;
     """,
+    # 4: draft revisions survive delete and re-create. A client may keep a conversation's
+    # `conv_draft_revision` for as long as it likes (to pass back as `if_revision`), so a
+    # conversation created again must start above every revision the deleted one had.
+    # `deleted_conversation` keeps the last revision of each deleted conversation, at most as
+    # many as the change history keeps changes (older ones are pruned by `deleted_seq`);
+    # `account.revision_floor` is the highest revision pruned from it (-1: none), which every
+    # conversation not found there starts above. An account that may have deleted
+    # conversations before this version (its change history shows a delete, or was pruned)
+    # gets its change sequence as the floor: a revision grows by one per change at most, so
+    # no conversation can have had a higher one.
+    """
+    ALTER TABLE account ADD COLUMN revision_floor INTEGER NOT NULL DEFAULT -1;
+    UPDATE account SET revision_floor = last_seq
+    WHERE pruned_seq > 0
+       OR EXISTS (SELECT 1 FROM change WHERE change.account_id = account.id AND change.kind = 1);
+
+    CREATE TABLE deleted_conversation (
+        account_id    INTEGER NOT NULL REFERENCES account (id),
+        conv_type     INTEGER NOT NULL,
+        conv_id       TEXT    NOT NULL,
+        last_revision INTEGER NOT NULL,   -- its draft revision when it was deleted
+        deleted_seq   INTEGER NOT NULL,   -- the change that deleted it
+        PRIMARY KEY (account_id, conv_type, conv_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE INDEX deleted_conversation_by_seq ON deleted_conversation (account_id, deleted_seq);
+    """,
 )
 
 #: Gives a database a new change history (``convd restore`` runs it on the installed copy).

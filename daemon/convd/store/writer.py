@@ -193,6 +193,40 @@ class _Transaction:
             (account_id, int(key.conv_type), key.conv_id),
         )
 
+    def retire_revision(self, account_id: int, key: ConvKey, revision: int, seq: int) -> None:
+        # Keep as many last revisions as the change history keeps changes (one delete takes
+        # one seq): older ones are pruned into the account's floor, which never goes down.
+        horizon = seq - self._kept_changes
+        if horizon > 0:
+            pruned = self._conn.execute(
+                "DELETE FROM deleted_conversation WHERE account_id = ? AND deleted_seq <= ? "
+                "RETURNING last_revision",
+                (account_id, horizon),
+            ).fetchall()
+            if pruned:
+                self._conn.execute(
+                    "UPDATE account SET revision_floor = max(revision_floor, ?) WHERE id = ?",
+                    (max(row[0] for row in pruned), account_id),
+                )
+        self._conn.execute(
+            "INSERT INTO deleted_conversation "
+            "(account_id, conv_type, conv_id, last_revision, deleted_seq) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (account_id, conv_type, conv_id) DO UPDATE SET "
+            "last_revision = max(last_revision, excluded.last_revision), "
+            "deleted_seq = excluded.deleted_seq",
+            (account_id, int(key.conv_type), key.conv_id, revision, seq),
+        )
+
+    def retired_revision(self, account_id: int, key: ConvKey) -> int | None:
+        row = self._conn.execute(
+            "SELECT max(revision_floor, coalesce((SELECT last_revision FROM deleted_conversation "
+            "WHERE account_id = ? AND conv_type = ? AND conv_id = ?), -1)) "
+            "FROM account WHERE id = ?",
+            (account_id, int(key.conv_type), key.conv_id, account_id),
+        ).fetchone()
+        revision = int(row[0])
+        return None if revision < 0 else revision
+
     def append_change(self, account_id: int, change: Change) -> None:
         snapshot = None if change.conversation is None else _encoder.encode(change.conversation)
         self._conn.execute(
