@@ -121,6 +121,7 @@ async def run_daemon(config: Config) -> None:
                 config.database_path,
                 durability=config.durability,
                 kept_changes=config.kept_changes,
+                kept_seconds=config.kept_seconds,
             ) as store,
             _open_listener(plan) as listener,
         ):

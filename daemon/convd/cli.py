@@ -19,7 +19,7 @@ import anyio
 from convd_schemas import __version__
 
 from .app import run_daemon
-from .config import DEFAULT_KEPT_CHANGES, Config, default_database_path
+from .config import DEFAULT_KEPT_CHANGES, DEFAULT_KEPT_SECONDS, Config, default_database_path
 from .lockfile import is_locked, read_holder
 from .logs import configure_logging
 from .store import SCHEMA_VERSION, DatabaseError, MaintenanceError, lock_database, restore_database
@@ -58,6 +58,23 @@ def _kept_changes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not _KEEP_MIN <= value <= _KEEP_MAX:
         raise argparse.ArgumentTypeError(f"must be from {_KEEP_MIN} to {_KEEP_MAX}, not {value}")
+    return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> int:
+    """Seconds from ``90``, ``90s``, ``30m``, ``12h`` or ``7d``."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        value = int(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (a whole number with s, m, h or d)"
+        ) from None
+    if not 0 <= value <= 3650 * 86400:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 3650d, not {text}")
     return value
 
 
@@ -101,6 +118,15 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             help="changes kept per account, so that a subscriber that was away can resume "
             "instead of reloading its list (90003) (default: %(default)s: about 2-3 MB per "
             "account; from 100 to 100000000)",
+        )
+        parser.add_argument(
+            "--keep-changes-for",
+            type=_duration,
+            default=default(DEFAULT_KEPT_SECONDS),
+            metavar="DURATION",
+            help="also keep every change younger than this (e.g. 7d, 12h, 30m, 0 for no age "
+            "bound), up to 10 times --keep-changes: a subscriber away for less can always "
+            "resume (default: 7d)",
         )
     parser.add_argument(
         "--db",
@@ -213,7 +239,11 @@ class _Unavailable(Exception):
 
 def _serve(args: argparse.Namespace) -> int:
     config = Config.resolve(
-        args.socket, args.db, durability=args.durability, kept_changes=args.keep_changes
+        args.socket,
+        args.db,
+        durability=args.durability,
+        kept_changes=args.keep_changes,
+        kept_seconds=args.keep_changes_for,
     )
     try:
         anyio.run(

@@ -10,12 +10,20 @@ import msgspec
 
 from convd_schemas.paths import default_runtime_dir, default_socket_path
 
-__all__ = ["DEFAULT_KEPT_CHANGES", "Config", "Durability", "default_database_path"]
+__all__ = [
+    "DEFAULT_KEPT_CHANGES",
+    "DEFAULT_KEPT_SECONDS",
+    "Config",
+    "Durability",
+    "default_database_path",
+]
 
 DATABASE_ENV = "CONVD_DB"
 
 #: Changes kept per account so that a subscriber can resume (``--keep-changes``).
 DEFAULT_KEPT_CHANGES = 10_000
+#: And every change younger than this, within ten times that count (``--keep-changes-for``).
+DEFAULT_KEPT_SECONDS = 7 * 86400
 
 #: ``full``: every commit is fsynced before anyone is answered (survives power loss).
 #: ``everysec``: commits reach the OS before anyone is answered (survive a crash of convd) and
@@ -41,6 +49,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     durability: Durability = "full"
     #: Changes kept per account for subscribers that resume (older ones are pruned).
     kept_changes: int = DEFAULT_KEPT_CHANGES
+    #: ... and those younger than this many seconds (0: no age bound), within 10 x that count.
+    kept_seconds: int = DEFAULT_KEPT_SECONDS
     #: How this daemon was started, written into its lock files so that a refused second
     #: convd can say how to stop it: "systemd" when a service manager runs it.
     role: Literal["systemd", "foreground"] = "foreground"
@@ -53,6 +63,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         *,
         durability: Durability = "full",
         kept_changes: int = DEFAULT_KEPT_CHANGES,
+        kept_seconds: int = DEFAULT_KEPT_SECONDS,
     ) -> Config:
         fallback = False
         if socket is None:
@@ -64,6 +75,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             runtime_dir_fallback=fallback,
             durability=durability,
             kept_changes=kept_changes,
+            kept_seconds=kept_seconds,
             # systemd sets INVOCATION_ID for every unit it starts.
             role="systemd" if os.environ.get("INVOCATION_ID") else "foreground",
         )

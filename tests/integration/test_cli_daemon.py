@@ -6,9 +6,12 @@ import importlib.util
 import logging
 import os
 import re
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+
+import pytest
 
 from convd.logs import JsonFormatter
 from convd_schemas import __version__
@@ -141,3 +144,22 @@ def test_json_formatter_includes_the_traceback() -> None:
     assert entry["level"] == "error"
     assert entry["logger"] == "convd.x"
     assert entry["exc"].startswith("Traceback") and "ValueError: boom" in entry["exc"]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [("7d", True), ("12h", True), ("0", True), ("5x", False), ("-1d", False)]
+)
+def test_keep_changes_for_takes_a_duration(value: str, ok: bool) -> None:
+    from convd.cli import _duration
+
+    if ok:
+        assert _duration(value) == {"7d": 604800, "12h": 43200, "0": 0}[value]
+        return
+    done = subprocess.run(
+        [sys.executable, "-m", "convd", "--keep-changes-for", value, "stop"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "--keep-changes-for" in done.stderr and "Traceback" not in done.stderr

@@ -96,3 +96,49 @@ async def test_a_write_cancelled_anywhere_leaves_no_transaction_behind(tmp_path:
         # ... and each committed change is numbered exactly once: no half-written change.
         changes = await service.changes_between(account, 0, 10_000, 10_000)
         assert [c.seq for c in changes] == list(range(1, len(changes) + 1))
+
+
+async def test_recent_changes_are_kept_beyond_the_count_and_old_ones_are_pruned(
+    tmp_path: Path,
+) -> None:
+    """--keep-changes-for: a change younger than the age bound survives the count bound (up
+    to ten times the count); once it is older, the count bound prunes it."""
+    now = [1_000_000.0]
+    async with open_store(
+        tmp_path / "db", kept_changes=10, kept_seconds=3600, clock=lambda: now[0]
+    ) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+
+        async def write(count: int) -> None:
+            for n in range(count):
+                await service.set_draft(
+                    account,
+                    ConvKey(ConvType.C2C, "bob"),
+                    [DraftElement(0, f"{now[0]} {n}")],
+                    origin="t",
+                )
+
+        await write(60)  # all within the hour: far past the count bound, nothing pruned
+        assert await store.oldest_kept_seq(account.id) == 0
+        await service.check_resumable(account, 0, 60, None)
+        now[0] += 7200  # two hours later those 60 are old
+        await write(15)
+        oldest = await store.oldest_kept_seq(account.id)
+        assert 50 <= oldest < 75  # pruned by count, the last 10+ kept
+        with pytest.raises(SeqTooOld):
+            await service.check_resumable(account, 0, 75, None)
+        # The ceiling: ten times the count, whatever the age.
+        await write(150)
+        assert await store.oldest_kept_seq(account.id) >= 225 - 10 * 10 - 10
+
+
+async def test_without_an_age_bound_the_count_alone_prunes(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db", kept_changes=10, kept_seconds=0) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        for n in range(30):
+            await service.set_draft(
+                account, ConvKey(ConvType.C2C, "bob"), [DraftElement(0, f"{n}")], origin="t"
+            )
+        assert await store.oldest_kept_seq(account.id) >= 10

@@ -121,6 +121,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 
     CREATE INDEX deleted_conversation_by_seq ON deleted_conversation (account_id, deleted_seq);
     """,
+    # 5: when each change was committed (Unix seconds), so that the history kept for resuming
+    # subscribers can be bounded by age as well as by count (--keep-changes-for). Changes from
+    # before this version count as old.
+    """
+    ALTER TABLE change ADD COLUMN changed_at INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 #: Gives a database a new change history (``convd restore`` runs it on the installed copy).

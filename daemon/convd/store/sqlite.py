@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from .opening import DatabaseError, check_database
 from .writer import (
     CONV_COLUMNS,
     GroupCommitWriter,
+    Retention,
     StoreStats,
     conversation_from_row,
     environment_reason,
@@ -81,6 +83,7 @@ class SqliteStore:
         kept_changes: int,
         history_id: str,
         durability: str = "full",
+        retention: Retention | None = None,
     ) -> None:
         self._path = path
         self._writer = writer
@@ -89,7 +92,9 @@ class SqliteStore:
         self.history_id = history_id
         self.durability = durability
         self.stats = StoreStats()
-        self._group_commit = GroupCommitWriter(writer, kept_changes=kept_changes, stats=self.stats)
+        self._group_commit = GroupCommitWriter(
+            writer, retention=retention or Retention(kept_changes), stats=self.stats
+        )
         self._synced_writes = 0
 
     async def run(self) -> None:
@@ -296,7 +301,12 @@ def _create_private(path: Path) -> None:
 
 @asynccontextmanager
 async def open_store(
-    path: Path, *, kept_changes: int = 10_000, durability: str = "full"
+    path: Path,
+    *,
+    kept_changes: int = 10_000,
+    kept_seconds: int = 0,
+    durability: str = "full",
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[SqliteStore]:
     """Open the database at ``path``: check it (read-only), then create or migrate it.
 
@@ -324,7 +334,13 @@ async def open_store(
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot use the database {path}: {exc}") from exc
         store = SqliteStore(
-            path, writer, reader, kept_changes, str(next(iter(rows))[0]), durability
+            path,
+            writer,
+            reader,
+            kept_changes,
+            str(next(iter(rows))[0]),
+            durability,
+            Retention(kept_changes, kept_seconds, clock),
         )
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)

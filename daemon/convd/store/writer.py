@@ -15,6 +15,7 @@ import asyncio
 import errno
 import logging
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Generic, TypeVar
@@ -36,6 +37,7 @@ from ..domain import (
 
 __all__ = [
     "GroupCommitWriter",
+    "Retention",
     "StoreStats",
     "conversation_from_row",
     "environment_reason",
@@ -127,14 +129,37 @@ def storage_failure(exc: sqlite3.Error) -> StorageFailure:
     return StorageFailure(environment_reason(exc) or "database error")
 
 
+class Retention:
+    """How much change history each account keeps, so subscribers can resume.
+
+    A change is kept while it is among the account's last ``changes``, or younger than
+    ``seconds`` (0: no age bound) and among its last ``CEILING_FACTOR * changes``: a client
+    away for less than ``seconds`` can resume however busy the others were, and the history
+    of an account stays bounded whatever a runaway writer does.
+    """
+
+    CEILING_FACTOR: Final = 10
+
+    __slots__ = ("changes", "clock", "seconds")
+
+    def __init__(
+        self, changes: int, seconds: int = 0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.changes = changes
+        self.seconds = seconds
+        self.clock = clock
+
+
 class _Transaction:
     """The StoreTransaction of one write, on the writer's thread."""
 
-    __slots__ = ("_conn", "_kept_changes", "callbacks")
+    __slots__ = ("_conn", "_kept_changes", "_now", "_retention", "callbacks")
 
-    def __init__(self, conn: sqlite3.Connection, kept_changes: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, retention: Retention, now: int) -> None:
         self._conn = conn
-        self._kept_changes = kept_changes
+        self._retention = retention
+        self._kept_changes = retention.changes
+        self._now = now
         self.callbacks: list[Callable[[], None]] = []
 
     def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None:
@@ -230,8 +255,9 @@ class _Transaction:
     def append_change(self, account_id: int, change: Change) -> None:
         snapshot = None if change.conversation is None else _encoder.encode(change.conversation)
         self._conn.execute(
-            "INSERT INTO change (account_id, seq, kind, conv_type, conv_id, snapshot, origin) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO change "
+            "(account_id, seq, kind, conv_type, conv_id, snapshot, origin, changed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 account_id,
                 change.seq,
@@ -240,20 +266,35 @@ class _Transaction:
                 change.key.conv_id,
                 snapshot,
                 change.origin,
+                self._now,
             ),
         )
         # Prune in steps rather than on every write: one DELETE per tenth of what is kept.
-        if change.seq % max(1, min(1000, self._kept_changes // 10)) == 0 and (
-            change.seq > self._kept_changes
-        ):
-            horizon = change.seq - self._kept_changes
-            self._conn.execute(
-                "DELETE FROM change WHERE account_id = ? AND seq <= ?", (account_id, horizon)
-            )
-            self._conn.execute(
-                "UPDATE account SET pruned_seq = max(pruned_seq, ?) WHERE id = ?",
-                (horizon, account_id),
-            )
+        kept = self._kept_changes
+        if change.seq % max(1, min(1000, kept // 10)) == 0 and change.seq > kept:
+            self._prune(account_id, change.seq)
+
+    def _prune(self, account_id: int, seq: int) -> None:
+        retention = self._retention
+        horizon = seq - retention.changes  # beyond the last N
+        if retention.seconds:
+            # Of those, only the ones older than the age bound go (the history is in seq
+            # order, and so, but for a clock set back, in time order) -- up to the ceiling.
+            row = self._conn.execute(
+                "SELECT max(seq) FROM change WHERE account_id = ? AND seq <= ? AND changed_at < ?",
+                (account_id, horizon, self._now - retention.seconds),
+            ).fetchone()
+            ceiling = seq - Retention.CEILING_FACTOR * retention.changes
+            horizon = max(row[0] or 0, ceiling)
+        if horizon <= 0:
+            return
+        self._conn.execute(
+            "DELETE FROM change WHERE account_id = ? AND seq <= ?", (account_id, horizon)
+        )
+        self._conn.execute(
+            "UPDATE account SET pruned_seq = max(pruned_seq, ?) WHERE id = ?",
+            (horizon, account_id),
+        )
 
     def ensure_account(self, sdk_app_id: int, user_id: str) -> int:
         row = self._conn.execute(
@@ -283,17 +324,18 @@ class _Pending(Generic[T]):
         self.callbacks: list[Callable[[], None]] = []
 
 
-def _run_batch(conn: sqlite3.Connection, batch: list[_Pending[Any]], kept_changes: int) -> None:
+def _run_batch(conn: sqlite3.Connection, batch: list[_Pending[Any]], retention: Retention) -> None:
     """The whole group commit, on the writer's thread.
 
     Each write runs inside a savepoint: one that raises (a revision conflict, a limit) is
     rolled back alone, and the others commit. Only when COMMIT fails does every write of the
     batch fail.
     """
+    now = int(retention.clock())
     conn.execute("BEGIN IMMEDIATE")
     try:
         for pending in batch:
-            tx = _Transaction(conn, kept_changes)
+            tx = _Transaction(conn, retention, now)
             conn.execute("SAVEPOINT write")
             try:
                 pending.result = pending.operation(tx)
@@ -326,12 +368,12 @@ class GroupCommitWriter:
         self,
         db: aiosqlite.Connection,
         *,
-        kept_changes: int,
+        retention: Retention,
         stats: StoreStats,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self._db = db
-        self._kept_changes = kept_changes
+        self._retention = retention
         self._stats = stats
         self._max_batch = max_batch
         self._queue: deque[_Pending[Any]] = deque()
@@ -375,9 +417,11 @@ class GroupCommitWriter:
         stats.write_batches += 1
         stats.writes += len(batch)
         stats.writer_thread_hops += 1
-        kept = self._kept_changes
+        retention = self._retention
         try:
-            await run_on_connection_thread(self._db, lambda conn: _run_batch(conn, batch, kept))
+            await run_on_connection_thread(
+                self._db, lambda conn: _run_batch(conn, batch, retention)
+            )
         except sqlite3.Error as exc:
             failure = self._failure(exc)
             for pending in batch:
