@@ -510,7 +510,10 @@ async def _cmd_conv_list(client: Client, args: argparse.Namespace) -> int:
 async def _one(client: Client, key: ConvKey) -> ConvInfo:
     found = await client.conv_get([key])
     if not found:
-        raise ConvdError(6004, f"no conversation {conversation_id(key.conv_id, key.conv_type)}")
+        raise ConvdError.from_wire(
+            TIMErrCode.ERR_INVALID_CONVERSATION,
+            f"no conversation {conversation_id(key.conv_id, key.conv_type)}",
+        )
     return found[0]
 
 
