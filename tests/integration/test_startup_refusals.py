@@ -15,6 +15,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from convd.store.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from ops_support import EnvDaemon, json_log_lines, run_convd
 from support import DaemonProcess, LineClient
@@ -268,15 +270,25 @@ def test_convd_stop_stops_a_foreground_daemon_and_waits(daemon: DaemonProcess) -
 # -- how far back subscribers can resume -------------------------------------------------------
 
 
-def test_keep_changes_sets_how_far_back_a_subscriber_can_resume(short_dir: Path) -> None:
-    process = DaemonProcess(short_dir, "--keep-changes", "100").start()
+@pytest.mark.parametrize("keep_for", ["0", "7d"])
+def test_keep_changes_sets_how_far_back_a_subscriber_can_resume(
+    short_dir: Path, keep_for: str
+) -> None:
+    process = DaemonProcess(
+        short_dir, "--keep-changes", "100", "--keep-changes-for", keep_for
+    ).start()
     try:
         with process.client() as client:
             for n in range(250):
                 client.call("conv.create", {"conv_id": f"user{n}", "conv_type": 1})
             with process.client() as late:
-                failure = late.error("conv.subscribe", {"since_seq": 50})
-                assert failure["code"] == 90003, failure
+                if keep_for == "0":
+                    # By count only: 150 changes behind is too far.
+                    failure = late.error("conv.subscribe", {"since_seq": 50})
+                    assert failure["code"] == 90003, failure
+                else:
+                    # All 250 are younger than a week (and within 10 x 100): still kept.
+                    late.call("conv.subscribe", {"since_seq": 50})
                 late.call("conv.subscribe", {"since_seq": 200})
     finally:
         assert process.stop() == 0
