@@ -5,11 +5,13 @@ Shared by the daemon (for requests) and the client (for responses and notificati
 
 from __future__ import annotations
 
+from collections import deque
+
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-__all__ = ["LineReader", "LineTooLong", "send_queued"]
+__all__ = ["LineReader", "LineSplitter", "LineTooLong", "send_queued"]
 
 # Queued lines joined into one socket write when several are waiting.
 _COALESCE = 64
@@ -26,6 +28,59 @@ class LineTooLong(Exception):
         self.limit = limit
 
 
+class LineSplitter:
+    """The framing without I/O: bytes in (``feed``), complete lines out (``lines``).
+
+    A line is at most ``max_line`` bytes, its terminator (``\n`` or ``\r\n``) excluded. Past
+    that, ``too_long`` is set and no further line is produced: the stream cannot be
+    resynchronised inside an unterminated line. Shared by the blocking-free readers of both
+    sides (the daemon's socket protocol, anyio byte streams).
+    """
+
+    __slots__ = ("_buffer", "_max_line", "_scanned", "lines", "too_long")
+
+    def __init__(self, max_line: int) -> None:
+        self._max_line = max_line
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer already known to hold no newline
+        self.lines: deque[bytes] = deque()
+        self.too_long = False
+
+    def feed(self, data: bytes) -> None:
+        """Take ``data``; every line it completes is appended to ``lines``."""
+        if self.too_long:
+            return
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        limit = self._max_line
+        while (index := buffer.find(b"\n", max(start, self._scanned))) >= 0:
+            # The limit excludes the terminator, "\r\n" as well as "\n".
+            end = index - 1 if index > start and buffer[index - 1] == _CR else index
+            if end - start > limit:
+                self.too_long = True
+                break
+            self.lines.append(bytes(buffer[start:end]))
+            start = index + 1
+        if start:
+            del buffer[:start]
+        self._scanned = len(buffer)
+        # One byte over is allowed while it is a "\r" whose "\n" is still on its way.
+        over = len(buffer) - limit
+        if over > 1 or (over == 1 and buffer[-1] != _CR):
+            self.too_long = True
+
+    def finish(self) -> bytes | None:
+        """At end of stream: the last line if it had no terminator (so ``printf`` without
+        ``\n`` still works from a shell), else None."""
+        if self.too_long or not self._buffer:
+            return None
+        line = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
+        return line[:-1] if line.endswith(b"\r") else line
+
+
 class LineReader:
     """Reads ``\\n``-terminated lines (a trailing ``\\r`` is dropped) from a byte stream.
 
@@ -37,8 +92,7 @@ class LineReader:
     def __init__(self, stream: ByteReceiveStream, max_line: int) -> None:
         self._stream = stream
         self._max_line = max_line
-        self._buffer = bytearray()
-        self._scanned = 0  # bytes of the buffer already known to hold no newline
+        self._splitter = LineSplitter(max_line)
         self._eof = False
 
     async def receive_line(self) -> bytes | None:
@@ -47,31 +101,16 @@ class LineReader:
         A final line without a newline is returned as a line, so ``printf`` without ``\\n``
         still works from a shell.
         """
+        splitter = self._splitter
         while True:
-            index = self._buffer.find(b"\n", self._scanned)
-            if index >= 0:
-                # The limit excludes the terminator, "\r\n" as well as "\n".
-                end = index - 1 if index and self._buffer[index - 1] == _CR else index
-                if end > self._max_line:
-                    raise LineTooLong(self._max_line)
-                line = bytes(self._buffer[:end])
-                del self._buffer[: index + 1]
-                self._scanned = 0
-                return line
-            self._scanned = len(self._buffer)
-            # One byte over is allowed while it is a "\r" whose "\n" is still on its way.
-            over = self._scanned - self._max_line
-            if over > 1 or (over == 1 and self._buffer[-1] != _CR):
+            if splitter.lines:
+                return splitter.lines.popleft()
+            if splitter.too_long:
                 raise LineTooLong(self._max_line)
             if self._eof:
-                if not self._buffer:
-                    return None
-                line = bytes(self._buffer)
-                self._buffer.clear()
-                self._scanned = 0
-                return line[:-1] if line.endswith(b"\r") else line
+                return splitter.finish()
             try:
-                self._buffer += await self._stream.receive(_CHUNK)
+                splitter.feed(await self._stream.receive(_CHUNK))
             except anyio.EndOfStream:
                 self._eof = True
 

@@ -24,7 +24,7 @@ from typing import Any, cast
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketListener, TaskGroup
 
-from convd_schemas.framing import LineReader, LineTooLong
+from convd_schemas.framing import LineReader, LineSplitter, LineTooLong
 from convd_schemas.peer import PeerCredentials, peer_credentials
 
 __all__ = [
@@ -43,7 +43,6 @@ DEFAULT_HIGH_WATER = 1024 * 1024
 #: Complete lines read ahead of the handler before the socket stops being read: a client
 #: that pipelines cannot make the daemon buffer without bound.
 _READ_AHEAD_LINES = 64
-_CR = 0x0D
 
 
 class SocketChannel(asyncio.Protocol):
@@ -56,10 +55,7 @@ class SocketChannel(asyncio.Protocol):
         self._max_line = max_line
         self._high_water = high_water
         self._transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
-        self._scanned = 0
-        self._lines: deque[bytes] = deque()
-        self._too_long = False
+        self._splitter = LineSplitter(max_line)
         self._eof = False
         self._lost = False
         self._reading_paused = False
@@ -76,26 +72,9 @@ class SocketChannel(asyncio.Protocol):
         self._transport.set_write_buffer_limits(high=self._high_water)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        start = 0
-        limit = self._max_line
-        while (index := buffer.find(b"\n", max(start, self._scanned))) >= 0:
-            # The limit excludes the terminator, "\r\n" as well as "\n".
-            end = index - 1 if index > start and buffer[index - 1] == _CR else index
-            if end - start > limit:
-                self._too_long = True
-                break
-            self._lines.append(bytes(buffer[start:end]))
-            start = index + 1
-        if start:
-            del buffer[:start]
-        self._scanned = len(buffer)
-        # One byte over is allowed while it is a "\r" whose "\n" is still on its way.
-        over = len(buffer) - limit
-        if over > 1 or (over == 1 and buffer[-1] != _CR):
-            self._too_long = True
-        if self._too_long or len(self._lines) >= _READ_AHEAD_LINES:
+        splitter = self._splitter
+        splitter.feed(data)
+        if splitter.too_long or len(splitter.lines) >= _READ_AHEAD_LINES:
             self._pause_reading()
         self._wake_reader()
 
@@ -120,21 +99,17 @@ class SocketChannel(asyncio.Protocol):
     # -- Channel ---------------------------------------------------------------------------
 
     async def receive_line(self) -> bytes | None:
+        splitter = self._splitter
         while True:
-            if self._lines:
-                line = self._lines.popleft()
-                if self._reading_paused and not self._too_long and len(self._lines) < 8:
+            if splitter.lines:
+                line = splitter.lines.popleft()
+                if self._reading_paused and not splitter.too_long and len(splitter.lines) < 8:
                     self._resume_reading()
                 return line
-            if self._too_long:
+            if splitter.too_long:
                 raise LineTooLong(self._max_line)
             if self._eof or self._lost:
-                if not self._buffer:
-                    return None
-                line = bytes(self._buffer)
-                self._buffer.clear()
-                self._scanned = 0
-                return line[:-1] if line.endswith(b"\r") else line
+                return splitter.finish()
             waiter = asyncio.get_running_loop().create_future()
             self._line_waiter = waiter
             try:
