@@ -313,3 +313,18 @@ async def run_stream_connection(channel: Any, connection: Any) -> None:
             await connection.run()
         finally:
             channel.close()
+
+
+def settled_bytes(path: Path, timeout: float = 10.0) -> bytes:
+    """A running daemon's database file once its background checkpoint (four times a second,
+    after writes) has stopped changing it: what a test compares to see that something else
+    left the file alone."""
+    deadline = time.monotonic() + timeout
+    current = path.read_bytes()
+    while time.monotonic() < deadline:
+        time.sleep(0.6)
+        again = path.read_bytes()
+        if again == current:
+            return current
+        current = again
+    raise AssertionError(f"{path} kept changing for {timeout} s")

@@ -7,7 +7,6 @@ import shutil
 import sqlite3
 import stat
 import threading
-import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from convd.store import SCHEMA_VERSION
 from convd_schemas import ConvdErrCode, JsonRpcErrCode
 from ops_support import run_convd
-from support import DaemonProcess, LineClient, text_draft
+from support import DaemonProcess, LineClient, settled_bytes, text_draft
 
 
 def _fill(client: LineClient) -> list[dict[str, Any]]:
@@ -225,21 +224,8 @@ def backup(daemon: DaemonProcess, short_dir: Path) -> Path:
     return path
 
 
-def _settled(path: Path) -> bytes:
-    """The file's bytes once the daemon's background checkpoint has stopped changing it."""
-    deadline = time.monotonic() + 10
-    current = path.read_bytes()
-    while time.monotonic() < deadline:
-        time.sleep(0.6)  # longer than the daemon's checkpoint interval
-        again = path.read_bytes()
-        if again == current:
-            return current
-        current = again
-    raise AssertionError(f"{path} kept changing")
-
-
 def test_restore_refuses_while_the_daemon_runs(daemon: DaemonProcess, backup: Path) -> None:
-    before = _settled(daemon.db)
+    before = settled_bytes(daemon.db)
     result = _restore(backup, daemon.db)
     assert result.returncode == 1
     assert daemon.process is not None

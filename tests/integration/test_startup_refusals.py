@@ -19,7 +19,7 @@ import pytest
 
 from convd.store.migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from ops_support import EnvDaemon, json_log_lines, run_convd
-from support import DaemonProcess, LineClient
+from support import DaemonProcess, LineClient, settled_bytes
 
 
 def _refused(process: DaemonProcess) -> str:
@@ -63,6 +63,7 @@ def test_a_second_convd_on_the_database_names_the_pid_and_leaves_it_alone(
     assert daemon.process is not None
     with daemon.client() as client:
         client.call("conv.create", {"conv_id": "bob", "conv_type": 1})
+    settled_bytes(daemon.db)  # the first daemon's own checkpoint is done
     before = _digest(daemon.db)
     second = DaemonProcess(daemon.root)
     second.socket = daemon.root / "run2" / "convd.sock"
