@@ -12,6 +12,7 @@ Linux test suite runs this module against a fake of it (tests/client/test_pipe_c
 from __future__ import annotations
 
 import logging
+import os
 
 from anyio.abc import ByteStream
 
@@ -19,6 +20,8 @@ from convd_schemas.winpipe import (
     ERROR_FILE_NOT_FOUND,
     PipeStream,
     PipeSystem,
+    check_pipe_name,
+    default_pipe_name,
     refuse_server,
     retry_while_busy,
     win32_pipes,
@@ -26,7 +29,7 @@ from convd_schemas.winpipe import (
 
 from .errors import DaemonUnavailable
 
-__all__ = ["NamedPipeConnector"]
+__all__ = ["NamedPipeConnector", "default_pipe_connector"]
 
 logger = logging.getLogger("convd_client")
 
@@ -72,3 +75,17 @@ class NamedPipeConnector:
             logger.error("refusing convd at %s: %s", self.name, problem)
             raise DaemonUnavailable(self.name, problem)
         return PipeStream(pipe, peer_pid=pid, peer_sid=sid)
+
+
+def default_pipe_connector(
+    socket_path: str | os.PathLike[str] | None = None, *, system: PipeSystem | None = None
+) -> NamedPipeConnector:
+    """The client's default connector on Windows: the pipe ``socket_path`` names, else
+    ``$CONVD_SOCKET``, else ``\\\\.\\pipe\\convd-<this user's SID>``; served by this user only."""
+    system = system if system is not None else win32_pipes()
+    sid = system.current_user_sid()
+    if socket_path is not None:
+        name = check_pipe_name(os.fspath(socket_path))
+    else:
+        name = default_pipe_name(sid)
+    return NamedPipeConnector(name, sid, system=system)

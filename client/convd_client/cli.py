@@ -761,9 +761,7 @@ def _error_message(args: argparse.Namespace, exc: ConvdError) -> str:
         # data is the current ConvInfo (null: the conversation is gone, so revision 0).
         current = exc.data.get("conv_draft_revision", 0) if isinstance(exc.data, dict) else 0
         expected = getattr(args, "if_revision", None)
-        message = f"draft revision is {current}" + (
-            "" if expected is None else f", not {expected}"
-        )
+        message = f"draft revision is {current}" + ("" if expected is None else f", not {expected}")
     elif isinstance(exc.data, str) and exc.data:
         message = f"{exc.message}: {exc.data}"  # e.g. which param was invalid
     return f"error {exc.code}: {message}"

@@ -23,7 +23,6 @@ from anyio import ResourceGuard, TypedAttributeSet, typed_attribute
 from anyio.abc import ByteStream
 from anyio.lowlevel import checkpoint
 
-
 from .paths import SOCKET_ENV
 
 __all__ = [

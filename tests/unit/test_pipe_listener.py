@@ -37,9 +37,7 @@ class Echo:
 
 
 @asynccontextmanager
-async def serving(
-    machine: FakeMachine, handler: Echo
-) -> AsyncIterator[NamedPipeChannelListener]:
+async def serving(machine: FakeMachine, handler: Echo) -> AsyncIterator[NamedPipeChannelListener]:
     daemon = machine.process(DAEMON_PID)
     listener = NamedPipeChannelListener(NAME, max_line=1024, system=daemon)
     async with anyio.create_task_group() as tg:
