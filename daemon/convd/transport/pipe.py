@@ -137,11 +137,15 @@ class NamedPipeChannelListener:
 
     async def aclose(self) -> None:
         """Stop accepting: the listening instance is closed, so new clients find no pipe."""
+        self.close()
+        await checkpoint()
+
+    def close(self) -> None:
+        """``aclose`` without waiting (for an ExitStack); idempotent."""
         self._closed = True
         pipe, self._listening = self._listening, None
         if pipe is not None:
             pipe.close()
-        await checkpoint()
 
     async def _new_instance(self) -> ServerPipe | None:
         # A failure here must not end serve(): every client would be cut (finding 12). Retry
