@@ -25,30 +25,18 @@ import win32file  # noqa: E402
 import win32pipe  # noqa: E402
 import win32security  # noqa: E402
 
-from .winpipe import ClientPipe, ServerPipe  # noqa: E402
+from .winpipe import (  # noqa: E402
+    CLIENT_FLAGS,
+    SERVER_PIPE_MODE,
+    ClientPipe,
+    ServerPipe,
+    server_open_mode,
+)
 
 __all__ = ["Win32Pipes"]
 
 # Each direction's buffer (advisory for the kernel); the framing reads 64 KiB at a time.
 _BUFFER = 65536
-# Byte mode rather than asyncio's message mode: the NDJSON framing needs no message
-# boundaries, and a byte-mode read never ends in ERROR_MORE_DATA. PIPE_WAIT is the blocking
-# mode; the I/O is asynchronous because the handle is overlapped. Remote clients (over SMB) are
-# refused by the kernel before convd sees them.
-_PIPE_MODE = (
-    win32pipe.PIPE_TYPE_BYTE
-    | win32pipe.PIPE_READMODE_BYTE
-    | win32pipe.PIPE_WAIT
-    | win32pipe.PIPE_REJECT_REMOTE_CLIENTS
-)
-_OPEN_MODE = win32pipe.PIPE_ACCESS_DUPLEX | win32file.FILE_FLAG_OVERLAPPED
-# The client lets the server identify it but not impersonate it: a pipe squatted by another
-# account must not be able to act as this user.
-_CLIENT_FLAGS = (
-    win32file.FILE_FLAG_OVERLAPPED
-    | win32con.SECURITY_SQOS_PRESENT
-    | win32file.SECURITY_IDENTIFICATION
-)
 
 
 class _Proactor(Protocol):
@@ -162,12 +150,9 @@ class Win32Pipes:
     def create_server_pipe(self, name: str, sddl: str, *, first: bool) -> ServerPipe:
         attributes = win32security.SECURITY_ATTRIBUTES()
         attributes.bInheritHandle = False
-        open_mode = _OPEN_MODE
-        if first:
-            # Fails with ERROR_ACCESS_DENIED when any instance of the name exists: a second
-            # convd, or another account that created the name first, makes ours refuse to
-            # start instead of sharing the name.
-            open_mode |= win32pipe.FILE_FLAG_FIRST_PIPE_INSTANCE
+        # With first: a second convd, or another account that created the name first, makes
+        # ours refuse to start instead of sharing the name.
+        open_mode = server_open_mode(first=first)
         try:
             attributes.SECURITY_DESCRIPTOR = (
                 win32security.ConvertStringSecurityDescriptorToSecurityDescriptor(
@@ -177,7 +162,7 @@ class Win32Pipes:
             handle = win32pipe.CreateNamedPipe(
                 name,
                 open_mode,
-                _PIPE_MODE,
+                SERVER_PIPE_MODE,
                 win32pipe.PIPE_UNLIMITED_INSTANCES,
                 _BUFFER,
                 _BUFFER,
@@ -196,7 +181,7 @@ class Win32Pipes:
                 0,
                 None,
                 win32file.OPEN_EXISTING,
-                _CLIENT_FLAGS,
+                CLIENT_FLAGS,
                 None,
             )
         except pywintypes.error as exc:

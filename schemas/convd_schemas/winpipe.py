@@ -26,11 +26,13 @@ from anyio.lowlevel import checkpoint
 from .paths import SOCKET_ENV
 
 __all__ = [
+    "CLIENT_FLAGS",
     "ERROR_ACCESS_DENIED",
     "ERROR_FILE_NOT_FOUND",
     "ERROR_PIPE_BUSY",
     "LOCAL_SYSTEM_SID",
     "PIPE_PREFIX",
+    "SERVER_PIPE_MODE",
     "ClientPipe",
     "PipeAttribute",
     "PipeEnd",
@@ -47,6 +49,7 @@ __all__ = [
     "refuse_client",
     "refuse_server",
     "retry_while_busy",
+    "server_open_mode",
     "win32_pipes",
 ]
 
@@ -59,6 +62,32 @@ LOCAL_SYSTEM_SID = "S-1-5-18"
 ERROR_FILE_NOT_FOUND = 2  # no instance of the pipe exists
 ERROR_ACCESS_DENIED = 5  # the DACL says no; or FILE_FLAG_FIRST_PIPE_INSTANCE and it exists
 ERROR_PIPE_BUSY = 231  # every instance is connected: wait for one to listen again
+
+# The flags convd creates and opens its pipe with (winbase.h / WinNT.h values).
+PIPE_ACCESS_DUPLEX = 0x00000003
+FILE_FLAG_OVERLAPPED = 0x40000000
+FILE_FLAG_FIRST_PIPE_INSTANCE = 0x00080000
+PIPE_TYPE_MESSAGE = 0x00000004  # not used: named here so that tests can say so
+PIPE_READMODE_MESSAGE = 0x00000002  # not used either
+PIPE_REJECT_REMOTE_CLIENTS = 0x00000008
+SECURITY_SQOS_PRESENT = 0x00100000
+SECURITY_IDENTIFICATION = 0x00010000  # SecurityIdentification << 16
+
+#: dwPipeMode: byte stream (PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT are all 0), remote
+#: clients refused by the kernel. Byte mode rather than asyncio's message mode: the NDJSON
+#: framing needs no message boundaries, and a byte-mode read never ends in ERROR_MORE_DATA.
+SERVER_PIPE_MODE = PIPE_REJECT_REMOTE_CLIENTS
+#: The client's flags: overlapped, and the server may identify it but not impersonate it (a
+#: pipe squatted by another account must not be able to act as this user).
+CLIENT_FLAGS = FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION
+
+
+def server_open_mode(*, first: bool) -> int:
+    """dwOpenMode of an instance: duplex, overlapped; the first instance also with
+    FILE_FLAG_FIRST_PIPE_INSTANCE, which fails (ERROR_ACCESS_DENIED) if the name exists."""
+    mode = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED
+    return mode | FILE_FLAG_FIRST_PIPE_INSTANCE if first else mode
+
 
 # A string SID: "S-1-", the identifier authority, then one or more sub-authorities. Checked
 # before a SID goes into a pipe name or an SDDL string, where other characters would change

@@ -9,7 +9,13 @@ import sys
 import pytest
 
 from convd_schemas.winpipe import (
+    CLIENT_FLAGS,
+    FILE_FLAG_FIRST_PIPE_INSTANCE,
     LOCAL_SYSTEM_SID,
+    PIPE_READMODE_MESSAGE,
+    PIPE_REJECT_REMOTE_CLIENTS,
+    PIPE_TYPE_MESSAGE,
+    SERVER_PIPE_MODE,
     check_pipe_name,
     check_sid,
     default_pipe_name,
@@ -20,6 +26,7 @@ from convd_schemas.winpipe import (
     refuse_client,
     refuse_server,
     retry_while_busy,
+    server_open_mode,
     win32_pipes,
 )
 from pipe_support import USER, win_error
@@ -58,6 +65,18 @@ def test_the_sddl_lets_in_the_owner_and_localsystem_only() -> None:
     # no read for Everyone or Anonymous, as the default DACL would give.
     assert pipe_sddl(USER) == f"D:P(A;;GA;;;S-1-5-18)(A;;GA;;;{USER})"
     assert LOCAL_SYSTEM_SID == "S-1-5-18"
+
+
+def test_the_pipe_is_byte_mode_local_only_and_its_first_instance_exclusive() -> None:
+    # Values from winbase.h: PIPE_ACCESS_DUPLEX 0x3, FILE_FLAG_OVERLAPPED 0x40000000,
+    # FILE_FLAG_FIRST_PIPE_INSTANCE 0x80000, PIPE_REJECT_REMOTE_CLIENTS 0x8,
+    # SECURITY_SQOS_PRESENT 0x100000, SECURITY_IDENTIFICATION 0x10000.
+    assert server_open_mode(first=True) == 0x3 | 0x40000000 | 0x80000
+    assert server_open_mode(first=False) == 0x3 | 0x40000000
+    assert server_open_mode(first=False) & FILE_FLAG_FIRST_PIPE_INSTANCE == 0
+    assert SERVER_PIPE_MODE & PIPE_REJECT_REMOTE_CLIENTS == 0x8
+    assert SERVER_PIPE_MODE & (PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE) == 0
+    assert CLIENT_FLAGS == 0x40000000 | 0x100000 | 0x10000
 
 
 def test_convd_socket_overrides_the_pipe_name_but_must_name_a_local_pipe() -> None:
