@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
-from pathlib import Path
+from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 
-from convd.app import _plan_pipe
-from convd.config import Config
 from convd.rpc.channel import Channel, ChannelListener
 from convd.transport import NamedPipeChannelListener, PipeInUse
 from convd_schemas.winpipe import LOCAL_SYSTEM_SID, PipeStream, pipe_name, pipe_sddl
@@ -214,26 +211,3 @@ async def test_after_aclose_new_clients_find_no_pipe_and_serve_returns() -> None
         machine.process(200).open_client_pipe(NAME)
     # The name is free again: a new daemon may start.
     NamedPipeChannelListener(NAME, max_line=1024, system=machine.process(102))
-
-
-def test_the_daemon_plans_its_pipe_before_anything_else(tmp_path: Path) -> None:
-    # app.py's Windows wiring, over the fake: the default name, or the pipe --socket names;
-    # the first instance exists once planned (a second convd is refused) and goes with the
-    # claims. (run_daemon itself does not run on Windows yet; see the README.)
-
-    machine = FakeMachine()
-    config = Config(socket_path=tmp_path / "convd.sock", database_path=tmp_path / "convd.db")
-    with ExitStack() as claims:
-        plan = _plan_pipe(config, claims, machine.process(DAEMON_PID))
-        assert plan.path == Path(NAME)
-        assert plan.pipe is not None and plan.pipe.name == NAME
-        assert machine.created == [(NAME, pipe_sddl(USER), True)]
-        with ExitStack() as second, pytest.raises(PipeInUse):
-            _plan_pipe(config, second, machine.process(DAEMON_PID + 1))
-    assert machine.instances(NAME) == []
-
-    named = Config(socket_path=Path(r"\\.\pipe\convd-test"), database_path=config.database_path)
-    with ExitStack() as claims:
-        assert _plan_pipe(named, claims, machine.process(DAEMON_PID)).path == Path(
-            r"\\.\pipe\convd-test"
-        )
