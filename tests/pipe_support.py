@@ -143,10 +143,8 @@ class FakeServerPipe(FakePipeEnd):
         self.client: FakeClientPipe | None = None
         #: Set to make client_pid() fail (GetNamedPipeClientProcessId failing).
         self.client_pid_error: OSError | None = None
-        self.waited = False
 
     async def wait_for_client(self) -> None:
-        self.waited = True
         await self._connected.wait()
         if self.closed:
             raise win_error(995, "The I/O operation has been aborted")

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 
-from convd.rpc.channel import Channel, ChannelListener
+from convd.rpc.channel import Channel
 from convd.transport import NamedPipeChannelListener, PipeInUse
 from convd_schemas.winpipe import LOCAL_SYSTEM_SID, PipeStream, pipe_name, pipe_sddl
 from pipe_support import USER, FakeMachine, win_error
@@ -55,14 +55,6 @@ async def read_until_end(stream: PipeStream) -> bytes:
             data += await stream.receive()
     except anyio.EndOfStream:
         return data
-
-
-def test_it_is_a_channel_listener() -> None:
-    machine = FakeMachine()
-    listener: ChannelListener = NamedPipeChannelListener(
-        NAME, max_line=1024, system=machine.process(DAEMON_PID)
-    )
-    assert isinstance(listener, NamedPipeChannelListener)
 
 
 async def test_the_owner_is_served_on_a_pipe_only_the_owner_and_system_may_open() -> None:
