@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -58,6 +59,7 @@ from . import _rpc
 from ._connection import Connection
 from ._feed import ChangeFeed, ConvEvent, EventListener, Resync, ResyncListener, StateListener
 from ._framing import DEFAULT_MAX_LINE
+from ._pipe import default_pipe_connector
 from ._rpc import Rpc
 from ._supervisor import ConnectionState, Connector, Supervisor, UnixConnector
 from .drafts import text_draft
@@ -146,7 +148,12 @@ class Client:
         connector: Connector | None = None,
         _expected_uid: int | None = None,
     ) -> None:
-        path = Path(socket_path) if socket_path is not None else default_socket_path()
+        if sys.platform == "win32" and connector is None:
+            # Windows (issue 9 section 4): the daemon's named pipe, not a Unix socket.
+            pipe = default_pipe_connector(socket_path)
+            connector, path = pipe, Path(pipe.name)
+        else:
+            path = Path(socket_path) if socket_path is not None else default_socket_path()
         self._timeout = timeout
         self._require_connection = require_connection
         if connector is None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
@@ -16,14 +17,23 @@ from anyio.abc import SocketListener
 from convd_schemas import StoreStatus, __version__
 from convd_schemas.limits import MAX_LINE_BYTES
 from convd_schemas.openrpc import build_openrpc
+from convd_schemas.winpipe import (
+    PIPE_PREFIX,
+    PipeSystem,
+    check_pipe_name,
+    pipe_name,
+    win32_pipes,
+)
 
 from .config import Config
 from .domain import ConversationService, EventBus
 from .rpc import RpcServer
+from .rpc.channel import ChannelListener
 from .rpc.dispatcher import load as load_dispatcher
 from .store import lock_database, open_store
 from .transport import (
     InheritedSocket,
+    NamedPipeChannelListener,
     Notifier,
     UnixChannelListener,
     check_listening_unix_socket,
@@ -45,10 +55,17 @@ FD_NAME = "convd"
 class _ListenerPlan:
     """Where convd will listen, checked (and the path claimed) before anything else is made."""
 
-    def __init__(self, inherited: InheritedSocket | None, path: Path, origin: str) -> None:
+    def __init__(
+        self,
+        inherited: InheritedSocket | None,
+        path: Path,
+        origin: str,
+        pipe: NamedPipeChannelListener | None = None,
+    ) -> None:
         self.inherited = inherited
         self.path = path
         self.origin = origin
+        self.pipe = pipe  # Windows: the named pipe, its first instance already created
 
 
 def _plan_listener(
@@ -76,6 +93,38 @@ def _plan_listener(
         Path(path) if path else config.socket_path,
         f"passed by systemd as fd {inherited.fd} ({inherited.name})",
     )
+
+
+# -- Windows (issue 9 section 4): the named pipe instead of the Unix socket ------------------
+# Not run on Windows yet: convd.app does not import there (the store's lock file needs fcntl)
+# and run_daemon waits for POSIX signals. The rest of the daemon is POSIX-only today.
+
+
+def _plan_pipe(config: Config, stack: ExitStack, system: PipeSystem | None = None) -> _ListenerPlan:
+    """The named pipe ``--socket``/``$CONVD_SOCKET`` names, else the user's own
+    (``winpipe.pipe_name``); its first instance is created now, so that a second convd is
+    refused before anything else is opened."""
+    system = system if system is not None else win32_pipes()
+    requested = str(config.socket_path)
+    if requested.startswith(PIPE_PREFIX):
+        name = check_pipe_name(requested)
+    else:
+        name = pipe_name(system.current_user_sid())
+    pipe = NamedPipeChannelListener(name, max_line=MAX_LINE_BYTES, system=system)
+    stack.callback(pipe.close)
+    return _ListenerPlan(None, Path(name), "named pipe, this user and SYSTEM only", pipe)
+
+
+@asynccontextmanager
+async def _open_channels(plan: _ListenerPlan) -> AsyncIterator[ChannelListener]:
+    if plan.pipe is not None:
+        yield plan.pipe
+        return
+    async with _open_listener(plan) as listener:
+        yield UnixChannelListener(listener, max_line=MAX_LINE_BYTES, uid=os.getuid())
+
+
+# -- end of the Windows part ------------------------------------------------------------------
 
 
 @asynccontextmanager
@@ -114,7 +163,10 @@ async def run_daemon(config: Config) -> None:
         # socket (its directory, and another convd serving it), then the database's directory
         # and lock, then the file itself (checked read-only inside open_store). A refused
         # convd leaves no database behind, and never touches one it does not own.
-        plan = _plan_listener(config, passed, claims)
+        if sys.platform == "win32":  # Windows (issue 9 section 4): the named pipe
+            plan = _plan_pipe(config, claims)
+        else:
+            plan = _plan_listener(config, passed, claims)
         claims.enter_context(lock_database(config.database_path, config.role))
         async with (
             open_store(
@@ -123,7 +175,7 @@ async def run_daemon(config: Config) -> None:
                 kept_changes=config.kept_changes,
                 kept_seconds=config.kept_seconds,
             ) as store,
-            _open_listener(plan) as listener,
+            _open_channels(plan) as channels,
         ):
             socket_path, origin = plan.path, plan.origin
             stats = store.stats
@@ -153,9 +205,6 @@ async def run_daemon(config: Config) -> None:
             )
             async with anyio.create_task_group() as background:
                 async with anyio.create_task_group() as tg:
-                    channels = UnixChannelListener(
-                        listener, max_line=MAX_LINE_BYTES, uid=os.getuid()
-                    )
                     await tg.start(server.serve, channels)
                     notifier.notify("READY=1", f"STATUS=serving {socket_path}")
                     # Accepting already; the dispatcher's library loads meanwhile.

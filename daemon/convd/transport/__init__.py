@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from convd_schemas.framing import LineReader, LineTooLong
 
 from .channel import (
@@ -11,6 +13,7 @@ from .channel import (
     open_stream_channel,
 )
 from .peercred import PeerCredentials, describe_peer, peer_credentials
+from .pipe import NamedPipeChannelListener, PipeInUse
 from .systemd import (
     ActivationError,
     InheritedSocket,
@@ -19,13 +22,17 @@ from .systemd import (
     listen_fds,
     pick_listen_fd,
 )
-from .unix import (
-    AlreadyRunning,
-    UnsafePath,
-    bind_unix_listener,
-    ensure_private_dir,
-    inherited_unix_listener,
-)
+
+# Windows (issue 9): unix.py needs fcntl (the lock file), which Windows lacks; skipping it
+# there lets the named-pipe listener (transport/pipe.py) import. Linux imports it as before.
+if sys.platform != "win32":
+    from .unix import (
+        AlreadyRunning,
+        UnsafePath,
+        bind_unix_listener,
+        ensure_private_dir,
+        inherited_unix_listener,
+    )
 
 __all__ = [
     "ActivationError",
@@ -33,8 +40,10 @@ __all__ = [
     "InheritedSocket",
     "LineReader",
     "LineTooLong",
+    "NamedPipeChannelListener",
     "Notifier",
     "PeerCredentials",
+    "PipeInUse",
     "SocketChannel",
     "StreamChannel",
     "UnixChannelListener",
