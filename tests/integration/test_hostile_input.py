@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,29 @@ def test_the_daemon_keeps_serving_a_canary_through_all_of_it(daemon: DaemonProce
             _exchange(daemon.socket, frame, 1)
         (conv,) = canary.call("conv.get", {"convs": [{"conv_id": "c", "conv_type": 1}]})
     assert conv["conv_draft"]["draft_msg"]["message_elem_array"][0]["text_elem_content"] == "alive"
+
+
+def test_a_large_reply_before_a_closing_line_arrives_whole(daemon: DaemonProcess) -> None:
+    """The connection closes after the line that ends it, but only once what it owes went out:
+    a reply larger than the socket's buffers (but under the daemon's 1 MiB high-water mark, so
+    the daemon does not wait for it), to a client that reads only afterwards."""
+    with LineClient(daemon.socket) as writer:
+        writer.call("session.login", {"user_id": "bulky"})
+        for n in range(120):
+            writer.call(
+                "conv.set_draft",
+                {"conv_id": f"big{n}", "conv_type": 1, "draft": text_draft("x" * 6000)},
+            )
+    listing = b'{"jsonrpc":"2.0","id":5,"method":"conv.list","params":{"count":1000}}\n'
+    login = b'{"jsonrpc":"2.0","id":1,"method":"session.login","params":{"user_id":"bulky"}}\n'
+    too_long = b"x" * (MAX_LINE_BYTES + 10) + b"\n"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(20)
+        sock.connect(str(daemon.socket))
+        sock.sendall(login + listing + too_long)
+        time.sleep(0.5)  # let the daemon queue its ~750 kB reply and reach the closing line
+        reader = sock.makefile("rb")
+        replies = [json.loads(line) for line in reader]
+    assert [r["id"] for r in replies] == [1, 5, None]
+    assert len(replies[1]["result"]["conversation_list_result_conv_list"]) == 120
+    assert replies[2]["error"]["code"] == -32600

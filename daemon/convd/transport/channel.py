@@ -43,6 +43,9 @@ DEFAULT_HIGH_WATER = 1024 * 1024
 #: Complete lines read ahead of the handler before the socket stops being read: a client
 #: that pipelines cannot make the daemon buffer without bound.
 _READ_AHEAD_LINES = 64
+#: How long replies queued for a connection that ended may take to reach a peer that is slow
+#: to read them, before the connection is dropped.
+_FLUSH_TIMEOUT = 5.0
 
 
 class SocketChannel(asyncio.Protocol):
@@ -62,6 +65,7 @@ class SocketChannel(asyncio.Protocol):
         self._writing_paused = False
         self._line_waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._closed = asyncio.Event()
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -85,6 +89,7 @@ class SocketChannel(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._closed.set()
         self._wake_reader()
         self._writing_paused = False
         self._wake_drainer()
@@ -142,6 +147,16 @@ class SocketChannel(asyncio.Protocol):
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+    async def finish(self, timeout: float) -> None:
+        """Close, letting the queued bytes go out for at most ``timeout`` seconds (a peer that
+        stopped reading would otherwise hold the connection open), then drop what is left."""
+        self.close()
+        if self._transport is None:
+            return
+        with anyio.move_on_after(timeout):
+            await self._closed.wait()
+        self.abort()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -234,13 +249,14 @@ class UnixChannelListener:
         return True
 
 
-async def _run_handler(
-    handler: Callable[[Any], Awaitable[None]], channel: SocketChannel | StreamChannel
-) -> None:
+async def _run_handler(handler: Callable[[Any], Awaitable[None]], channel: SocketChannel) -> None:
     try:
         await handler(channel)
     finally:
-        channel.abort()
+        # The handler has closed the channel (its replies still going out) or cut it; either
+        # way it is gone within _FLUSH_TIMEOUT.
+        with anyio.CancelScope(shield=True):
+            await channel.finish(_FLUSH_TIMEOUT)
 
 
 class StreamChannel:
