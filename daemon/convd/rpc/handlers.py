@@ -297,6 +297,15 @@ class Methods:
             page_infos = [conv_info(c) for c in late[start : start + _SYNC_PAGE]]
             await session.send(subscription.page_line(seq, page_infos))
         await session.send(subscription.finish_line(seq))
+        logger.debug(
+            "connection %s: synced %d conversations at seq %d (%d of them late); %d held "
+            "changes were already shown",
+            session.origin,
+            len(sent) + len(late),
+            seq,
+            len(late),
+            len(skip),
+        )
         subscription.release(skip)
 
     async def conv_unsubscribe(self, session: Session, params: ConvUnsubscribeParams) -> Any:
