@@ -170,9 +170,9 @@ class ConvSubscribeParams(_Params):
     committed while the list is read are not lost: a conversation that moved during the sync
     (created, activated, pinned) may come last in the frame, and a change whose result the
     frame already shows is not sent again; the others follow Finish in seq order (one may
-    update or delete a conversation the frame showed earlier). With ``since_seq`` the frame
-    holds the missed changes instead: Start (``full`` false), the replay (Dels included),
-    Finish, then the live events.
+    update or delete a conversation the frame showed earlier), and Finish's ``seq`` is the
+    resume point. With ``since_seq`` the frame holds the missed changes instead: Start
+    (``full`` false), the replay (Dels included), Finish, then the live events.
     """
 
     since_seq: (
@@ -346,9 +346,10 @@ class ConvEventStart(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Start)):
 
 class ConvEventFinish(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Finish)):
     """``event`` 4 (kTIMConvEvent_Finish): the sync frame is complete; ``origin`` is ``""``.
-    ``seq`` is the subscription's: the events that follow are the changes after it (those
-    whose result a full frame already showed are left out), and the resume point once
-    Finish is applied."""
+    ``seq`` is the resume point: every change up to it is in the frame, and the events that
+    follow are the changes after it (for a full frame, those whose result it already shows
+    are left out). For a full frame it is at least the Start's seq, for a resume the
+    subscription's seq."""
 
 
 #: One committed change of a conversation, sent to every subscriber of the account, told

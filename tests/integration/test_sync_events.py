@@ -64,8 +64,9 @@ def _event(client: LineClient) -> dict[str, Any]:
     return dict(message["params"])
 
 
-def _frame(client: LineClient, seq: int) -> list[dict[str, Any]]:
-    """Read a full frame (Start .. Finish); return the pages' conversations in order."""
+def _frame(client: LineClient, seq: int) -> tuple[list[dict[str, Any]], int]:
+    """Read a full frame (Start .. Finish); return the pages' conversations in order, and
+    Finish's seq (the resume point)."""
     start = _event(client)
     assert (start["event"], start["seq"], start["origin"], start["full"]) == (START, seq, "", True)
     assert "conv_array" not in start
@@ -74,8 +75,8 @@ def _frame(client: LineClient, seq: int) -> list[dict[str, Any]]:
         assert (event["event"], event["seq"], event["origin"]) == (UPDATE, seq, ""), event
         assert 1 <= len(event["conv_array"]) <= 100
         listed += event["conv_array"]
-    assert (event["seq"], event["origin"]) == (seq, "")
-    return listed
+    assert event["seq"] >= seq and event["origin"] == ""
+    return listed, event["seq"]
 
 
 def test_a_sync_frames_the_whole_list_in_conv_list_order(daemon: DaemonProcess) -> None:
@@ -85,7 +86,8 @@ def test_a_sync_frames_the_whole_list_in_conv_list_order(daemon: DaemonProcess) 
         expected = _list_all(writer)
         result = subscriber.call("conv.subscribe", {"sync": True})
         assert result["seq"] == 251
-        listed = _frame(subscriber, result["seq"])
+        listed, resume_seq = _frame(subscriber, result["seq"])
+        assert resume_seq == result["seq"]  # nothing changed meanwhile
         assert listed == expected  # every conversation once, pinned first, as conv.list
         assert listed[0]["conv_id"] == "p007"
         # Then the live events, from the subscription's seq on.
@@ -97,7 +99,7 @@ def test_a_sync_frames_the_whole_list_in_conv_list_order(daemon: DaemonProcess) 
 def test_an_empty_account_gets_start_then_finish(daemon: DaemonProcess) -> None:
     with daemon.client("nobody") as subscriber:
         result = subscriber.call("conv.subscribe", {"sync": True})
-        assert _frame(subscriber, result["seq"]) == []
+        assert _frame(subscriber, result["seq"]) == ([], 0)
         subscriber.call("conv.create", {"conv_id": "first", "conv_type": 2})
         added = _event(subscriber)
         assert (added["event"], added["seq"]) == (ADD, 1)
@@ -170,7 +172,7 @@ def test_a_sync_under_concurrent_writers_loses_and_repeats_nothing(
             result = subscriber.call("conv.subscribe", {"sync": True})
             seq = result["seq"]
             held: dict[Key, dict[str, Any]] = {}
-            listed = _frame(subscriber, seq)
+            listed, resume_seq = _frame(subscriber, seq)
             for info in listed:
                 assert _key(info) not in held, f"{_key(info)} twice in the frame"
                 held[_key(info)] = info
@@ -183,7 +185,7 @@ def test_a_sync_under_concurrent_writers_loses_and_repeats_nothing(
             assert not errors, errors
             # A last change marks the end of the stream.
             checker.call("conv.create", {"conv_id": "sentinel", "conv_type": 2})
-            last = seq
+            last = resume_seq
             while True:
                 event = _event(subscriber)
                 assert event["seq"] > last, "events after Finish go up strictly"
@@ -203,7 +205,22 @@ def test_a_sync_under_concurrent_writers_loses_and_repeats_nothing(
                 held[_key(info)] = info
                 if info["conv_id"] == "sentinel":
                     break
-            assert held == {_key(c): c for c in _list_all(checker)}
+            final = {_key(c): c for c in _list_all(checker)}
+            assert held == final
+            # Finish's seq is a true resume point: the frame plus the changes after it
+            # (applied as upserts) give the same list.
+            resumed = {_key(c): c for c in listed}
+            checker.call("conv.subscribe", {"since_seq": resume_seq})
+            while True:
+                event = _event(checker)
+                for info in event["conv_array"]:
+                    if event["event"] == DEL:
+                        resumed.pop(_key(info), None)
+                    else:
+                        resumed[_key(info)] = info
+                if event["event"] == ADD and event["conv_array"][0]["conv_id"] == "sentinel":
+                    break
+            assert resumed == final
     finally:
         stop.set()
         for worker in workers:

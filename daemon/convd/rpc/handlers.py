@@ -263,7 +263,8 @@ class Methods:
         held meanwhile. A conversation whose place did not change is read exactly once (the
         conv.list cursor is its sort key). One that changed may be read twice (sent once) or
         not at all: those not sent get one last page with their latest state. A held change
-        whose result the frame already shows is dropped, the others follow Finish.
+        whose result the frame already shows is dropped, the others follow Finish, whose seq
+        is the resume point: the last seq up to which every change is in the frame.
         """
         sent: dict[domain.ConvKey, bytes] = {}
         await session.send(subscription.start_line(seq, full=True))
@@ -291,18 +292,23 @@ class Methods:
         self._service.unsubscribe(account, token)
         if subscription.id not in session.subscriptions:
             return
-        skip, late = _reconcile([c for c in subscription.held() if c.seq <= last], sent)
+        seen = [c for c in subscription.held() if c.seq <= last]
+        skip, late = _reconcile(seen, sent)
         late.sort(key=lambda c: c.active_time, reverse=True)
         for start in range(0, len(late), _SYNC_PAGE):
             page_infos = [conv_info(c) for c in late[start : start + _SYNC_PAGE]]
             await session.send(subscription.page_line(seq, page_infos))
-        await session.send(subscription.finish_line(seq))
+        # The resume point: every change up to it is in the frame; the ones after it follow.
+        following = [c.seq for c in seen if c.seq not in skip]
+        resume_seq = following[0] - 1 if following else last
+        await session.send(subscription.finish_line(resume_seq))
         logger.debug(
-            "connection %s: synced %d conversations at seq %d (%d of them late); %d held "
-            "changes were already shown",
+            "connection %s: synced %d conversations from seq %d to %d (%d of them late); %d "
+            "held changes were already shown",
             session.origin,
             len(sent) + len(late),
             seq,
+            resume_seq,
             len(late),
             len(skip),
         )
