@@ -238,3 +238,21 @@ def test_a_frame_event_is_one_json_line_per_page(daemon: DaemonProcess) -> None:
         lines = [json.loads(client.read_line()) for _ in range(4)]
     assert [m["params"]["event"] for m in lines] == [START, UPDATE, UPDATE, FINISH]
     assert [len(m["params"].get("conv_array", ())) for m in lines] == [0, 100, 50, 0]
+
+
+def test_a_sync_ended_in_the_same_batch_sends_nothing(daemon: DaemonProcess) -> None:
+    with daemon.client() as client:
+        _preload(client, ["a", "b"])
+        # A connection's subscriptions are numbered from 1.
+        for subscription, params in ((1, {"sync": True}), (2, {"sync": True, "since_seq": 0})):
+            replies = _batch(
+                client,
+                [
+                    ("conv.subscribe", params),
+                    ("conv.unsubscribe", {"subscription": subscription}),
+                ],
+            )
+            assert replies[0]["result"]["subscription"] == subscription
+            assert replies[1]["result"] == {}
+        client.call("daemon.status")  # a round trip: any event due would have come first
+        assert client.notifications == []

@@ -232,7 +232,7 @@ class Methods:
         up_to: int,
         framed: bool,
     ) -> None:
-        if framed:
+        if framed and subscription.id in session.subscriptions:
             await session.send(subscription.start_line(since_seq, full=False))
         while subscription.last_seq < up_to and subscription.id in session.subscriptions:
             changes = await self._service.changes_between(
@@ -267,6 +267,8 @@ class Methods:
         is the resume point: the last seq up to which every change is in the frame.
         """
         sent: dict[domain.ConvKey, bytes] = {}
+        if subscription.id not in session.subscriptions:
+            return  # ended by a later call of the same batch
         await session.send(subscription.start_line(seq, full=True))
         cursor = 0
         while True:
