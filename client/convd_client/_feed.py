@@ -2,11 +2,13 @@
 
 :class:`ChangeFeed` owns everything about ``conv.event``: whether events are wanted, the
 subscription on the current connection, the resume point (``last_seq`` and ``history``), the
-hold buffer used while the list is reloaded, and the bounded queue that a dispatcher task
-drains into the listeners (connection state changes travel through the same queue, so
-listeners see them in order with events). It makes calls on the connection it is given and
-never connects by itself; when it must start over (listeners too slow, too much held) it asks
-for the connection to be dropped through ``drop``.
+hold buffer used while the list is reloaded, the sync frames (Start / Finish) and what the
+listeners were told (a reloaded list's missing conversations are reported as Del), and the
+bounded queue that a dispatcher task drains into the listeners (connection state changes
+travel through the same queue, so listeners see them in order with events). It makes calls
+on the connection it is given and never connects by itself; when it must start over
+(listeners too slow, too much held) it asks for the connection to be dropped through
+``drop``.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from convd_schemas import (
     ConvSubscribeResult,
     ConvUnsubscribeParams,
     TIMConvEvent,
+    TIMConvType,
 )
 from convd_schemas.limits import DEFAULT_PAGE_SIZE
+from convd_schemas.methods import ConvEventFinish, ConvEventStart
 
 from . import _rpc
 from ._connection import Connection
@@ -59,15 +63,23 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class ConvEvent:
-    """One committed change, as a ``conv.event`` notification delivered it.
+    """One committed change, as a ``conv.event`` notification delivered it, or a sync
+    frame's Start / Finish (subscriptions with ``sync``).
 
-    :param seq: the account's change sequence number (strictly increasing)
-    :param event: Add, Del or Update
-    :param conversations: the conversations as they are after the change (empty for Del)
+    Inside a frame of the whole list (after a Start), Update events carry the list's pages
+    and the Start's ``seq``; conversations the listeners were told about earlier and that
+    the list no longer has arrive as one Del (``origin`` ``""``) just before Finish.
+
+    :param seq: the account's change sequence number (strictly increasing, except inside a
+        sync frame of the whole list, whose events all carry its Start's seq)
+    :param event: Add, Del, Update, Start or Finish
+    :param conversations: the conversations as they are after the change (empty for Del,
+        Start and Finish)
     :param keys: the id and type of every conversation the event names
     :param conv_array: the event's ``conv_array`` exactly as sent (for Del only
-        ``conv_id`` and ``conv_type``)
-    :param origin: id of the daemon connection that made the change
+        ``conv_id`` and ``conv_type``; empty for Start and Finish)
+    :param origin: id of the daemon connection that made the change (``""`` for frame
+        events)
     """
 
     seq: int
@@ -83,9 +95,11 @@ class Resync:
     """The events missed while disconnected could not be replayed; here is the whole list.
 
     Sent to resync listeners instead of the missed events when the daemon no longer keeps
-    them (error 90003 on resume). ``conversations`` is the complete list after the gap;
-    conversations deleted during the gap are simply absent from it. Events after ``seq``
-    follow as usual (some may repeat what the list already shows: apply them as upserts).
+    them (error 90003 on resume), for subscriptions without ``sync`` (with ``sync``, the
+    reload arrives as a sync frame of the whole list to the event listeners instead).
+    ``conversations`` is the complete list after the gap; conversations deleted during the
+    gap are simply absent from it. Events after ``seq`` follow as usual (some may repeat
+    what the list already shows: apply them as upserts).
     """
 
     seq: int
@@ -95,6 +109,19 @@ class Resync:
 @dataclass(frozen=True, slots=True)
 class _StateChange:
     state: ConnectionState
+
+
+_Key = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Frame:
+    """A sync frame between its Start and its Finish."""
+
+    full: bool
+    seq: int
+    #: A full frame's conversations so far.
+    keys: set[_Key]
 
 
 #: Listener callables may be plain functions or coroutine functions.
@@ -115,6 +142,13 @@ _EVENT_KINDS: dict[type[ConvEventParams], TIMConvEvent] = {
 
 def conv_event(params: ConvEventParams) -> ConvEvent:
     """The :class:`ConvEvent` a decoded ``conv.event`` stands for."""
+    if isinstance(params, ConvEventStart | ConvEventFinish):
+        kind = (
+            TIMConvEvent.kTIMConvEvent_Start
+            if isinstance(params, ConvEventStart)
+            else TIMConvEvent.kTIMConvEvent_Finish
+        )
+        return ConvEvent(params.seq, kind, (), (), [], params.origin)
     if isinstance(params, ConvEventDel):
         keys = tuple(params.conv_array)
         conversations: tuple[ConvInfo, ...] = ()
@@ -148,6 +182,13 @@ class ChangeFeed:
         self.lock = anyio.Lock()
         # Events: wanted across reconnects and logins until unsubscribe().
         self.wanted = False
+        # Sync frames wanted (conv.subscribe's `sync`) on every subscribe.
+        self.sync = False
+        # The open sync frame; it stays open across a lost connection (the next frame
+        # continues it without a second Start).
+        self._frame: _Frame | None = None
+        # With sync: the conversations the event listeners know about.
+        self._told: set[_Key] = set()
         self._accepting = False
         self._subscription: int | None = None
         self.origin: str | None = None
@@ -282,11 +323,18 @@ class ChangeFeed:
         return await _rpc.list_all_on(conn, page_size, timeout)
 
     async def subscribe(
-        self, conn: Connection, since_seq: int | None, history: str | None, timeout: float
+        self,
+        conn: Connection,
+        since_seq: int | None,
+        history: str | None,
+        timeout: float,
+        sync: bool = False,
     ) -> ConvSubscribeResult:
         """Subscribe on ``conn`` (hold :attr:`lock`); resume after ``since_seq`` if given.
 
-        Without ``since_seq`` while subscribed, returns the live subscription unchanged.
+        With ``sync``, this and every later subscribe (reconnects, logins) asks the daemon
+        for a sync frame. Without ``since_seq`` while subscribed, returns the live
+        subscription unchanged (``sync`` too is left as it was).
         """
         if self._subscription is not None:
             if since_seq is None:
@@ -297,31 +345,44 @@ class ChangeFeed:
                     history=self._history or "",
                 )
             await self._unsubscribe_on(conn, timeout)
-        if since_seq is None:
-            result = await self.subscribe_fresh(conn, timeout)
-        else:
-            if history is not None:
-                self._history = history
-            result = await self._subscribe_resume(conn, since_seq, timeout)
+        previous, self.sync = self.sync, sync
+        try:
+            if since_seq is None:
+                result = await self.subscribe_fresh(conn, timeout)
+            else:
+                if history is not None:
+                    self._history = history
+                result = await self._subscribe_resume(conn, since_seq, timeout)
+        except BaseException:
+            if not self.wanted:
+                self.sync = previous
+            raise
         self.wanted = True
         return result
 
     async def unsubscribe(self, conn: Connection | None, timeout: float) -> None:
         """Stop wanting events; end the subscription on ``conn`` if there is one (hold lock)."""
         self.wanted = False
+        self.sync = False
+        self._frame = None
+        self._told.clear()
         if conn is not None and not conn.closed and self._subscription is not None:
             with contextlib.suppress(DaemonUnavailable):
                 await self._unsubscribe_on(conn, timeout)
         self.reset()
 
     async def subscribe_fresh(self, conn: Connection, timeout: float) -> ConvSubscribeResult:
-        """Subscribe without ``since_seq``; the resume point starts at the reply's seq."""
+        """Subscribe without ``since_seq``; the resume point starts at the reply's seq.
+
+        With :attr:`sync`, the daemon sends the whole list in a sync frame first.
+        """
         # Events may arrive before the response (the daemon registers the subscription
         # first): accept them from now on.
         self._last_seq = None
         self._accepting = True
+        params = ConvSubscribeParams(sync=self.sync)
         try:
-            result = await self._call_on(conn, _rpc.CONV_SUBSCRIBE, ConvSubscribeParams(), timeout)
+            result = await self._call_on(conn, _rpc.CONV_SUBSCRIBE, params, timeout)
         except BaseException:
             self._accepting = self._subscription is not None
             raise
@@ -338,6 +399,7 @@ class ChangeFeed:
         params = ConvSubscribeParams(
             since_seq=since_seq,
             history=msgspec.UNSET if self._history is None else self._history,
+            sync=self.sync,
         )
         try:
             result = await self._call_on(conn, _rpc.CONV_SUBSCRIBE, params, timeout)
@@ -366,7 +428,12 @@ class ChangeFeed:
             await self._call_on(conn, _rpc.CONV_UNSUBSCRIBE, params, timeout)
 
     async def restore(self, conn: Connection, timeout: float) -> None:
-        """On a new connection: resume from :attr:`last_seq`, or resync when that fails."""
+        """On a new connection: resume from :attr:`last_seq`, or resync when that fails.
+
+        With :attr:`sync` the daemon frames either: the replay of a resume, or the whole
+        list of a fresh subscription (after which what the listeners knew and the list no
+        longer has is reported as Del).
+        """
         if not self.wanted:
             return
         if self._last_seq is not None and not self._need_resync:
@@ -375,7 +442,11 @@ class ChangeFeed:
                 return
             except SeqTooOld as exc:
                 logger.warning("cannot resume events: %s; reloading the list", exc.message)
-        await self._resync(conn, timeout)
+        if self.sync:
+            self._need_resync = True
+            await self.subscribe_fresh(conn, timeout)
+        else:
+            await self._resync(conn, timeout)
 
     async def _resync(self, conn: Connection, timeout: float) -> None:
         """Subscribe afresh, load the whole list, send it as a Resync, then the held events."""
@@ -415,6 +486,20 @@ class ChangeFeed:
             # From an earlier subscription (its id is unknown only until subscribe returns).
             logger.debug("ignoring an event of subscription %d", decoded.subscription)
             return
+        if isinstance(decoded, ConvEventStart):
+            self._frame_start(decoded, event)
+            return
+        if isinstance(decoded, ConvEventFinish):
+            self._frame_finish(event)
+            return
+        frame = self._frame
+        if frame is not None and frame.full:
+            # A page of the list: it carries the Start's seq, not a change's.
+            keys = [(k.conv_id, int(k.conv_type)) for k in event.keys]
+            if self._deliver(event):
+                frame.keys.update(keys)
+                self._told.update(keys)
+            return
         if self._hold is not None:
             if self._hold_last is None or event.seq > self._hold_last:
                 if len(self._hold) >= self._event_queue:
@@ -433,11 +518,59 @@ class ChangeFeed:
     def _queue_event(self, event: ConvEvent) -> None:
         if self._last_seq is not None and event.seq <= self._last_seq:
             return  # already delivered (a replay overlapping what we had)
-        if self._emit(event):
+        if self._deliver(event):
             self._last_seq = event.seq
-        else:
-            logger.warning(
-                "event listeners are %d events behind; reconnecting to resume later",
-                self._event_queue,
-            )
-            self._drop_connection()
+            if self.sync:
+                keys = [(k.conv_id, int(k.conv_type)) for k in event.keys]
+                if event.event is TIMConvEvent.kTIMConvEvent_Del:
+                    self._told.difference_update(keys)
+                else:
+                    self._told.update(keys)
+
+    def _deliver(self, event: ConvEvent) -> bool:
+        """Queue ``event`` for the listeners; when they are too far behind, drop the
+        connection (to resume later) and return False."""
+        if self._emit(event):
+            return True
+        logger.warning(
+            "event listeners are %d events behind; reconnecting to resume later",
+            self._event_queue,
+        )
+        self._drop_connection()
+        return False
+
+    def _frame_start(self, start: ConvEventStart, event: ConvEvent) -> None:
+        if start.full:
+            # Until its Finish, only a reload of the whole list can complete this frame.
+            self._need_resync = True
+        # A frame cut by a lost connection is continued by this one: one Start in all.
+        if self._frame is None and not self._deliver(event):
+            return
+        self._frame = _Frame(full=start.full, seq=start.seq, keys=set())
+
+    def _frame_finish(self, event: ConvEvent) -> None:
+        frame = self._frame
+        if frame is None:
+            return  # its Start could not be queued: the connection is being dropped
+        if frame.full:
+            # What the listeners were told and the list no longer has was deleted meanwhile.
+            gone = sorted(self._told - frame.keys)
+            if gone:
+                deleted = [ConvKey(conv_id=i, conv_type=TIMConvType(t)) for i, t in gone]
+                report = ConvEvent(
+                    seq=frame.seq,
+                    event=TIMConvEvent.kTIMConvEvent_Del,
+                    conversations=(),
+                    keys=tuple(deleted),
+                    conv_array=msgspec.to_builtins(deleted),
+                    origin="",
+                )
+                if not self._deliver(report):
+                    return
+            self._told = set(frame.keys)
+        if not self._deliver(event):
+            return
+        self._frame = None
+        if frame.full:
+            self._need_resync = False
+        self._last_seq = max(self._last_seq or 0, event.seq)

@@ -18,7 +18,7 @@ from convd_schemas import JsonRpcErrCode, TIMErrCode
 
 from ._threads import limit_stop_waits
 from .blocking import BlockingClient
-from .client import Client, ConnectionState, ConvEvent, Resync
+from .client import Client, ConnectionState, ConvEvent
 from .errors import (
     ClientClosed,
     ConvdClientError,
@@ -76,8 +76,9 @@ class SdkCore:
     :param sdk_app_id: passed to every login
     :param socket_path: the daemon's socket (None: ``$CONVD_SOCKET`` or the default)
     :param timeout: per-call timeout in seconds
-    :param on_event: runs on the logic thread for every event
-    :param on_resync: runs on the logic thread when the list had to be reloaded
+    :param on_event: runs on the logic thread for every event, the sync frames' Start and
+        Finish included (the SDK instance subscribes with ``sync``: after every login and
+        every reconnect its listeners get Start, the list or the missed changes, Finish)
     :param on_state: runs on the logic thread on every connection state change
     """
 
@@ -88,13 +89,11 @@ class SdkCore:
         socket_path: str | os.PathLike[str] | None,
         timeout: float,
         on_event: Callable[[ConvEvent], object],
-        on_resync: Callable[[Resync], object],
         on_state: Callable[[ConnectionState], object] | None = None,
     ) -> None:
         self.sdk_app_id = sdk_app_id
         self.client = BlockingClient(socket_path, timeout=timeout, require_connection=False)
         self.client.add_event_listener(on_event)
-        self.client.add_resync_listener(on_resync)
         if on_state is not None:
             self.client.add_state_listener(on_state)
         self._lock = threading.Lock()
@@ -188,7 +187,8 @@ class SdkCore:
             raise SdkUninitialized("the SDK was uninitialized") from exc
 
     def login(self, user_id: str, done: Done) -> bool:
-        """Log in and subscribe to events; the user counts as logged in once both succeed."""
+        """Log in and subscribe to events (framed: Start, the whole list, Finish); the user
+        counts as logged in once both succeed."""
         with self._lock:
             generation = self._generation
             self._logging_in = True
@@ -196,7 +196,7 @@ class SdkCore:
         async def go(client: Client) -> None:
             try:
                 await client.login(user_id, self.sdk_app_id)
-                await client.subscribe()
+                await client.subscribe(sync=True)
                 with self._lock:
                     if generation == self._generation:
                         self._user_id = user_id

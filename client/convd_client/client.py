@@ -475,6 +475,7 @@ class Client:
         since_seq: int | None = None,
         *,
         history: str | None = None,
+        sync: bool = False,
         timeout: float | None = None,
     ) -> ConvSubscribeResult:
         """Deliver the account's events to the event listeners, until :meth:`unsubscribe`.
@@ -483,16 +484,28 @@ class Client:
         logins (a new account is subscribed afresh). Subscribing again without
         ``since_seq`` while subscribed changes nothing.
 
+        With ``sync``, the events of every subscription made from now on (this one, and
+        those after each reconnect and login) begin with a sync frame, as the SDK frames its
+        server sync: a Start event, then either the whole current list as Update events
+        (a fresh subscription: this one, a login, or a reconnect whose resume was refused
+        with 90003) or the changes missed while away (a resumed one), then a Finish event,
+        then the live events. After a whole list, the conversations the listeners had been
+        told about (by earlier events) that it no longer has arrive as one Del event just
+        before Finish: nothing deleted while the client was away goes unreported. A frame
+        cut by a lost connection is completed on the next one, without a second Start.
+        Resync listeners are not called for such a subscription.
+
         :param since_seq: first replay every change after this seq
         :param history: the ``history`` of the subscription ``since_seq`` came from (by
             default the last one this client saw); the daemon refuses the resume (90003)
             when its database has a different history since, instead of skipping changes
+        :param sync: frame the start of the events (see above)
         :raises SeqTooOld: ``since_seq`` can no longer be replayed (90003)
         """
         limit = self._limit(timeout)
         async with self._feed.lock:
             conn = await self._supervisor.usable(limit)
-            return await self._feed.subscribe(conn, since_seq, history, limit)
+            return await self._feed.subscribe(conn, since_seq, history, limit, sync)
 
     async def unsubscribe(self, *, timeout: float | None = None) -> None:
         """Stop delivering events (``conv.unsubscribe``)."""

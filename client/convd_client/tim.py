@@ -44,14 +44,16 @@ JSON
 
 Events
     :func:`TIMSetConvEventCallback` registers ``cb(conv_event, json_conv_array, user_data)``.
-    After a successful :func:`TIMLogin`, every committed change of the account's conversations
-    (including the caller's own) arrives there, in order, on the logic thread. For
-    ``kTIMConvEvent_Del`` the array items hold only ``conv_id`` and ``conv_type``. If convd
-    restarts, the client reconnects, logs in again and resumes the events where they stopped.
-    If convd can no longer replay them, the SDK's server-sync sequence arrives instead:
-    ``kTIMConvEvent_Start`` (3, ``""``), one ``kTIMConvEvent_Update`` with the whole list (left
-    out when the list is empty), ``kTIMConvEvent_Finish`` (4, ``""``); conversations missing
-    from that list no longer exist.
+    Every :func:`TIMLogin` starts with the SDK's server-sync sequence: ``kTIMConvEvent_Start``
+    (3, ``""``), the whole conversation list as ``kTIMConvEvent_Update`` events (one per page of
+    up to 100; none when the list is empty), ``kTIMConvEvent_Finish`` (4, ``""``). Then every
+    committed change of the account's conversations (including the caller's own) arrives, in
+    order, on the logic thread. For ``kTIMConvEvent_Del`` the array items hold only ``conv_id``
+    and ``conv_type``. If convd restarts, the client reconnects, logs in again and gets Start,
+    the changes it missed (Dels included), Finish. If convd can no longer replay them (or on
+    a later login), the sync holds the whole list again, and the conversations the callback
+    was told about that are no longer in it arrive as one ``kTIMConvEvent_Del`` just before
+    Finish: a conversation deleted while this process was away is reported, not dropped.
 
 Conflict-safe drafts (convd extension)
     :func:`TIMConvSetDraftIfRevision` and :func:`TIMConvCancelDraftIfRevision` write only if
@@ -88,7 +90,7 @@ from convd_schemas import (
 )
 
 from ._sdk import SdkCore, SdkUninitialized, callback_error
-from .client import DEFAULT_TIMEOUT, Client, ConvEvent, Resync
+from .client import DEFAULT_TIMEOUT, Client, ConvEvent
 from .errors import (
     ClientClosed,
     ConversationNotFound,
@@ -171,10 +173,11 @@ kTIMConv_Group: Final = int(TIMConvType.kTIMConv_Group)
 kTIMConvEvent_Add: Final = int(TIMConvEvent.kTIMConvEvent_Add)
 kTIMConvEvent_Del: Final = int(TIMConvEvent.kTIMConvEvent_Del)
 kTIMConvEvent_Update: Final = int(TIMConvEvent.kTIMConvEvent_Update)
-#: A reload of the whole list starts (the SDK's server-sync start); ``json_conv_array`` "".
-kTIMConvEvent_Start: Final = 3
-#: The reload finished (the SDK's server-sync finish); ``json_conv_array`` "".
-kTIMConvEvent_Finish: Final = 4
+#: A sync starts (the SDK's server-sync start), after a login or a reconnect;
+#: ``json_conv_array`` "".
+kTIMConvEvent_Start: Final = int(TIMConvEvent.kTIMConvEvent_Start)
+#: The sync finished (the SDK's server-sync finish); ``json_conv_array`` "".
+kTIMConvEvent_Finish: Final = int(TIMConvEvent.kTIMConvEvent_Finish)
 
 
 class TIMLoginStatus:
@@ -243,7 +246,6 @@ def TIMInit(sdk_app_id: int, json_sdk_config: str | bytes | None = None) -> int:
             socket_path=socket_path or None,
             timeout=float(timeout),
             on_event=_deliver_event,
-            on_resync=_deliver_resync,
         )
         core.start()
         _core = core
@@ -533,29 +535,24 @@ def TIMSetConvEventCallback(cb: TIMConvEventCallback | None, user_data: Any) -> 
 
     ``conv_event`` is kTIMConvEvent_Add (0), _Del (1) or _Update (2); ``json_conv_array`` a
     JSON array of ConvInfo (for Del: objects with only ``conv_id`` and ``conv_type``); after
-    an outage whose events could not be replayed, _Start (3) and _Finish (4) with ``""``
-    frame a reload (see the module documentation). Runs on the logic thread. May be called
-    at any time, also before :func:`TIMInit`; None removes it.
+    every login and reconnect, _Start (3) and _Finish (4) with ``""`` frame the sync of the
+    list (see the module documentation). Runs on the logic thread. May be called at any
+    time, also before :func:`TIMInit`; None removes it.
     """
     global _event_callback
     _event_callback = None if cb is None else (cb, user_data)
+
+
+_FRAME_EVENTS = frozenset({TIMConvEvent.kTIMConvEvent_Start, TIMConvEvent.kTIMConvEvent_Finish})
 
 
 def _deliver_event(event: ConvEvent) -> None:
     registered = _event_callback
     if registered is not None:
         cb, user_data = registered
-        cb(int(event.event), _json(event.conv_array), user_data)
-
-
-def _deliver_resync(resync: Resync) -> None:
-    registered = _event_callback
-    if registered is not None:
-        cb, user_data = registered
-        cb(kTIMConvEvent_Start, "", user_data)
-        if resync.conversations:
-            cb(kTIMConvEvent_Update, _json(resync.conversations), user_data)
-        cb(kTIMConvEvent_Finish, "", user_data)
+        # Start and Finish carry "" (the SDK's), every other event its array.
+        conv_array = "" if event.event in _FRAME_EVENTS else _json(event.conv_array)
+        cb(int(event.event), conv_array, user_data)
 
 
 # -- helpers -----------------------------------------------------------------------------------

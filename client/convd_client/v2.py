@@ -45,9 +45,13 @@ Listeners
     ``addConversationListener`` registers a :class:`V2TIMConversationListener` (or any object
     with some of its methods): ``onNewConversation`` (Add), ``onConversationChanged`` (Update),
     ``onConversationDeleted`` (Del, with V2 ids). They run on the logic thread, in order, for
-    every change while logged in, the caller's own included. If convd could not replay the
-    changes missed while it was unreachable, the listeners get ``onSyncServerStart()``,
-    ``onConversationChanged(<the whole list>)``, ``onSyncServerFinish()`` instead.
+    every change while logged in, the caller's own included. Every login starts with the
+    SDK's sync: ``onSyncServerStart()``, the whole list as ``onConversationChanged`` (one call
+    per page of up to 100), ``onSyncServerFinish()``. After a reconnect the sync holds the
+    changes missed while convd was unreachable instead; when convd could not replay them
+    (or on a later login) it holds the whole list again, and the conversations the
+    listeners knew that are no longer in it arrive as ``onConversationDeleted`` just before
+    ``onSyncServerFinish``.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ from convd_schemas.limits import MAX_PAGE_SIZE
 
 from ._sdk import SdkCore, callback_error
 from ._threads import report_callback_error
-from .client import DEFAULT_TIMEOUT, Client, ConnectionState, ConvEvent, Resync
+from .client import DEFAULT_TIMEOUT, Client, ConnectionState, ConvEvent
 from .drafts import text_draft, v2_draft_text
 from .errors import ConversationNotFound, DaemonUnavailable, RevisionConflict
 
@@ -298,10 +302,10 @@ class V2TIMConversationListener:
     """``V2TIMConversationListener`` (all methods optional, default no-op)."""
 
     def onSyncServerStart(self) -> None:
-        """A reload of the whole list starts (after events could not be replayed)."""
+        """A sync of the list starts (after a login or a reconnect)."""
 
     def onSyncServerFinish(self) -> None:
-        """The reload finished."""
+        """The sync finished: the listener has the whole list."""
 
     def onSyncServerFailed(self) -> None:
         """Not used by convd."""
@@ -314,6 +318,12 @@ class V2TIMConversationListener:
 
     def onConversationDeleted(self, conversationIDList: list[str]) -> None:
         """Deleted conversations (kTIMConvEvent_Del), by V2 id."""
+
+
+_FRAME_CALLBACKS = {
+    TIMConvEvent.kTIMConvEvent_Start: "onSyncServerStart",
+    TIMConvEvent.kTIMConvEvent_Finish: "onSyncServerFinish",
+}
 
 
 def _call_listener(listener: object, name: str, *args: Any) -> None:
@@ -392,6 +402,11 @@ class V2TIMConversationManager:
             return list(self._listeners)
 
     def _deliver_event(self, event: ConvEvent) -> None:
+        frame = _FRAME_CALLBACKS.get(event.event)
+        if frame is not None:
+            for listener in self._snapshot():
+                _call_listener(listener, frame)
+            return
         if event.event is TIMConvEvent.kTIMConvEvent_Del:
             ids = [conversation_id(k.conv_id, k.conv_type) for k in event.keys]
             for listener in self._snapshot():
@@ -405,14 +420,6 @@ class V2TIMConversationManager:
         )
         for listener in self._snapshot():
             _call_listener(listener, name, list(convs))
-
-    def _deliver_resync(self, resync: Resync) -> None:
-        convs = [V2TIMConversation.from_conv_info(c) for c in resync.conversations]
-        for listener in self._snapshot():
-            _call_listener(listener, "onSyncServerStart")
-            if convs:
-                _call_listener(listener, "onConversationChanged", list(convs))
-            _call_listener(listener, "onSyncServerFinish")
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -691,7 +698,6 @@ class V2TIMManager:
                 socket_path=config.socketPath,
                 timeout=config.timeout,
                 on_event=self._conversations._deliver_event,
-                on_resync=self._conversations._deliver_resync,
                 on_state=self._deliver_state,
             )
             core.start()

@@ -39,6 +39,10 @@ class TIMConvEvent(IntEnum):
     kTIMConvEvent_Add = 0
     kTIMConvEvent_Del = 1
     kTIMConvEvent_Update = 2
+    #: A sync of the conversation list starts (V2 ``onSyncServerStart``).
+    kTIMConvEvent_Start = 3
+    #: The sync finished (V2 ``onSyncServerFinish``).
+    kTIMConvEvent_Finish = 4
 
 
 class TIMResult(IntEnum):

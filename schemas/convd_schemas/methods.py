@@ -21,7 +21,9 @@ __all__ = [
     "ConvCancelDraftParams",
     "ConvEventAdd",
     "ConvEventDel",
+    "ConvEventFinish",
     "ConvEventParams",
+    "ConvEventStart",
     "ConvEventUpdate",
     "ConvGetParams",
     "ConvKeyParams",
@@ -158,7 +160,20 @@ class ConvPinParams(_Params):
 
 
 class ConvSubscribeParams(_Params):
-    """Receive this account's conversation events as ``conv.event`` notifications."""
+    """Receive this account's conversation events as ``conv.event`` notifications.
+
+    With ``sync``, the events begin with a sync frame, as the SDK frames its server sync
+    (kTIMConvEvent_Start / kTIMConvEvent_Finish, V2 ``onSyncServerStart`` /
+    ``onSyncServerFinish``). Without ``since_seq`` the frame holds the whole current list:
+    Start (``full`` true), then every conversation once as Update events of at most 100
+    conversations each, in ``conv.list`` order, then Finish, then the live events. Changes
+    committed while the list is read are not lost: a conversation that moved during the sync
+    (created, activated, pinned) may come last in the frame, and a change whose result the
+    frame already shows is not sent again; the others follow Finish in seq order (one may
+    update or delete a conversation the frame showed earlier), and Finish's ``seq`` is the
+    resume point. With ``since_seq`` the frame holds the missed changes instead: Start
+    (``full`` false), the replay (Dels included), Finish, then the live events.
+    """
 
     since_seq: (
         Annotated[
@@ -182,6 +197,14 @@ class ConvSubscribeParams(_Params):
         ]
         | msgspec.UnsetType
     ) = msgspec.UNSET
+    sync: Annotated[
+        bool,
+        msgspec.Meta(
+            description="Frame the events' start with kTIMConvEvent_Start / _Finish: the "
+            "whole current list as Update events (or, with `since_seq`, the replayed changes) "
+            "between them."
+        ),
+    ] = False
 
 
 class ConvSubscribeResult(msgspec.Struct, kw_only=True):
@@ -302,14 +325,38 @@ class ConvEventDel(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Del)):
 
 
 class ConvEventUpdate(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Update)):
-    """``event`` 2 (kTIMConvEvent_Update): a conversation changed (draft, pin)."""
+    """``event`` 2 (kTIMConvEvent_Update): a conversation changed (draft, pin). Inside a
+    full sync frame: a page of the current list, with the Start's ``seq`` and ``origin``
+    ``""``."""
 
     conv_array: list[ConvInfo]
 
 
+class ConvEventStart(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Start)):
+    """``event`` 3 (kTIMConvEvent_Start): a sync frame begins (``conv.subscribe`` with
+    ``sync``); ``origin`` is ``""``. ``full`` true: the whole current list follows, as Update
+    events carrying this ``seq`` (the subscription's). ``full`` false: the changes after
+    ``seq`` (the ``since_seq`` resumed from) follow, as ordinary events."""
+
+    full: Annotated[
+        bool,
+        msgspec.Meta(description="True: the whole list follows; false: the missed changes."),
+    ]
+
+
+class ConvEventFinish(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Finish)):
+    """``event`` 4 (kTIMConvEvent_Finish): the sync frame is complete; ``origin`` is ``""``.
+    ``seq`` is the resume point: every change up to it is in the frame, and the events that
+    follow are the changes after it (for a full frame, those whose result it already shows
+    are left out). For a full frame it is at least the Start's seq, for a resume the
+    subscription's seq."""
+
+
 #: One committed change of a conversation, sent to every subscriber of the account, told
-#: apart by ``event`` (the SDK's TIMConvEvent).
-ConvEventParams: TypeAlias = ConvEventAdd | ConvEventDel | ConvEventUpdate
+#: apart by ``event`` (the SDK's TIMConvEvent), or a sync frame's Start / Finish.
+ConvEventParams: TypeAlias = (
+    ConvEventAdd | ConvEventDel | ConvEventUpdate | ConvEventStart | ConvEventFinish
+)
 
 
 class MethodSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -472,7 +519,8 @@ METHODS: tuple[MethodSpec, ...] = (
 NOTIFICATIONS: tuple[NotificationSpec, ...] = (
     NotificationSpec(
         name="conv.event",
-        summary="A committed conversation change (Add 0, Del 1, Update 2), in commit order.",
+        summary="A committed conversation change (Add 0, Del 1, Update 2), in commit order; "
+        "with `sync`, framed by Start 3 and Finish 4.",
         params=ConvEventParams,
     ),
 )

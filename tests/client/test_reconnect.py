@@ -169,7 +169,9 @@ def wipe_database(daemon: DaemonProcess) -> None:
         daemon.db.with_name(daemon.db.name + suffix).unlink(missing_ok=True)
 
 
-def test_faces_report_a_reload_after_an_unreplayable_gap(daemon: DaemonProcess) -> None:
+def test_faces_report_a_reload_after_an_unreplayable_gap_with_its_dels(
+    daemon: DaemonProcess,
+) -> None:
     config = json.dumps({"convd_socket_path": str(daemon.socket)})
     assert tim.TIMInit(0, config) == tim.TIM_SUCC
     manager = V2TIMManager.getInstance()
@@ -190,6 +192,9 @@ def test_faces_report_a_reload_after_an_unreplayable_gap(daemon: DaemonProcess) 
         def onConversationChanged(self, conversationList: list[V2TIMConversation]) -> None:
             v2_calls.put(("changed", [c.conversationID for c in conversationList]))
 
+        def onConversationDeleted(self, conversationIDList: list[str]) -> None:
+            v2_calls.put(("deleted", sorted(conversationIDList)))
+
     listener = Listener()
     manager.getConversationManager().addConversationListener(listener)
 
@@ -206,6 +211,9 @@ def test_faces_report_a_reload_after_an_unreplayable_gap(daemon: DaemonProcess) 
         assert tim.TIMLogin("alice", "", lambda code, *_: logged_in.put(code), None) == 0
         manager.login("alice", "", V2TIMCallback(onSuccess=lambda: logged_in.put(0)))
         assert [logged_in.get(timeout=5), logged_in.get(timeout=5)] == [0, 0]
+        # Each login starts with a sync of the (empty) list.
+        assert [c_events.get(timeout=5) for _ in range(2)] == [(3, None), (4, None)]
+        assert [v2_calls.get(timeout=5) for _ in range(2)] == [("start", None), ("finish", None)]
         for name in ("old1", "old2", "old3"):
             assert tim.TIMConvSetDraft(name, 1, '{"draft_user_define": "x"}') == 0
             assert c_events.get(timeout=5)[0] == tim.kTIMConvEvent_Add
@@ -219,16 +227,19 @@ def test_faces_report_a_reload_after_an_unreplayable_gap(daemon: DaemonProcess) 
             line.call("conv.create", {"conv_id": "fresh", "conv_type": 1})
 
         # Each face reconnects on its own schedule: "fresh" is in its reloaded list, or (if
-        # the face reloaded before "fresh" was created) it follows as an ordinary Add.
-        c_calls = [c_events.get(timeout=10) for _ in range(3)]
+        # the face reloaded before "fresh" was created) it follows as an ordinary Add. The
+        # conversations the listeners knew and the new list lacks are reported deleted.
+        gone = (tim.kTIMConvEvent_Del, ["old1", "old2", "old3"])
+        c_calls = [c_events.get(timeout=10) for _ in range(4)]
         assert c_calls in (
-            [(3, None), (tim.kTIMConvEvent_Update, ["fresh"]), (4, None)],
-            [(3, None), (4, None), (tim.kTIMConvEvent_Add, ["fresh"])],
+            [(3, None), (tim.kTIMConvEvent_Update, ["fresh"]), gone, (4, None)],
+            [(3, None), gone, (4, None), (tim.kTIMConvEvent_Add, ["fresh"])],
         )
-        calls = [v2_calls.get(timeout=10) for _ in range(3)]
+        v2_gone = ("deleted", ["c2c_old1", "c2c_old2", "c2c_old3"])
+        calls = [v2_calls.get(timeout=10) for _ in range(4)]
         assert calls in (
-            [("start", None), ("changed", ["c2c_fresh"]), ("finish", None)],
-            [("start", None), ("finish", None), ("new", ["c2c_fresh"])],
+            [("start", None), ("changed", ["c2c_fresh"]), v2_gone, ("finish", None)],
+            [("start", None), v2_gone, ("finish", None), ("new", ["c2c_fresh"])],
         )
     finally:
         manager.getConversationManager().removeConversationListener(listener)

@@ -21,6 +21,7 @@ import msgspec
 import pytest
 from anyio.abc import ByteStream, TaskGroup
 
+import convd.rpc.handlers as handlers_module
 from convd.domain import ConversationService, EventBus
 from convd.rpc.dispatcher import Dispatcher
 from convd.rpc.handlers import Methods
@@ -52,14 +53,18 @@ C2C = TIMConvType.kTIMConv_C2C
 ADD = TIMConvEvent.kTIMConvEvent_Add
 DEL = TIMConvEvent.kTIMConvEvent_Del
 UPDATE = TIMConvEvent.kTIMConvEvent_Update
+START = TIMConvEvent.kTIMConvEvent_Start
+FINISH = TIMConvEvent.kTIMConvEvent_Finish
 
 
 class InProcessDaemon:
     """Serves every connection a client opens with the daemon's own Connection, in-process."""
 
-    def __init__(self, dispatcher: Dispatcher, tg: TaskGroup) -> None:
+    def __init__(self, dispatcher: Dispatcher, tg: TaskGroup, service: ConversationService) -> None:
         self._dispatcher = dispatcher
         self._tg = tg
+        #: The daemon's service (tests may wrap its methods).
+        self.service = service
         self._origins = itertools.count(1)
         #: Clients (by name) whose connection attempts are refused.
         self.refused: set[str] = set()
@@ -112,7 +117,7 @@ async def in_process_daemon(
         service = ConversationService(store, EventBus())
         dispatcher = Dispatcher(Methods(service, fixed_status, build_openrpc()).table())
         async with anyio.create_task_group() as tg:
-            yield InProcessDaemon(dispatcher, tg)
+            yield InProcessDaemon(dispatcher, tg, service)
             tg.cancel_scope.cancel()
 
 
@@ -350,4 +355,182 @@ async def test_events_during_a_reload_follow_the_reloaded_list_once(tmp_path: Pa
         (5, "during-1"),
         (6, "during-2"),
         (7, "last"),
+    ]
+
+
+# -- sync frames (subscribe with sync) ---------------------------------------------------------
+
+
+def _summary(events: list[ConvEvent]) -> list[tuple[TIMConvEvent, list[str]]]:
+    return [(e.event, [k.conv_id for k in e.keys]) for e in events]
+
+
+async def test_a_synced_subscription_frames_the_list_then_goes_live(tmp_path: Path) -> None:
+    events: list[ConvEvent] = []
+    async with (
+        in_process_daemon(tmp_path / "convd.db") as daemon,
+        client(daemon, "reader") as reader,
+        client(daemon, "writer") as writer,
+    ):
+        await writer.login("alice")
+        for n in range(150):
+            await writer.conv_create(f"p{n:03}", C2C)
+        await reader.login("alice")
+        reader.add_event_listener(events.append)
+        result = await reader.subscribe(sync=True)
+        await wait_until(lambda: bool(events) and events[-1].event is FINISH)
+        await writer.conv_delete("p000", C2C)
+        await wait_until(lambda: len(events) == 5)
+        listed = [c.conv_id for c in await writer.conv_list_all()]
+
+    start, first, second, finish, live = events
+    assert (start.event, start.seq, start.origin, start.conv_array) == (START, result.seq, "", [])
+    assert [(e.event, e.seq, len(e.conversations)) for e in (first, second)] == [
+        (UPDATE, result.seq, 100),
+        (UPDATE, result.seq, 50),
+    ]
+    assert [c.conv_id for c in first.conversations + second.conversations] == [*listed, "p000"]
+    assert (finish.event, finish.seq) == (FINISH, result.seq)
+    assert (live.event, live.seq, live.keys[0].conv_id) == (DEL, result.seq + 1, "p000")
+
+
+async def test_a_synced_resume_frames_the_missed_changes(tmp_path: Path) -> None:
+    events: list[ConvEvent] = []
+    async with (
+        in_process_daemon(tmp_path / "convd.db") as daemon,
+        client(daemon, "reader") as reader,
+        client(daemon, "writer") as writer,
+    ):
+        await reader.login("alice")
+        await writer.login("alice")
+        reader.add_event_listener(events.append)
+        await reader.subscribe(sync=True)
+        await wait_until(lambda: len(events) == 2)  # Start, Finish: the list is empty
+        await writer.conv_create("one", C2C)
+        await wait_until(lambda: len(events) == 3)
+        resume_point = reader.last_seq
+
+        daemon.refused.add("reader")
+        await daemon.cut("reader")
+        await wait_until(lambda: reader.state is not ConnectionState.CONNECTED)
+        await writer.conv_create("two", C2C)
+        await writer.conv_set_draft("two", C2C, "hello")
+        await writer.conv_delete("one", C2C)
+        daemon.refused.discard("reader")
+        await wait_until(lambda: len(events) == 8)
+        await writer.conv_pin("two", C2C)
+        await wait_until(lambda: len(events) == 9)
+        await anyio.sleep(0.05)  # nothing more (no repeat) follows
+
+    assert _summary(events) == [
+        (START, []),
+        (FINISH, []),
+        (ADD, ["one"]),
+        (START, []),
+        (ADD, ["two"]),
+        (UPDATE, ["two"]),
+        (DEL, ["one"]),
+        (FINISH, []),
+        (UPDATE, ["two"]),
+    ]
+    assert events[3].seq == resume_point == 1
+    assert [e.seq for e in events[4:]] == [2, 3, 4, 4, 5]
+
+
+async def test_a_synced_reload_after_90003_reports_the_deleted_as_del(tmp_path: Path) -> None:
+    events: list[ConvEvent] = []
+    resyncs: list[Resync] = []
+    async with (
+        in_process_daemon(tmp_path / "convd.db", kept_changes=2) as daemon,
+        client(daemon, "reader") as reader,
+        client(daemon, "writer") as writer,
+    ):
+        await reader.login("alice")
+        await writer.login("alice")
+        reader.add_event_listener(events.append)
+        reader.add_resync_listener(resyncs.append)
+        await reader.subscribe(sync=True)
+        await wait_until(lambda: len(events) == 2)  # Start, Finish: the list is empty
+        await writer.conv_create("a", C2C)
+        await writer.conv_create("z", C2C)
+        await wait_until(lambda: len(events) == 4)
+
+        daemon.refused.add("reader")
+        await daemon.cut("reader")
+        await wait_until(lambda: reader.state is not ConnectionState.CONNECTED)
+        for name in ("b", "c", "d"):
+            await writer.conv_create(name, C2C)
+        await writer.conv_delete("a", C2C)
+        daemon.refused.discard("reader")
+        await wait_until(lambda: events[-1].event is FINISH and len(events) > 4)
+        await writer.conv_create("f", C2C)
+        await wait_until(lambda: len(events) == 9)
+
+    assert resyncs == []  # the frame replaces the Resync
+    assert _summary(events[4:]) == [
+        (START, []),
+        (UPDATE, ["d", "c", "b", "z"]),
+        (DEL, ["a"]),  # the listener knew it; the reloaded list does not have it
+        (FINISH, []),
+        (ADD, ["f"]),
+    ]
+    assert events[6].origin == "" and events[6].conv_array == [{"conv_id": "a", "conv_type": 1}]
+    assert [e.seq for e in events[4:]] == [6, 6, 6, 6, 7]
+
+
+async def test_a_frame_cut_midway_is_completed_on_the_next_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers_module, "_SYNC_PAGE", 3)
+    events: list[ConvEvent] = []
+    async with (
+        in_process_daemon(tmp_path / "convd.db") as daemon,
+        client(daemon, "reader") as reader,
+        client(daemon, "writer") as writer,
+    ):
+        await writer.login("alice")
+        for name in "abcdefgh":
+            await writer.conv_create(name, C2C)
+        # The sync's second list read stalls until the connection is cut.
+        original = daemon.service.list_page
+        reads = 0
+        stalled = anyio.Event()
+
+        async def list_page(*args: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            if reads == 2:
+                stalled.set()
+                await anyio.sleep_forever()
+            return await original(*args)
+
+        monkeypatch.setattr(daemon.service, "list_page", list_page)
+        await reader.login("alice")
+        reader.add_event_listener(events.append)
+        await reader.subscribe(sync=True)
+        await stalled.wait()
+        await wait_until(lambda: len(events) == 2)  # Start and the first page: h, g, f
+
+        daemon.refused.add("reader")
+        await daemon.cut("reader")
+        await wait_until(lambda: reader.state is not ConnectionState.CONNECTED)
+        await writer.conv_delete("g", C2C)  # told about already
+        await writer.conv_delete("b", C2C)  # not told yet
+        daemon.refused.discard("reader")
+        await wait_until(lambda: events[-1].event is FINISH)
+        await writer.conv_create("i", C2C)
+        await wait_until(lambda: len(events) == 7)
+        await anyio.sleep(0.05)  # nothing more (no repeat) follows
+
+    # One Start and one Finish: the reload's frame (the whole list again) completes the cut
+    # one, and what the listener was told of and is gone ("g") is reported; "b", deleted
+    # before the listener heard of it, is not.
+    assert _summary(events) == [
+        (START, []),
+        (UPDATE, ["h", "g", "f"]),
+        (UPDATE, ["h", "f", "e"]),
+        (UPDATE, ["d", "c", "a"]),
+        (DEL, ["g"]),
+        (FINISH, []),
+        (ADD, ["i"]),
     ]

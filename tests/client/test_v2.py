@@ -361,6 +361,68 @@ def test_listeners(logged_in: str, shared_daemon: DaemonProcess) -> None:
     assert listener.calls.empty()
 
 
+class SyncListener(Listener):
+    def onSyncServerStart(self) -> None:
+        self.calls.put(("start", None))
+
+    def onSyncServerFinish(self) -> None:
+        self.calls.put(("finish", None))
+
+    def sync(self) -> list[tuple[str, Any]]:
+        """The next calls up to onSyncServerFinish (ids for lists of conversations)."""
+        calls: list[tuple[str, Any]] = []
+        while not calls or calls[-1][0] != "finish":
+            kind, value = self.next()
+            if kind in ("new", "changed"):
+                value = [c.conversationID for c in value]
+            calls.append((kind, value))
+        return calls
+
+
+def test_every_login_starts_with_a_sync_and_reports_what_was_deleted_meanwhile(
+    sdk: None, user: str, shared_daemon: DaemonProcess
+) -> None:
+    with raw_client(shared_daemon, user) as line:
+        for n in range(105):
+            line.call("conv.create", {"conv_id": f"p{n:03}", "conv_type": 1})
+    listener = SyncListener()
+    conversations().addConversationListener(listener)
+    try:
+        outcome = Outcome()
+        manager().login(user, "", outcome.callback())
+        outcome.ok()
+        calls = listener.sync()
+        expected = [f"c2c_p{n:03}" for n in range(104, -1, -1)]
+        assert calls == [
+            ("start", None),
+            ("changed", expected[:100]),
+            ("changed", expected[100:]),
+            ("finish", None),
+        ]
+        manager().logout(outcome.callback())
+        outcome.ok()
+        with raw_client(shared_daemon, user) as line:
+            line.call("conv.delete", {"conv_id": "p050", "conv_type": 1})
+            line.call("conv.delete", {"conv_id": "p003", "conv_type": 1})
+            line.call("conv.create", {"conv_id": "team", "conv_type": 2})
+        manager().login(user, "", outcome.callback())
+        outcome.ok()
+        calls = listener.sync()
+        now = ["group_team"] + [c for c in expected if c not in ("c2c_p050", "c2c_p003")]
+        assert calls == [
+            ("start", None),
+            ("changed", now[:100]),
+            ("changed", now[100:]),
+            ("deleted", ["c2c_p003", "c2c_p050"]),
+            ("finish", None),
+        ]
+        set_draft("c2c_p001", "live")
+        kind, convs = listener.next()
+        assert (kind, [c.draftText for c in convs]) == ("changed", ["live"])
+    finally:
+        conversations().removeConversationListener(listener)
+
+
 def test_a_listener_with_only_some_methods(logged_in: str) -> None:
     got: queue.Queue[list[V2TIMConversation]] = queue.Queue()
 

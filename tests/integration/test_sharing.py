@@ -25,7 +25,14 @@ from typing import Any
 
 import pytest
 
-from convd_client.tim import TIM_ERR_IO, kTIMConvEvent_Add, kTIMConvEvent_Del, kTIMConvEvent_Update
+from convd_client.tim import (
+    TIM_ERR_IO,
+    kTIMConvEvent_Add,
+    kTIMConvEvent_Del,
+    kTIMConvEvent_Finish,
+    kTIMConvEvent_Start,
+    kTIMConvEvent_Update,
+)
 from support import DaemonProcess, LineClient
 
 PROCS = Path(__file__).resolve().parents[1] / "procs"
@@ -366,11 +373,15 @@ def test_client_processes_ride_out_a_daemon_kill(
     # 1 before the crash, 3 drafts + create + pin + delete while away, 1 after the restart.
     assert len(expected) == 8
     # The listener, never restarted, reconnects by itself and receives every change it
-    # missed, in seq order, none twice, and no reload (Start/Finish) in between.
-    received = [listener.next("event", timeout=15) for _ in range(len(expected) - 1)]
+    # missed, in seq order, none twice, framed by its resume's sync (Start .. Finish).
+    received = [listener.next("event", timeout=15) for _ in range(len(expected) + 1)]
     finish_all(listener, writer)
     received += listener.pending("event")
-    assert [(e["conv_event"], e["conv_array"]) for e in received] == expected[1:]
+    assert [e["conv_event"] for e in (received[0], received[-1])] == [
+        kTIMConvEvent_Start,
+        kTIMConvEvent_Finish,
+    ]
+    assert [(e["conv_event"], e["conv_array"]) for e in received[1:-1]] == expected[1:]
 
 
 # -- 4. a subscriber that stops reading while another process writes thousands of drafts -----

@@ -1,8 +1,9 @@
 """A subscriber on the C-style face: prints every conversation event it receives.
 
-Usage: ``c_listener.py USER``. ``TIMInit`` (socket from ``$CONVD_SOCKET``), ``TIMLogin``, then
-``TIMSetConvEventCallback``; emits ``ready`` once all three are done. Every event then arrives
-as ``{"kind": "event", "conv_event": N, "conv_array": [...] or null, "t": wall clock}``
+Usage: ``c_listener.py USER``. ``TIMInit`` (socket from ``$CONVD_SOCKET``),
+``TIMSetConvEventCallback``, then ``TIMLogin``; emits ``ready`` once the login's sync
+(kTIMConvEvent_Start .. _Finish, emitted as kind ``login_sync``) is done. Every event then
+arrives as ``{"kind": "event", "conv_event": N, "conv_array": [...] or null, "t": wall clock}``
 (``conv_array`` is the parsed ``json_conv_array``; null for the ``""`` of Start/Finish).
 
 Command ``{"cmd": "set_draft", "conv": "bob", "text": "..."}`` makes a synchronous
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from typing import Any
 
@@ -20,10 +22,15 @@ from _proc import Commands, Reply, emit, start_watchdog
 
 from convd_client import tim
 
+_synced = threading.Event()
+
 
 def on_event(conv_event: int, json_conv_array: str, user_data: Any) -> None:
     conv_array = json.loads(json_conv_array) if json_conv_array else None
-    emit("event", conv_event=conv_event, conv_array=conv_array, t=time.time())
+    kind = "event" if _synced.is_set() else "login_sync"
+    emit(kind, conv_event=conv_event, conv_array=conv_array, t=time.time())
+    if conv_event == tim.kTIMConvEvent_Finish:
+        _synced.set()
 
 
 def main() -> int:
@@ -33,6 +40,7 @@ def main() -> int:
     if tim.TIMInit(0, "") != tim.TIM_SUCC:
         emit("fatal", error="TIMInit failed")
         return 1
+    tim.TIMSetConvEventCallback(on_event, None)
     try:
         login = Reply()
         if tim.TIMLogin(user, "", login, None) != tim.TIM_SUCC:
@@ -42,7 +50,9 @@ def main() -> int:
         if outcome["code"] != 0:
             emit("fatal", error=f"login failed: {outcome}")
             return 1
-        tim.TIMSetConvEventCallback(on_event, None)
+        if not _synced.wait(10):
+            emit("fatal", error="no sync after the login")
+            return 1
         emit("ready")
         for command in commands:
             if command["cmd"] != "set_draft":

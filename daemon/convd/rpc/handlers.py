@@ -7,6 +7,7 @@ exception is left to the dispatcher, which turns it into a bare -32603 with a co
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,7 +37,7 @@ from convd_schemas import (
     SessionLoginParams,
     SessionLoginResult,
 )
-from convd_schemas.limits import MAX_SUBSCRIPTIONS
+from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_SUBSCRIPTIONS
 
 from .. import domain
 from .convert import conv_info, domain_elements, domain_key, domain_keys
@@ -49,6 +50,9 @@ __all__ = ["Methods"]
 logger = logging.getLogger(__name__)
 
 _REPLAY_PAGE = 500
+#: Conversations per Update event of a full sync frame (and per conv.list read).
+_SYNC_PAGE = DEFAULT_PAGE_SIZE
+_info_encoder = msgspec.json.Encoder()
 Impl = Callable[[Session, Any], Awaitable[Any]]
 
 
@@ -184,11 +188,18 @@ class Methods:
                 f"a connection may hold at most {MAX_SUBSCRIPTIONS} subscriptions"
             )
         since_seq: int | None = _unset_to_none(params.since_seq)
-        subscription = session.new_subscription(replaying=since_seq is not None)
+        sync = params.sync
+        subscription = session.new_subscription(replaying=since_seq is not None or sync)
         token, seq = await self._service.subscribe(account, subscription.deliver)
         subscription.token = token
+        work: Callable[[], Awaitable[None]] | None = None
         if since_seq is None:
             subscription.last_seq = seq
+            if sync:
+
+                async def work() -> None:
+                    await self._sync(session, subscription, account, seq)
+
         else:
             try:
                 await self._service.check_resumable(
@@ -199,10 +210,11 @@ class Methods:
                 raise
             subscription.last_seq = since_seq
 
-            async def replay() -> None:
-                await self._replay(session, subscription, account, seq)
+            async def work() -> None:
+                await self._replay(session, subscription, account, since_seq, seq, sync)
 
-            session.after_reply.append(replay)
+        if work is not None:
+            session.after_reply.append(work)
         session.subscriptions[subscription.id] = subscription
         return ConvSubscribeResult(
             subscription=subscription.id,
@@ -212,8 +224,16 @@ class Methods:
         )
 
     async def _replay(
-        self, session: Session, subscription: Subscription, account: domain.Account, up_to: int
+        self,
+        session: Session,
+        subscription: Subscription,
+        account: domain.Account,
+        since_seq: int,
+        up_to: int,
+        framed: bool,
     ) -> None:
+        if framed and subscription.id in session.subscriptions:
+            await session.send(subscription.start_line(since_seq, full=False))
         while subscription.last_seq < up_to and subscription.id in session.subscriptions:
             changes = await self._service.changes_between(
                 account, subscription.last_seq, up_to, _REPLAY_PAGE
@@ -230,7 +250,71 @@ class Methods:
                 subscription.last_seq = change.seq
         # Unsubscribed (or logged out) meanwhile: the held changes belong to no one.
         if subscription.id in session.subscriptions:
+            if framed:
+                await session.send(subscription.finish_line(up_to))
             subscription.release()
+
+    async def _sync(
+        self, session: Session, subscription: Subscription, account: domain.Account, seq: int
+    ) -> None:
+        """A full sync frame: Start, the whole list in pages, Finish, then the held changes.
+
+        The list is read page by page while others may write; every change after ``seq`` is
+        held meanwhile. A conversation whose place did not change is read exactly once (the
+        conv.list cursor is its sort key). One that changed may be read twice (sent once) or
+        not at all: those not sent get one last page with their latest state. A held change
+        whose result the frame already shows is dropped, the others follow Finish, whose seq
+        is the resume point: the last seq up to which every change is in the frame.
+        """
+        sent: dict[domain.ConvKey, bytes] = {}
+        if subscription.id not in session.subscriptions:
+            return  # ended by a later call of the same batch
+        await session.send(subscription.start_line(seq, full=True))
+        cursor = 0
+        while True:
+            if subscription.id not in session.subscriptions:
+                return
+            page = await self._service.list_page(account, cursor, _SYNC_PAGE)
+            infos: list[ConvInfo] = []
+            for conversation in page.conversations:
+                if conversation.key in sent:
+                    continue  # moved down while the list was read: sent already
+                info = conv_info(conversation)
+                sent[conversation.key] = _digest(info)
+                infos.append(info)
+            if infos:
+                await session.send(subscription.page_line(seq, infos))
+            if page.is_finished:
+                break
+            cursor = page.next_seq
+        # Every change a page can reflect has a seq <= last, and has reached this
+        # subscription's hold by now (changes are published in commit order, before a later
+        # write such as this subscribe returns).
+        token, last = await self._service.subscribe(account, _ignore_change)
+        self._service.unsubscribe(account, token)
+        if subscription.id not in session.subscriptions:
+            return
+        seen = [c for c in subscription.held() if c.seq <= last]
+        skip, late = _reconcile(seen, sent)
+        late.sort(key=lambda c: c.active_time, reverse=True)
+        for start in range(0, len(late), _SYNC_PAGE):
+            page_infos = [conv_info(c) for c in late[start : start + _SYNC_PAGE]]
+            await session.send(subscription.page_line(seq, page_infos))
+        # The resume point: every change up to it is in the frame; the ones after it follow.
+        following = [c.seq for c in seen if c.seq not in skip]
+        resume_seq = following[0] - 1 if following else last
+        await session.send(subscription.finish_line(resume_seq))
+        logger.debug(
+            "connection %s: synced %d conversations from seq %d to %d (%d of them late); %d "
+            "held changes were already shown",
+            session.origin,
+            len(sent) + len(late),
+            seq,
+            resume_seq,
+            len(late),
+            len(skip),
+        )
+        subscription.release(skip)
 
     async def conv_unsubscribe(self, session: Session, params: ConvUnsubscribeParams) -> Any:
         account = session.require_account()
@@ -267,6 +351,47 @@ class Methods:
             # Built on first use (about 10 ms), not at start-up.
             self._openrpc = self._openrpc()
         return self._openrpc
+
+
+def _ignore_change(change: domain.Change) -> None:
+    pass
+
+
+def _digest(info: ConvInfo) -> bytes:
+    """Tells apart the states of one conversation, as a client sees them."""
+    return hashlib.blake2b(_info_encoder.encode(info), digest_size=16).digest()
+
+
+def _reconcile(
+    changes: list[domain.Change], sent: dict[domain.ConvKey, bytes]
+) -> tuple[set[int], list[domain.Conversation]]:
+    """Which held changes a full sync frame already reflects, and what it still lacks.
+
+    For a conversation the frame sent, the changes up to the last one whose result equals
+    what was sent are reflected (the page was read after it); the later ones must follow.
+    For one it did not send (created or moved while the list was read), its latest state
+    is added to the frame (unless it was deleted) and all its changes so far are reflected.
+    Returns the seqs to skip and the conversations to add.
+    """
+    by_key: dict[domain.ConvKey, list[domain.Change]] = {}
+    for change in changes:
+        by_key.setdefault(change.key, []).append(change)
+    skip: set[int] = set()
+    late: list[domain.Conversation] = []
+    for key, history in by_key.items():
+        shown = sent.get(key)
+        if shown is None:
+            skip.update(c.seq for c in history)
+            latest = history[-1].conversation
+            if latest is not None:
+                late.append(latest)
+            continue
+        for n in range(len(history) - 1, -1, -1):
+            state = history[n].conversation
+            if state is not None and _digest(conv_info(state)) == shown:
+                skip.update(c.seq for c in history[: n + 1])
+                break
+    return skip, late
 
 
 def _wrap(spec: MethodSpec, impl: Impl) -> Handler:

@@ -12,8 +12,10 @@ from convd_schemas import (
     ConvEventDel,
     ConvEventParams,
     ConvEventUpdate,
+    ConvInfo,
     Notification,
 )
+from convd_schemas.methods import ConvEventFinish, ConvEventStart
 
 from .. import domain
 from .convert import conv_info, deleted_conv
@@ -64,11 +66,16 @@ class ChangeEncoder:
         return line[:cut], line[cut + 1 :] + b"\n"
 
 
+def _notification(params: ConvEventParams) -> bytes:
+    return _encoder.encode(Notification(jsonrpc="2.0", method="conv.event", params=params)) + b"\n"
+
+
 class Subscription:
     """One ``conv.subscribe``: delivers the account's changes as ``conv.event`` lines.
 
-    While a resume replays the changes a client missed, live changes are held back and sent
-    after the replay, so the client sees every seq once and in order.
+    While a resume replays the changes a client missed (or a sync frame sends the list),
+    live changes are held back and sent after it, so the client sees every seq once and in
+    order.
     """
 
     def __init__(self, subscription_id: int, session: Session, replaying: bool) -> None:
@@ -97,11 +104,31 @@ class Subscription:
         self.last_seq = change.seq
         self._session.push(self.encode(change))
 
-    def release(self) -> None:
-        """The replay is done: send what arrived meanwhile and go live."""
+    def held(self) -> list[domain.Change]:
+        """The changes held back so far, oldest first (a copy)."""
+        return list(self._held or ())
+
+    def release(self, skip: frozenset[int] | set[int] = frozenset()) -> None:
+        """The replay is done: send what arrived meanwhile (but the seqs in ``skip``) and go
+        live."""
         held, self._held = self._held or [], None
         for change in held:
-            self.deliver(change)
+            if change.seq not in skip:
+                self.deliver(change)
+
+    # Sync frames (conv.subscribe with sync): not changes, so encoded here, not cached.
+
+    def start_line(self, seq: int, *, full: bool) -> bytes:
+        """A sync frame's Start event."""
+        return _notification(ConvEventStart(self.id, seq, "", full))
+
+    def page_line(self, seq: int, conversations: list[ConvInfo]) -> bytes:
+        """One page of a full sync frame: an Update event carrying the Start's seq."""
+        return _notification(ConvEventUpdate(self.id, seq, "", conversations))
+
+    def finish_line(self, seq: int) -> bytes:
+        """A sync frame's Finish event."""
+        return _notification(ConvEventFinish(self.id, seq, ""))
 
 
 class Session:
