@@ -422,3 +422,27 @@ def test_domain_errors_map_to_their_wire_codes() -> None:
         assert wire["message"] == ERROR_TABLE[code].message
         if not isinstance(error, domain.DraftRevisionConflict):
             assert wire["data"]["detail"] == str(error)
+
+
+async def test_a_change_is_converted_to_the_wire_once_for_its_event_and_its_reply(
+    rpc: Rpc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import convd.rpc.session as session_module
+
+    await _login(rpc)
+    await rpc.call("conv.subscribe", {})
+    conversions: list[object] = []
+    real = session_module.conv_info
+
+    def counting(conversation: object) -> Any:
+        conversions.append(conversation)
+        return real(conversation)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(session_module, "conv_info", counting)
+    reply = await rpc.call(
+        "conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": _text("once")}
+    )
+    assert reply["conv_draft"]["draft_msg"]["message_elem_array"][0]["text_elem_content"] == "once"
+    assert len(conversions) == 1  # the event's conversion, reused by the reply
+    # The event went out with the same content.
+    assert rpc.session.encoder.conv_info(conversions[0]).conv_id == "bob"  # type: ignore[arg-type]

@@ -127,7 +127,8 @@ class Methods:
         conversation = await self._service.create(
             session.require_account(), key, origin=session.origin
         )
-        return conv_info(conversation)
+        # The ConvInfo its event was encoded from, if anyone subscribes: converted once.
+        return session.encoder.conv_info(conversation)
 
     async def conv_delete(self, session: Session, params: ConvKeyParams) -> Any:
         key = domain_key(params.conv_id, params.conv_type)
@@ -160,7 +161,8 @@ class Methods:
             if_revision=_unset_to_none(params.if_revision),
             origin=session.origin,
         )
-        return conv_info(conversation)
+        # The ConvInfo its event was encoded from, if anyone subscribes: converted once.
+        return session.encoder.conv_info(conversation)
 
     async def conv_cancel_draft(self, session: Session, params: ConvCancelDraftParams) -> Any:
         conversation = await self._service.cancel_draft(
@@ -169,7 +171,8 @@ class Methods:
             if_revision=_unset_to_none(params.if_revision),
             origin=session.origin,
         )
-        return conv_info(conversation)
+        # The ConvInfo its event was encoded from, if anyone subscribes: converted once.
+        return session.encoder.conv_info(conversation)
 
     async def conv_pin(self, session: Session, params: ConvPinParams) -> Any:
         key = domain_key(params.conv_id, params.conv_type)

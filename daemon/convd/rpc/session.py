@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -10,12 +11,13 @@ import msgspec
 from convd_schemas import (
     ConvEventAdd,
     ConvEventDel,
+    ConvEventFinish,
     ConvEventParams,
+    ConvEventStart,
     ConvEventUpdate,
     ConvInfo,
     Notification,
 )
-from convd_schemas.methods import ConvEventFinish, ConvEventStart
 
 from .. import domain
 from .convert import conv_info, deleted_conv
@@ -39,11 +41,32 @@ class ChangeEncoder:
     The line is encoded with subscription 0 and cut around that number; a subscription then
     costs one join of three byte strings. The event bus hands the same Change object to every
     subscriber in turn, so a one-entry cache is enough.
+
+    It also remembers the wire form of the last conversations it converted, by identity: the
+    reply to the write that made a change reuses the ConvInfo its event was encoded from, so a
+    change is converted from the domain's model to the wire's once.
     """
+
+    #: Conversations remembered: a group commit publishes up to 256 changes before the
+    #: writers' replies are built.
+    _REMEMBERED = 512
 
     def __init__(self) -> None:
         self._last: domain.Change | None = None
         self._parts = (b"", b"")
+        self._infos: OrderedDict[int, tuple[domain.Conversation, ConvInfo]] = OrderedDict()
+
+    def conv_info(self, conversation: domain.Conversation) -> ConvInfo:
+        """The conversation's ConvInfo, converted once per (identical) conversation object."""
+        found = self._infos.get(id(conversation))
+        if found is not None and found[0] is conversation:
+            return found[1]
+        info = conv_info(conversation)
+        # The entry holds the conversation, so its id cannot be reused while remembered.
+        self._infos[id(conversation)] = (conversation, info)
+        if len(self._infos) > self._REMEMBERED:
+            self._infos.popitem(last=False)
+        return info
 
     def parts(self, change: domain.Change) -> tuple[bytes, bytes]:
         """The event line before and after its subscription id."""
@@ -52,14 +75,14 @@ class ChangeEncoder:
             self._last = change
         return self._parts
 
-    @staticmethod
-    def _encode(change: domain.Change) -> tuple[bytes, bytes]:
+    def _encode(self, change: domain.Change) -> tuple[bytes, bytes]:
         params: ConvEventParams
         if change.conversation is None:
             params = ConvEventDel(0, change.seq, change.origin, [deleted_conv(change.key)])
         else:
             event_type = _EVENT_TYPES[change.kind]
-            params = event_type(0, change.seq, change.origin, [conv_info(change.conversation)])
+            info = self.conv_info(change.conversation)
+            params = event_type(0, change.seq, change.origin, [info])
         line = _encoder.encode(Notification(jsonrpc="2.0", method="conv.event", params=params))
         # The field comes right after the event tag, before any text of the conversation.
         cut = line.index(_SUBSCRIPTION_FIELD) + len(_SUBSCRIPTION_FIELD) - 1
