@@ -20,8 +20,9 @@ Sink = Callable[[Change], None]
 class EventBus:
     """Delivers every committed change to every sink registered for its account.
 
-    ``publish`` is called from the store's after-commit hook, which runs while the write lock
-    is still held, so sinks see changes in commit order and never an uncommitted one.
+    ``publish`` is called from the store's after-commit hooks, which the group-commit writer
+    runs on the event loop once a batch has committed, in commit order, before the next batch:
+    sinks see changes in commit order and never an uncommitted one.
     """
 
     def __init__(self) -> None:
