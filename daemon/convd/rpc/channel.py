@@ -30,6 +30,11 @@ class Channel(Protocol):
         order; a closed channel drops them."""
         ...
 
+    def interrupt(self) -> None:
+        """Make the pending (or next) ``receive_line`` return None: stop reading requests.
+        What is queued for the peer still goes out."""
+        ...
+
     def queued_bytes(self) -> int:
         """Bytes queued and not yet taken by the operating system."""
         ...

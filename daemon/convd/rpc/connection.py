@@ -47,7 +47,6 @@ class Connection:
             origin, self._push, self._send, self._cut, outbox_size, encoder or ChangeEncoder()
         )
         self._scope = anyio.CancelScope()
-        self._read_scope: anyio.CancelScope | None = None
         self._stopping = False
         self.cut_reason: str | None = None
 
@@ -58,8 +57,9 @@ class Connection:
     def stop(self) -> None:
         """Finish the request in progress (if any), flush the replies, then close."""
         self._stopping = True
-        if self._read_scope is not None:
-            self._read_scope.cancel()
+        # Only the wait for a new line is interrupted: a request that has started always
+        # runs to its reply.
+        self._channel.interrupt()
 
     async def run(self) -> None:
         try:
@@ -94,16 +94,12 @@ class Connection:
     async def _read_loop(self) -> None:
         channel = self._channel
         while not self._stopping:
-            # Only the wait for a new line may be interrupted by stop(): a request that has
-            # started always runs to its reply.
-            with anyio.CancelScope() as self._read_scope:
-                try:
-                    line = await channel.receive_line()
-                except LineTooLong as exc:
-                    channel.send(error_line(JsonRpcErrCode.INVALID_REQUEST, str(exc)))
-                    logger.warning("closing %s: %s", self.origin, exc)
-                    return
-            self._read_scope = None
+            try:
+                line = await channel.receive_line()
+            except LineTooLong as exc:
+                channel.send(error_line(JsonRpcErrCode.INVALID_REQUEST, str(exc)))
+                logger.warning("closing %s: %s", self.origin, exc)
+                return
             if self._stopping or line is None:
                 return
             if not line.strip():

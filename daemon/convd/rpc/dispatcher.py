@@ -95,6 +95,8 @@ _TOO_DEEP: Final = "JSON is nested too deeply (the limit is about 900 levels)"
 
 _encoder = msgspec.json.Encoder()
 _NO_PARAMS: Final = msgspec.Raw(b"{}")
+# jsonrpcserver only checks that binding succeeds; it never reads the bound arguments.
+_BOUND: Final = inspect.BoundArguments(inspect.Signature(), {})
 
 
 class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
@@ -152,6 +154,17 @@ def _decode_envelope(raw: bytes) -> _Envelope | dict[str, Any]:
         return _error(JsonRpcErrCode.PARSE_ERROR, _parse_failure(raw) or "JSON is malformed")
 
 
+class _HandlerSignature(inspect.Signature):
+    """``(context, params)``, bound without the general machinery for the dispatcher's call."""
+
+    __slots__ = ()
+
+    def bind(self, /, *args: Any, **kwargs: Any) -> inspect.BoundArguments:
+        if len(args) == 2 and not kwargs:
+            return _BOUND
+        return super().bind(*args, **kwargs)
+
+
 def _guard(name: str, handler: Handler) -> Handler:
     """jsonrpcserver puts an escaping exception's text into ``error.data``: turn it into a
     bare -32603 with a correlation id instead, and log the details under that id. (The
@@ -175,8 +188,9 @@ def _guard(name: str, handler: Handler) -> Handler:
             )
 
     # jsonrpcserver checks every call with ``inspect.signature(handler).bind(...)``: give it
-    # the signature up front, so that is a lookup rather than an introspection per call.
-    guarded.__signature__ = inspect.signature(guarded)  # type: ignore[attr-defined]
+    # the signature up front, and one whose bind() recognises the only call the dispatcher
+    # makes (context and raw params) without a general binding (about 5 us a request).
+    guarded.__signature__ = _HandlerSignature.from_callable(guarded)  # type: ignore[attr-defined]
     return guarded
 
 

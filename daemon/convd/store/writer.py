@@ -52,6 +52,8 @@ T = TypeVar("T")
 #: Most writes in one transaction: bounds the time a batch holds the writer (and its
 #: waiters' latency) when thousands queue up.
 MAX_BATCH: Final = 256
+#: Turns of the event loop a batch waits for company once writes are seen to be concurrent.
+_GATHER_TURNS: Final = 2
 
 CONV_COLUMNS: Final = (
     "conv_type, conv_id, order_key, is_pinned, unread_num, draft_texts, draft_user_define, "
@@ -314,14 +316,21 @@ class _Pending(Generic[T]):
 
     __slots__ = ("callbacks", "done", "error", "operation", "result")
 
-    def __init__(self, operation: WriteOperation[T]) -> None:
+    def __init__(self, operation: WriteOperation[T], done: asyncio.Future[None]) -> None:
         self.operation = operation
-        # asyncio's own Event (aiosqlite ties the store to asyncio anyway): a few us cheaper
-        # per write than anyio's, which looks up the running backend on every creation.
-        self.done = asyncio.Event()
+        # A bare asyncio future (aiosqlite ties the store to asyncio anyway): an Event, anyio's
+        # or asyncio's, looks up the running loop on every wait (and CPython 3.11 calls
+        # getpid() to do that), a few microseconds a write.
+        self.done = done
         self.result: T | None = None
         self.error: BaseException | None = None
         self.callbacks: list[Callable[[], None]] = []
+
+
+def _resolve(pending: _Pending[Any]) -> None:
+    # A submitter cancelled while it waited has cancelled its future already.
+    if not pending.done.done():
+        pending.done.set_result(None)
 
 
 def _run_batch(conn: sqlite3.Connection, batch: list[_Pending[Any]], retention: Retention) -> None:
@@ -378,29 +387,41 @@ class GroupCommitWriter:
         self._max_batch = max_batch
         self._queue: deque[_Pending[Any]] = deque()
         self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._failing: str | None = None
 
     async def submit(self, operation: WriteOperation[T]) -> T:
         if self._closed:
             raise StorageFailure("the daemon is stopping")
-        pending: _Pending[T] = _Pending(operation)
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        pending: _Pending[T] = _Pending(operation, self._loop.create_future())
         self._queue.append(pending)
         self._wakeup.set()
-        await pending.done.wait()
+        await pending.done
         if pending.error is not None:
             raise pending.error
         return pending.result  # type: ignore[return-value]
 
     async def run(self) -> None:
         """The writer task: runs until cancelled, then fails what is still queued."""
+        concurrent = False
         try:
             while True:
                 if not self._queue:
                     self._wakeup.clear()
                     await self._wakeup.wait()
+                if concurrent:
+                    # Several connections are writing: let the requests that have already
+                    # reached the daemon join this batch (one turn of the event loop reads
+                    # them off the sockets, the next dispatches them). No timer, and with a
+                    # single writer this never runs.
+                    for _ in range(_GATHER_TURNS):
+                        await asyncio.sleep(0)
                 size = min(len(self._queue), self._max_batch)
                 batch = [self._queue.popleft() for _ in range(size)]
+                concurrent = size > 1 or bool(self._queue)
                 # The batch runs to its end on SQLite's thread whatever happens here; its
                 # writers must be answered (and its events published) with what happened.
                 with anyio.CancelScope(shield=True):
@@ -410,7 +431,7 @@ class GroupCommitWriter:
             while self._queue:
                 pending = self._queue.popleft()
                 pending.error = StorageFailure("the daemon is stopping")
-                pending.done.set()
+                _resolve(pending)
 
     async def _commit(self, batch: list[_Pending[Any]]) -> None:
         stats = self._stats
@@ -446,7 +467,7 @@ class GroupCommitWriter:
                 except Exception:
                     logger.exception("after-commit callback failed")
         for pending in batch:
-            pending.done.set()
+            _resolve(pending)
 
     def _failure(self, exc: sqlite3.Error) -> StorageFailure:
         failure = storage_failure(exc)

@@ -60,6 +60,7 @@ class SocketChannel(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._splitter = LineSplitter(max_line)
         self._eof = False
+        self._interrupted = False
         self._lost = False
         self._reading_paused = False
         self._writing_paused = False
@@ -106,6 +107,8 @@ class SocketChannel(asyncio.Protocol):
     async def receive_line(self) -> bytes | None:
         splitter = self._splitter
         while True:
+            if self._interrupted:
+                return None
             if splitter.lines:
                 line = splitter.lines.popleft()
                 if self._reading_paused and not splitter.too_long and len(splitter.lines) < 8:
@@ -121,6 +124,10 @@ class SocketChannel(asyncio.Protocol):
                 await waiter
             finally:
                 self._line_waiter = None
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        self._wake_reader()
 
     def send(self, data: bytes) -> None:
         transport = self._transport
@@ -277,15 +284,23 @@ class StreamChannel:
         self._below_high_water.set()
         self._closing = False
         self._closed = False
+        self._interrupted = False
+        self._read_scope = anyio.CancelScope()
         self._writer_scope = anyio.CancelScope()
 
     async def receive_line(self) -> bytes | None:
-        if self._closed:
+        if self._closed or self._interrupted:
             return None
-        try:
-            return await self._reader.receive_line()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return None
+        with anyio.CancelScope() as self._read_scope:
+            try:
+                return await self._reader.receive_line()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return None
+        return None  # interrupted
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        self._read_scope.cancel()
 
     def send(self, data: bytes) -> None:
         if self._closing or self._closed:
