@@ -49,15 +49,12 @@ T = TypeVar("T")
 _snapshot_decoder = msgspec.json.Decoder(Conversation)
 # Bound on how long shutdown waits for SQLite to finish a statement.
 _CLOSE_TIMEOUT = 10.0
-#: How often the WAL is checkpointed; with durability "everysec" it is fsynced every second.
-_MAINTENANCE_INTERVAL = 0.25
-_SYNC_INTERVAL = 1.0
-#: Roughly what one WAL frame holds (SQLite's default page size).
-_PAGE_BYTES = 4096
+#: How often the WAL is checked (and, with durability "everysec", fsynced).
+_MAINTENANCE_INTERVAL = 1.0
 #: A WAL larger than this is checkpointed with RESTART, which waits for readers, so that the
 #: next write starts it again from the beginning; journal_size_limit then truncates the file.
 #: (A PASSIVE checkpoint never resets a WAL that readers keep using.)
-WAL_RESET_BYTES = 4 * 1024 * 1024
+WAL_RESET_BYTES = 16 * 1024 * 1024
 _JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
 _CONV_TYPES = {int(t): t for t in ConvType}
 _CHANGE_KINDS = {int(k): k for k in ChangeKind}
@@ -87,7 +84,6 @@ class SqliteStore:
         history_id: str,
         durability: str = "full",
         retention: Retention | None = None,
-        checkpointer: aiosqlite.Connection | None = None,
     ) -> None:
         self._path = path
         self._writer = writer
@@ -99,7 +95,6 @@ class SqliteStore:
         self._group_commit = GroupCommitWriter(
             writer, retention=retention or Retention(kept_changes), stats=self.stats
         )
-        self._checkpointer = checkpointer
 
     async def run(self) -> None:
         """The store's background work: the writer, and the WAL's upkeep. Runs until cancelled."""
@@ -203,44 +198,31 @@ class SqliteStore:
     # -- the WAL ---------------------------------------------------------------------------
 
     async def _maintain_wal(self) -> None:
-        """Checkpoint the WAL off the writer's thread, and (durability "everysec") fsync it
-        at least once a second.
+        """Once a second: with durability "everysec", fsync what was committed since (off the
+        writer's thread); in both modes, keep the WAL bounded.
 
-        SQLite's own automatic checkpoint runs inside the COMMIT that crosses 1000 pages, on
-        the writer's thread: every few thousand writes, one batch waited tens of
-        milliseconds for it. Here a third connection copies the WAL into the database
-        (PASSIVE: concurrently with the writer and the readers). A checkpoint running beside
-        the writer never finds the WAL complete, so it never resets: past WAL_RESET_BYTES the
-        writer's connection runs a RESTART between two batches (little is left to copy by
-        then), which waits for readers to leave the WAL so that the next write starts it from
-        the beginning.
+        SQLite's automatic checkpoint (every 1000 pages, inside the commit that crosses them)
+        copies the WAL back into the database, but under continuous writes with readers about
+        it may never find the WAL free to start again from the beginning, and the file grows
+        (a prototype reached 163 MB in 3 s). Past WAL_RESET_BYTES the writer's connection runs
+        a RESTART checkpoint between two batches, which waits for readers to leave the WAL;
+        the next write then starts it from the beginning and journal_size_limit trims it.
+        (Checkpointing from a third connection instead was tried: it never completes beside a
+        busy writer, and its fsyncs of the database file stretched commits to 100-170 ms.)
         """
         wal = self._path.with_name(self._path.name + "-wal")
-        checked_writes = synced_writes = 0
-        last_sync = time.monotonic()
+        synced_writes = 0
         while True:
             await anyio.sleep(_MAINTENANCE_INTERVAL)
             writes = self.stats.writes
             try:
-                if (
-                    self.durability == "everysec"
-                    and writes != synced_writes
-                    and (time.monotonic() - last_sync >= _SYNC_INTERVAL - _MAINTENANCE_INTERVAL)
-                ):
+                if self.durability == "everysec" and writes != synced_writes:
                     await anyio.to_thread.run_sync(_fsync_file, wal)
-                    synced_writes, last_sync = writes, time.monotonic()
-                if self._checkpointer is not None and writes != checked_writes:
-                    checked_writes = writes
-                    rows = await self._checkpointer.execute_fetchall(
-                        "PRAGMA wal_checkpoint(PASSIVE)"
-                    )
-                    _, wal_frames, _ = next(iter(rows))
-                    if wal_frames * _PAGE_BYTES > WAL_RESET_BYTES:
-                        # Only the writer can restart the WAL under continuous writes: queued
-                        # on its connection, this runs between two batches, with little left
-                        # to copy, and the next batch starts the WAL from the beginning.
-                        self.stats.writer_thread_hops += 1
-                        await self._writer.execute_fetchall("PRAGMA wal_checkpoint(RESTART)")
+                    synced_writes = writes
+                if wal.exists() and wal.stat().st_size > WAL_RESET_BYTES:
+                    # Queued on the writer connection: runs between two batches.
+                    self.stats.writer_thread_hops += 1
+                    await self._writer.execute_fetchall("PRAGMA wal_checkpoint(RESTART)")
             except (OSError, sqlite3.Error) as exc:
                 logger.warning("WAL upkeep of %s failed: %s", wal, exc)
 
@@ -285,8 +267,6 @@ async def _configure(db: aiosqlite.Connection, durability: str) -> None:
     synchronous = "FULL" if durability == "full" else "NORMAL"
     await db.execute_fetchall(f"PRAGMA synchronous = {synchronous}")
     await db.execute_fetchall(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
-    # No checkpoints inside the writer's commits: SqliteStore._maintain_wal runs them.
-    await db.execute_fetchall("PRAGMA wal_autocheckpoint = 0")
     await _tune(db, _WRITER_CACHE_KIB)
 
 
@@ -361,9 +341,6 @@ async def open_store(
             stack.push_async_callback(_close, reader)
             await _tune(reader, _READER_CACHE_KIB)
             rows = await reader.execute_fetchall("SELECT value FROM meta WHERE key = 'history_id'")
-            # Checkpoints run here, on their own thread, not inside the writer's commits.
-            checkpointer = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
-            stack.push_async_callback(_close, checkpointer)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot use the database {path}: {exc}") from exc
         store = SqliteStore(
@@ -374,7 +351,6 @@ async def open_store(
             str(next(iter(rows))[0]),
             durability,
             Retention(kept_changes, kept_seconds, clock),
-            checkpointer,
         )
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)

@@ -367,8 +367,10 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Pending[Any]], retention: 
 class GroupCommitWriter:
     """Takes writes from every connection and commits them in batches, in arrival order.
 
-    There is no artificial delay: a write that arrives while the writer is idle starts a
-    batch at once; writes that arrive while a batch is committing form the next one. After a
+    There is no timer: a write that arrives while the writer is idle starts a batch at once;
+    writes that arrive while a batch is committing form the next one (and once writes are seen
+    to come from several connections, a batch waits two turns of the event loop for the
+    requests already read off the sockets). After a
     batch commits, its writes' after-commit callbacks (event publishing) run in commit order,
     then every writer is answered; only then does the next batch start.
     """
@@ -443,7 +445,13 @@ class GroupCommitWriter:
             await run_on_connection_thread(
                 self._db, lambda conn: _run_batch(conn, batch, retention)
             )
-        except sqlite3.Error as exc:
+        except BaseException as exc:
+            if not isinstance(exc, sqlite3.Error):
+                # The connection itself is gone (closed under us): nobody waits forever.
+                for pending in batch:
+                    pending.error = StorageFailure("the database connection was lost")
+                    _resolve(pending)
+                raise
             failure = self._failure(exc)
             for pending in batch:
                 pending.error = failure
