@@ -52,8 +52,6 @@ T = TypeVar("T")
 #: Most writes in one transaction: bounds the time a batch holds the writer (and its
 #: waiters' latency) when thousands queue up.
 MAX_BATCH: Final = 256
-#: Turns of the event loop a batch waits for company once writes are seen to be concurrent.
-_GATHER_TURNS: Final = 2
 
 CONV_COLUMNS: Final = (
     "conv_type, conv_id, order_key, is_pinned, unread_num, draft_texts, draft_user_define, "
@@ -367,10 +365,8 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Pending[Any]], retention: 
 class GroupCommitWriter:
     """Takes writes from every connection and commits them in batches, in arrival order.
 
-    There is no timer: a write that arrives while the writer is idle starts a batch at once;
-    writes that arrive while a batch is committing form the next one (and once writes are seen
-    to come from several connections, a batch waits two turns of the event loop for the
-    requests already read off the sockets). After a
+    There is no artificial delay: a write that arrives while the writer is idle starts a
+    batch at once; writes that arrive while a batch is committing form the next one. After a
     batch commits, its writes' after-commit callbacks (event publishing) run in commit order,
     then every writer is answered; only then does the next batch start.
     """
@@ -408,22 +404,13 @@ class GroupCommitWriter:
 
     async def run(self) -> None:
         """The writer task: runs until cancelled, then fails what is still queued."""
-        concurrent = False
         try:
             while True:
                 if not self._queue:
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                if concurrent:
-                    # Several connections are writing: let the requests that have already
-                    # reached the daemon join this batch (one turn of the event loop reads
-                    # them off the sockets, the next dispatches them). No timer, and with a
-                    # single writer this never runs.
-                    for _ in range(_GATHER_TURNS):
-                        await asyncio.sleep(0)
                 size = min(len(self._queue), self._max_batch)
                 batch = [self._queue.popleft() for _ in range(size)]
-                concurrent = size > 1 or bool(self._queue)
                 # The batch runs to its end on SQLite's thread whatever happens here; its
                 # writers must be answered (and its events published) with what happened.
                 with anyio.CancelScope(shield=True):
