@@ -49,8 +49,10 @@ T = TypeVar("T")
 _snapshot_decoder = msgspec.json.Decoder(Conversation)
 # Bound on how long shutdown waits for SQLite to finish a statement.
 _CLOSE_TIMEOUT = 10.0
-#: How often the WAL is checked (and, with durability "everysec", fsynced).
-_MAINTENANCE_INTERVAL = 1.0
+#: How often the WAL is fsynced (durability "everysec") and checked for size ("full").
+_SYNC_INTERVAL = 1.0
+#: How often the WAL is checkpointed off the writer's thread (durability "everysec").
+_CHECKPOINT_INTERVAL = 0.25
 #: A WAL larger than this is checkpointed with RESTART, which waits for readers, so that the
 #: next write starts it again from the beginning; journal_size_limit then truncates the file.
 #: (A PASSIVE checkpoint never resets a WAL that readers keep using.)
@@ -84,6 +86,7 @@ class SqliteStore:
         history_id: str,
         durability: str = "full",
         retention: Retention | None = None,
+        checkpointer: aiosqlite.Connection | None = None,
     ) -> None:
         self._path = path
         self._writer = writer
@@ -92,6 +95,7 @@ class SqliteStore:
         self.history_id = history_id
         self.durability = durability
         self.stats = StoreStats()
+        self._checkpointer = checkpointer
         self._group_commit = GroupCommitWriter(
             writer, retention=retention or Retention(kept_changes), stats=self.stats
         )
@@ -198,27 +202,38 @@ class SqliteStore:
     # -- the WAL ---------------------------------------------------------------------------
 
     async def _maintain_wal(self) -> None:
-        """Once a second: with durability "everysec", fsync what was committed since (off the
-        writer's thread); in both modes, keep the WAL bounded.
+        """Keep the WAL bounded and, with durability "everysec", fsync it once a second.
 
-        SQLite's automatic checkpoint (every 1000 pages, inside the commit that crosses them)
-        copies the WAL back into the database, but under continuous writes with readers about
-        it may never find the WAL free to start again from the beginning, and the file grows
-        (a prototype reached 163 MB in 3 s). Past WAL_RESET_BYTES the writer's connection runs
-        a RESTART checkpoint between two batches, which waits for readers to leave the WAL;
-        the next write then starts it from the beginning and journal_size_limit trims it.
-        (Checkpointing from a third connection instead was tried: it never completes beside a
-        busy writer, and its fsyncs of the database file stretched commits to 100-170 ms.)
+        "full": SQLite's automatic checkpoint runs every 1000 pages inside the writer's
+        commits; the WAL is fsynced by every commit already, so that checkpoint only syncs the
+        database file. "everysec": nothing fsyncs the WAL but this task, so a checkpoint in
+        the writer's commit would sync megabytes of it (commits measured stalling up to
+        300 ms); the automatic checkpoint is off, and a third connection copies the WAL back
+        (PASSIVE, beside the writer and readers) four times a second, after the WAL's fsync.
+
+        Under continuous writes a checkpoint beside the writer, or one that readers hold
+        back, never lets the WAL start again from the beginning, and the file grows (a
+        prototype reached 163 MB in 3 s). Past WAL_RESET_BYTES the writer's connection runs a
+        RESTART checkpoint between two batches (little is left to copy by then), which waits
+        for readers to leave the WAL; the next write starts it from the beginning and
+        journal_size_limit trims the file.
         """
         wal = self._path.with_name(self._path.name + "-wal")
-        synced_writes = 0
+        everysec = self.durability == "everysec"
+        interval = _CHECKPOINT_INTERVAL if everysec else _SYNC_INTERVAL
+        synced_writes = checked_writes = 0
+        last_sync = time.monotonic()
         while True:
-            await anyio.sleep(_MAINTENANCE_INTERVAL)
+            await anyio.sleep(interval)
             writes = self.stats.writes
             try:
-                if self.durability == "everysec" and writes != synced_writes:
+                due = time.monotonic() - last_sync >= _SYNC_INTERVAL - interval
+                if everysec and writes != synced_writes and due:
                     await anyio.to_thread.run_sync(_fsync_file, wal)
-                    synced_writes = writes
+                    synced_writes, last_sync = writes, time.monotonic()
+                if self._checkpointer is not None and writes != checked_writes:
+                    checked_writes = writes
+                    await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
                 if wal.exists() and wal.stat().st_size > WAL_RESET_BYTES:
                     # Queued on the writer connection: runs between two batches.
                     self.stats.writer_thread_hops += 1
@@ -267,6 +282,9 @@ async def _configure(db: aiosqlite.Connection, durability: str) -> None:
     synchronous = "FULL" if durability == "full" else "NORMAL"
     await db.execute_fetchall(f"PRAGMA synchronous = {synchronous}")
     await db.execute_fetchall(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
+    if durability == "everysec":
+        # SqliteStore._maintain_wal checkpoints on another connection instead.
+        await db.execute_fetchall("PRAGMA wal_autocheckpoint = 0")
     await _tune(db, _WRITER_CACHE_KIB)
 
 
@@ -341,6 +359,11 @@ async def open_store(
             stack.push_async_callback(_close, reader)
             await _tune(reader, _READER_CACHE_KIB)
             rows = await reader.execute_fetchall("SELECT value FROM meta WHERE key = 'history_id'")
+            checkpointer = None
+            if durability == "everysec":
+                # Checkpoints on their own thread, not inside the writer's commits.
+                checkpointer = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
+                stack.push_async_callback(_close, checkpointer)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot use the database {path}: {exc}") from exc
         store = SqliteStore(
@@ -351,6 +374,7 @@ async def open_store(
             str(next(iter(rows))[0]),
             durability,
             Retention(kept_changes, kept_seconds, clock),
+            checkpointer,
         )
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)
