@@ -670,3 +670,30 @@ def test_an_empty_list(env: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "--json", "conv", "list") == (0, "[]\n", "")
     code, out, _ = run(capsys, "conv", "list")
     assert (code, out) == (0, "CONVERSATION  PINNED  ORDER  REV  DRAFT\n")
+
+
+def test_only_the_known_cancelled_read_race_is_kept_off_stderr() -> None:
+    """convctl drops asyncio's report of anyio's cancelled-read race (a Future.set_result on a
+    cancelled future, agronholm/anyio#1267) and nothing else."""
+    import asyncio
+
+    from convd_client.cli import _ignore_cancelled_read_race
+
+    loop = asyncio.new_event_loop()
+    reported: list[dict[str, Any]] = []
+    loop.default_exception_handler = reported.append  # type: ignore[method-assign]
+    try:
+        future = loop.create_future()
+        future.cancel()
+        race = asyncio.Handle(future.set_result, (None,), loop)
+        _ignore_cancelled_read_race(
+            loop,
+            {"message": "Exception in callback", "exception": asyncio.InvalidStateError()}
+            | {"handle": race},
+        )
+        assert reported == []
+        other = {"message": "Exception in callback", "exception": RuntimeError("boom")}
+        _ignore_cancelled_read_race(loop, other)
+        assert reported == [other]
+    finally:
+        loop.close()
