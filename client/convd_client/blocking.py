@@ -30,6 +30,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ._loop import quiet_cancelled_read_race
 from ._threads import CallbackThread
 from .client import Client, ConnectionState, ConvEvent, Resync
 from .errors import ClientClosed
@@ -118,6 +119,9 @@ class BlockingClient:
                     backend="asyncio", backend_options=_loop_options(), name="convd-loop"
                 )
             )
+            # The portal's loop is the library's own: keep anyio's harmless cancelled-read
+            # report (at close) off the application's stderr.
+            self._portal.call(_quiet_loop)
             stack.enter_context(self._portal.wrap_async_context_manager(self._client))
         except BaseException:
             self._portal = None
@@ -318,3 +322,7 @@ def _loop_options() -> dict[str, bool]:
     except ImportError:
         return {}
     return {"use_uvloop": True}
+
+
+async def _quiet_loop() -> None:
+    quiet_cancelled_read_race()

@@ -31,7 +31,6 @@ means a C2C conversation. With ``--type c2c|group`` the name is the raw user or 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
@@ -57,6 +56,7 @@ from convd_schemas import (
 from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_GROUP_ID_BYTES, MAX_USER_ID_BYTES
 from convd_schemas.paths import SOCKET_ENV, default_runtime_dir, default_socket_path
 
+from ._loop import quiet_cancelled_read_race
 from .client import Client, ConvEvent, Resync
 from .drafts import draft_text
 from .errors import ConvdClientError, ConvdError, DaemonUnavailable
@@ -676,22 +676,8 @@ def _fail(message: str) -> None:
     sys.stderr.write(f"convctl: {message}\n")
 
 
-def _ignore_cancelled_read_race(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    # anyio's socket reads on asyncio complete a future from an add_reader callback; when the
-    # read was cancelled as the command ends, that callback can still run and asyncio reports
-    # "Exception in callback Future.set_result(None) ... InvalidStateError" (the race of
-    # agronholm/anyio#1267). It is harmless, and convctl's stderr is for the user: drop just
-    # that one; everything else goes to asyncio's default handler.
-    exc = context.get("exception")
-    if isinstance(exc, asyncio.InvalidStateError) and "Future.set_result" in repr(
-        context.get("handle")
-    ):
-        return
-    loop.default_exception_handler(context)
-
-
 async def _run(args: argparse.Namespace) -> int:
-    asyncio.get_running_loop().set_exception_handler(_ignore_cancelled_read_race)
+    quiet_cancelled_read_race()
     run: Callable[[Client, argparse.Namespace], Awaitable[int]] = args.run
     async with Client(
         args.socket,

@@ -677,7 +677,7 @@ def test_only_the_known_cancelled_read_race_is_kept_off_stderr() -> None:
     cancelled future, agronholm/anyio#1267) and nothing else."""
     import asyncio
 
-    from convd_client.cli import _ignore_cancelled_read_race
+    from convd_client._loop import ignore_cancelled_read_race
 
     loop = asyncio.new_event_loop()
     reported: list[dict[str, Any]] = []
@@ -686,14 +686,14 @@ def test_only_the_known_cancelled_read_race_is_kept_off_stderr() -> None:
         future = loop.create_future()
         future.cancel()
         race = asyncio.Handle(future.set_result, (None,), loop)
-        _ignore_cancelled_read_race(
+        ignore_cancelled_read_race(
             loop,
             {"message": "Exception in callback", "exception": asyncio.InvalidStateError()}
             | {"handle": race},
         )
         assert reported == []
         other = {"message": "Exception in callback", "exception": RuntimeError("boom")}
-        _ignore_cancelled_read_race(loop, other)
+        ignore_cancelled_read_race(loop, other)
         assert reported == [other]
     finally:
         loop.close()
