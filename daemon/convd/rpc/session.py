@@ -83,10 +83,10 @@ class ChangeEncoder:
             event_type = _EVENT_TYPES[change.kind]
             info = self.conv_info(change.conversation)
             params = event_type(0, change.seq, change.origin, [info])
-        line = _encoder.encode(Notification(jsonrpc="2.0", method="conv.event", params=params))
+        line = _notification(params)
         # The field comes right after the event tag, before any text of the conversation.
         cut = line.index(_SUBSCRIPTION_FIELD) + len(_SUBSCRIPTION_FIELD) - 1
-        return line[:cut], line[cut + 1 :] + b"\n"
+        return line[:cut], line[cut + 1 :]
 
 
 def _notification(params: ConvEventParams) -> bytes:

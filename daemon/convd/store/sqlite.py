@@ -25,7 +25,6 @@ from ..domain import (
     ChangeKind,
     Conversation,
     ConvKey,
-    ConvType,
     WriteOperation,
 )
 from .maintenance import backup_database
@@ -33,6 +32,7 @@ from .migrations import MIGRATIONS, SCHEMA_VERSION
 from .opening import DatabaseError, check_database
 from .writer import (
     CONV_COLUMNS,
+    CONV_TYPES,
     GroupCommitWriter,
     Retention,
     StoreStats,
@@ -58,7 +58,6 @@ _CHECKPOINT_INTERVAL = 0.25
 #: (A PASSIVE checkpoint never resets a WAL that readers keep using.)
 WAL_RESET_BYTES = 16 * 1024 * 1024
 _JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
-_CONV_TYPES = {int(t): t for t in ConvType}
 _CHANGE_KINDS = {int(k): k for k in ChangeKind}
 
 
@@ -66,7 +65,7 @@ def _change(row: tuple[Any, ...]) -> Change:
     seq, kind, conv_type, conv_id, snapshot, origin = row
     conversation = None if snapshot is None else _snapshot_decoder.decode(snapshot)
     return Change(
-        seq, _CHANGE_KINDS[kind], ConvKey(_CONV_TYPES[conv_type], conv_id), conversation, origin
+        seq, _CHANGE_KINDS[kind], ConvKey(CONV_TYPES[conv_type], conv_id), conversation, origin
     )
 
 
@@ -82,23 +81,20 @@ class SqliteStore:
         path: Path,
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
-        kept_changes: int,
         history_id: str,
+        *,
+        retention: Retention,
         durability: str = "full",
-        retention: Retention | None = None,
         checkpointer: aiosqlite.Connection | None = None,
     ) -> None:
         self._path = path
         self._writer = writer
         self._reader = reader
-        self._kept_changes = kept_changes
         self.history_id = history_id
         self.durability = durability
         self.stats = StoreStats()
         self._checkpointer = checkpointer
-        self._group_commit = GroupCommitWriter(
-            writer, retention=retention or Retention(kept_changes), stats=self.stats
-        )
+        self._group_commit = GroupCommitWriter(writer, retention=retention, stats=self.stats)
 
     async def run(self) -> None:
         """The store's background work: the writer, and the WAL's upkeep. Runs until cancelled."""
@@ -370,11 +366,10 @@ async def open_store(
             path,
             writer,
             reader,
-            kept_changes,
             str(next(iter(rows))[0]),
-            durability,
-            Retention(kept_changes, kept_seconds, clock),
-            checkpointer,
+            retention=Retention(kept_changes, kept_seconds, clock),
+            durability=durability,
+            checkpointer=checkpointer,
         )
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)

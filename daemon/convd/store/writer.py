@@ -36,6 +36,8 @@ from ..domain import (
 )
 
 __all__ = [
+    "CONV_COLUMNS",
+    "CONV_TYPES",
     "GroupCommitWriter",
     "Retention",
     "StoreStats",
@@ -57,7 +59,7 @@ CONV_COLUMNS: Final = (
     "conv_type, conv_id, order_key, is_pinned, unread_num, draft_texts, draft_user_define, "
     "draft_edit_time, draft_revision"
 )
-_CONV_TYPES: Final = {int(t): t for t in ConvType}
+CONV_TYPES: Final = {int(t): t for t in ConvType}
 _texts_decoder = msgspec.json.Decoder(tuple[str, ...])
 _encoder = msgspec.json.Encoder()
 
@@ -82,7 +84,7 @@ def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
         else Draft(_texts_decoder.decode(texts), user_define or "", edit_time or 0)
     )
     return Conversation(
-        _CONV_TYPES[conv_type], conv_id, order_key, bool(is_pinned), draft, rev, unread
+        CONV_TYPES[conv_type], conv_id, order_key, bool(is_pinned), draft, rev, unread
     )
 
 
