@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +70,44 @@ class StartRow:
     accept_max_ms: float
     status_ms: float
     exit_ms: float
+
+
+#: What every start-up pays before convd's own code runs: the interpreter and the libraries the
+#: daemon cannot start without (the start-up's peer: convd's own cost is the difference).
+FLOOR_IMPORTS = "import asyncio, sqlite3, logging, argparse, pathlib, anyio, msgspec, aiosqlite"
+
+
+def compile_bytecode() -> None:
+    """Write the ``.pyc`` files of convd's packages, as ``pip install .`` does.
+
+    An editable install under PYTHONDONTWRITEBYTECODE (CI's and this machine's environment)
+    never writes them, and start-up would then be timed compiling every module from source.
+    """
+    import compileall
+
+    import convd
+    import convd_schemas
+
+    for package in (convd, convd_schemas):
+        compileall.compile_dir(Path(package.__file__).parent, quiet=1)
+
+
+def measure_floor(starts: int) -> StartRow:
+    """Median wall time of ``python -c FLOOR_IMPORTS`` (spawn to exit)."""
+    samples = []
+    for _ in range(starts):
+        t0 = time.monotonic_ns()
+        subprocess.run([sys.executable, "-c", FLOOR_IMPORTS], check=True)
+        samples.append((time.monotonic_ns() - t0) / 1e6)
+    return StartRow(
+        database="peer: python importing asyncio, sqlite3, anyio, msgspec, aiosqlite (no convd)",
+        starts=starts,
+        accept_ms=median(samples),
+        accept_min_ms=min(samples),
+        accept_max_ms=max(samples),
+        status_ms=float("nan"),
+        exit_ms=float("nan"),
+    )
 
 
 def measure_starts(

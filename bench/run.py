@@ -533,7 +533,11 @@ def _stop(daemon: Daemon) -> None:
 
 
 def scenario_startup(workdir: Path, plan: Plan) -> list[_scale.StartRow]:
-    rows = [_scale.measure_starts(workdir, "new (no file)", None, plan.starts, "full")]
+    _scale.compile_bytecode()
+    rows = [
+        _scale.measure_floor(plan.starts),
+        _scale.measure_starts(workdir, "new (no file)", None, plan.starts, "full"),
+    ]
     for size in plan.startup_sizes:
         db, _ = _populated_db(workdir, size, "everysec")
         rows.append(

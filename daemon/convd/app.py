@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import SocketListener
@@ -17,13 +18,6 @@ from anyio.abc import SocketListener
 from convd_schemas import StoreStatus, __version__
 from convd_schemas.limits import MAX_LINE_BYTES
 from convd_schemas.openrpc import build_openrpc
-from convd_schemas.winpipe import (
-    PIPE_PREFIX,
-    PipeSystem,
-    check_pipe_name,
-    pipe_name,
-    win32_pipes,
-)
 
 from .config import Config
 from .domain import ConversationService, EventBus
@@ -33,7 +27,6 @@ from .rpc.dispatcher import load as load_dispatcher
 from .store import lock_database, open_store
 from .transport import (
     InheritedSocket,
-    NamedPipeChannelListener,
     Notifier,
     UnixChannelListener,
     check_listening_unix_socket,
@@ -43,6 +36,11 @@ from .transport import (
     pick_listen_fd,
 )
 from .transport.unix import claim_socket_path, listen_on_claimed_path
+
+if TYPE_CHECKING:
+    from convd_schemas.winpipe import PipeSystem
+
+    from .transport.pipe import NamedPipeChannelListener
 
 __all__ = ["FD_NAME", "run_daemon"]
 
@@ -104,6 +102,11 @@ def _plan_pipe(config: Config, stack: ExitStack, system: PipeSystem | None = Non
     """The named pipe ``--socket``/``$CONVD_SOCKET`` names, else the user's own
     (``winpipe.pipe_name``); its first instance is created now, so that a second convd is
     refused before anything else is opened."""
+    # Imported here: Linux never needs them, and they cost start-up time.
+    from convd_schemas.winpipe import PIPE_PREFIX, check_pipe_name, pipe_name, win32_pipes
+
+    from .transport.pipe import NamedPipeChannelListener
+
     system = system if system is not None else win32_pipes()
     requested = str(config.socket_path)
     if requested.startswith(PIPE_PREFIX):

@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from .logs import configure_logging
 from .store import SCHEMA_VERSION, DatabaseError, MaintenanceError, lock_database, restore_database
 from .store.maintenance import database_lock_path
 from .transport import ActivationError, AlreadyRunning, UnsafePath
-from .units import convd_command, default_unit_dir, write_units
 
 __all__ = ["main"]
 
@@ -46,9 +44,15 @@ _EXPECTED: tuple[type[BaseException], ...] = (
 )
 
 
-def _fallback_socket() -> str:
-    # Where the socket goes when XDG_RUNTIME_DIR is unset (convd_schemas.paths).
-    return str(Path(tempfile.gettempdir()) / f"convd-{os.getuid()}" / "convd.sock")
+class _FallbackSocket:
+    """Where the socket goes when XDG_RUNTIME_DIR is unset (convd_schemas.paths), worked out
+    only when help is printed: argparse formats ``%(fallback)s`` with ``str()`` then, and the
+    daemon's start-up does not pay for importing tempfile."""
+
+    def __str__(self) -> str:
+        import tempfile
+
+        return str(Path(tempfile.gettempdir()) / f"convd-{os.getuid()}" / "convd.sock")
 
 
 def _kept_changes(text: str) -> int:
@@ -85,15 +89,16 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
         return argparse.SUPPRESS if sub else value
 
     if serve:
-        parser.add_argument(
+        socket_option = parser.add_argument(
             "--socket",
             type=Path,
             default=default(None),
             metavar="PATH",
             help="socket path (default: $CONVD_SOCKET, else $XDG_RUNTIME_DIR/convd/convd.sock, "
-            f"or {_fallback_socket()} when XDG_RUNTIME_DIR is unset); "
+            "or %(fallback)s when XDG_RUNTIME_DIR is unset); "
             "ignored when systemd passes the listening socket",
         )
+        socket_option.fallback = _FallbackSocket()  # type: ignore[attr-defined]
         parser.add_argument(
             "--durability",
             default=default("full"),
@@ -307,6 +312,9 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _install_units(args: argparse.Namespace) -> int:
+    # Imported here: sysconfig is slow to import and only this command needs it.
+    from .units import convd_command, default_unit_dir, write_units
+
     directory: Path = args.dir or default_unit_dir()
     exec_start = convd_command()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 __all__ = ["SOCKET_ENV", "default_runtime_dir", "default_socket_path"]
@@ -20,6 +19,8 @@ def default_runtime_dir() -> tuple[Path, bool]:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return Path(runtime) / "convd", False
+    import tempfile  # only this fallback needs it: kept off the daemon's start-up path
+
     return Path(tempfile.gettempdir()) / f"convd-{os.getuid()}", True
 
 

@@ -7,8 +7,6 @@ a daemon run by its own user (a socket path in a shared directory could be squat
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import socket
 import struct
@@ -32,6 +30,10 @@ class PeerCredentials(NamedTuple):
 
 
 def _getpeereid(sock: socket.socket) -> PeerCredentials:
+    # BSD/macOS only: ctypes is imported here so that Linux never pays for it.
+    import ctypes
+    import ctypes.util
+
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     uid, gid = ctypes.c_uint32(), ctypes.c_uint32()
     if libc.getpeereid(sock.fileno(), ctypes.byref(uid), ctypes.byref(gid)) != 0:

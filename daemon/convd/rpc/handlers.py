@@ -7,7 +7,6 @@ exception is left to the dispatcher, which turns it into a bare -32603 with a co
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -362,6 +361,8 @@ def _ignore_change(change: domain.Change) -> None:
 
 def _digest(info: ConvInfo) -> bytes:
     """Tells apart the states of one conversation, as a client sees them."""
+    import hashlib  # only a resuming sync needs it: kept off the start-up path
+
     return hashlib.blake2b(_info_encoder.encode(info), digest_size=16).digest()
 
 

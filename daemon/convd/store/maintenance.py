@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -123,6 +122,8 @@ def _fsync_file(path: Path) -> None:
 def _private_temp(directory: Path, stem: str) -> Path:
     """A new, empty, 0600 file in ``directory`` (never an existing one)."""
     while True:
+        import secrets  # only backups and restores need it: kept off the start-up path
+
         path = directory / f".{stem}.{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(

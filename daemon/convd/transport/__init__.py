@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 from convd_schemas.framing import LineReader, LineTooLong
 
@@ -13,7 +14,6 @@ from .channel import (
     open_stream_channel,
 )
 from .peercred import PeerCredentials, describe_peer, peer_credentials
-from .pipe import NamedPipeChannelListener, PipeInUse
 from .systemd import (
     ActivationError,
     InheritedSocket,
@@ -22,6 +22,9 @@ from .systemd import (
     listen_fds,
     pick_listen_fd,
 )
+
+if TYPE_CHECKING:
+    from .pipe import NamedPipeChannelListener, PipeInUse
 
 # Windows (issue 9): unix.py needs fcntl (the lock file), which Windows lacks; skipping it
 # there lets the named-pipe listener (transport/pipe.py) import. Linux imports it as before.
@@ -58,3 +61,13 @@ __all__ = [
     "peer_credentials",
     "pick_listen_fd",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The named pipe (Windows) is imported on first use: on Linux it would only add its
+    # import time (and convd_schemas.winpipe's) to the daemon's start-up.
+    if name in ("NamedPipeChannelListener", "PipeInUse"):
+        from . import pipe
+
+        return getattr(pipe, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
