@@ -9,6 +9,7 @@ without a draft), so the populate rate shows whether a batch's entries share a c
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -166,6 +167,7 @@ METHODS = (
     "conv.get (100 random ids)",
     "conv.list (first page of 100)",
     "conv.list (deep page of 100)",
+    "conv.list (whole account, pages of 1,000)",
     "conv.pin",
     "conv.pin (unpin)",
     "daemon.status",
@@ -210,6 +212,33 @@ def _deep_cursor(client: RawClient, size: int) -> tuple[int, int]:
     return cursor, seen
 
 
+#: The whole-account listing is timed up to this size (it grows with the account by nature).
+WHOLE_LIST_MAX = 10_000
+_TAIL = re.compile(
+    rb'"conversation_list_result_next_seq":(\d+),"conversation_list_result_is_finished":(true|false)'
+)
+
+
+def list_whole_account(client: RawClient) -> int:
+    """Every conversation, in pages of 1,000, as bytes: the reply lines are read but not
+    parsed (a Python JSON parser would dominate), except for the cursor at their end.
+    Returns the number of bytes read."""
+    cursor, total = 0, 0
+    while True:
+        client.sock.sendall(
+            b'{"jsonrpc":"2.0","id":1,"method":"conv.list","params":{"next_seq":%d,"count":1000}}\n'
+            % cursor
+        )
+        line = client.read_line()
+        total += len(line)
+        tail = _TAIL.search(line, max(0, len(line) - 200))
+        if tail is None:
+            raise BenchError(f"conv.list answered {line[:200]!r}...")
+        if tail.group(2) == b"true":
+            return total
+        cursor = int(tail.group(1))
+
+
 def measure_methods(client: RawClient, size: int, repeats: int, seed: int = 7) -> MethodTimes:
     """``repeats`` calls of each method, interleaved, on random conversations of the account."""
     rng = random.Random(seed + size)
@@ -234,6 +263,10 @@ def measure_methods(client: RawClient, size: int, repeats: int, seed: int = 7) -
             "conv.list (deep page of 100)",
             lambda: client.call("conv.list", {"next_seq": cursor, "count": 100}),
         )
+        if size <= WHOLE_LIST_MAX:
+            times.time(
+                "conv.list (whole account, pages of 1,000)", lambda: list_whole_account(client)
+            )
         pin = {"conv_id": conv, "conv_type": C2C, "is_pinned": True}
         times.time("conv.pin", lambda: client.call("conv.pin", pin))  # noqa: B023
         unpin = {**pin, "is_pinned": False}

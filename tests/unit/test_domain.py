@@ -51,7 +51,7 @@ class World:
 
     async def order(self, account: Account | None = None) -> list[str]:
         page = await self.service.list_page(account or self.account, 0, 1000)
-        return [c.conv_id for c in page.conversations]
+        return [row[1] for row in page.rows]
 
     async def create(self, conv_id: str, conv_type: ConvType = C2C) -> None:
         await self.service.create(self.account, ConvKey(conv_type, conv_id), origin="t")
@@ -126,7 +126,7 @@ async def test_c2c_and_group_with_the_same_id_are_different_conversations(world:
     await world.create("same", C2C)
     await world.create("same", GROUP)
     page = await world.service.list_page(world.account, 0, 10)
-    assert sorted((c.conv_type, c.conv_id) for c in page.conversations) == [
+    assert sorted((ConvType(row[0]), row[1]) for row in page.rows) == [
         (C2C, "same"),
         (GROUP, "same"),
     ]
@@ -193,14 +193,14 @@ async def test_active_time_is_order_key_with_bit_62_while_pinned(world: World) -
     await world.create("a")
     await world.create("b")
     page = await world.service.list_page(world.account, 0, 10)
-    plain = {c.conv_id: c.active_time for c in page.conversations}
+    plain = {row[1]: row[2] for row in page.rows}
     assert all(0 < t < PINNED_BIT for t in plain.values())
     await world.pin("a")
     page = await world.service.list_page(world.account, 0, 10)
-    pinned = {c.conv_id: c.active_time for c in page.conversations}
+    pinned = {row[1]: row[2] for row in page.rows}
     assert pinned["a"] == plain["a"] | PINNED_BIT
     assert pinned["b"] == plain["b"]
-    times = [c.active_time for c in page.conversations]
+    times = [row[2] for row in page.rows]
     assert times == sorted(times, reverse=True)
 
 
@@ -227,8 +227,8 @@ async def test_pages_cover_the_list_once_in_order(world: World) -> None:
     cursor, finished, pages = 0, False, 0
     while not finished:
         page = await world.service.list_page(world.account, cursor, 3)
-        assert len(page.conversations) <= 3
-        seen += [c.conv_id for c in page.conversations]
+        assert len(page.rows) <= 3
+        seen += [row[1] for row in page.rows]
         cursor, finished = page.next_seq, page.is_finished
         pages += 1
     assert seen == full and len(seen) == 10
@@ -241,12 +241,12 @@ async def test_last_full_page_is_finished(world: World) -> None:
     first = await world.service.list_page(world.account, 0, 2)
     assert not first.is_finished
     second = await world.service.list_page(world.account, first.next_seq, 2)
-    assert second.is_finished and len(second.conversations) == 2
+    assert second.is_finished and len(second.rows) == 2
 
 
 async def test_empty_list_is_one_finished_page(world: World) -> None:
     page = await world.service.list_page(world.account, 0, 100)
-    assert page.conversations == [] and page.is_finished
+    assert page.rows == [] and page.is_finished
 
 
 async def test_count_below_one_is_invalid(world: World) -> None:
@@ -463,7 +463,7 @@ async def test_at_most_50_pinned(world: World) -> None:
     await world.pin("u0", False)
     await world.pin("u50")
     page = await world.service.list_page(world.account, 0, 100)
-    assert sum(c.is_pinned for c in page.conversations) == 50
+    assert sum(row[3] for row in page.rows) == 50
 
 
 async def test_pin_unknown_is_not_found(world: World) -> None:

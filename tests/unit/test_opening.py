@@ -13,7 +13,7 @@ import pytest
 
 from convd.domain import Account, ConversationService, EventBus
 from convd.store import SCHEMA_VERSION, DatabaseError, SqliteStore, open_store
-from convd.store.migrations import APPLICATION_ID, MIGRATIONS
+from convd.store.migrations import APPLICATION_ID, MIGRATIONS, register_functions
 from convd.store.opening import check_database
 
 pytestmark = pytest.mark.anyio
@@ -154,8 +154,8 @@ async def test_a_database_cut_short_is_refused_untouched(tmp_path: Path, cut: in
         # Enough rows for several pages.
         raw.executemany(
             "INSERT INTO conversation (account_id, conv_type, conv_id, order_key, "
-            "active_time, draft_texts) VALUES (1, 1, ?, ?, ?, ?)",
-            [(f"user{n}", n, n, '["' + "x" * 200 + '"]') for n in range(200)],
+            "active_time, draft) VALUES (1, 1, ?, ?, ?, ?)",
+            [(f"user{n}", n, n, b'"' + b"x" * 200 + b'"') for n in range(200)],
         )
     assert not os.path.exists(f"{db}-wal")  # closed cleanly: the file holds everything
     os.truncate(db, db.stat().st_size - cut)
@@ -222,14 +222,20 @@ async def test_status_counts_follow_creates_replaces_and_deletes(tmp_path: Path)
     async with open_store(db) as store:
         alice = await _login(store, "alice")
         bob = await _login(store, "bob")
-        # Every way the writer stores a conversation: insert, INSERT OR REPLACE, upsert.
+        # Every way a conversation can be stored: insert, INSERT OR REPLACE, upsert (the
+        # writer's). Active times are unique within an account, as the writer keeps them.
         sql = (
             "INSERT OR REPLACE INTO conversation (account_id, conv_type, conv_id, order_key, "
-            "active_time) VALUES (?, 1, ?, 1, 1)"
+            "active_time) VALUES (?, 1, ?, ?, ?)"
         )
         with closing(sqlite3.connect(db)) as raw, raw:
-            for account, conv in ((alice, "x"), (alice, "x"), (alice, "y"), (bob, "x")):
-                raw.execute(sql, (account.id, conv))
+            for account, conv, time in (
+                (alice, "x", 1),
+                (alice, "x", 3),
+                (alice, "y", 2),
+                (bob, "x", 1),
+            ):
+                raw.execute(sql, (account.id, conv, time, time))
             raw.execute(
                 "INSERT INTO conversation (account_id, conv_type, conv_id, order_key, "
                 "active_time) VALUES (?, 1, 'y', 5, 5) ON CONFLICT DO UPDATE SET order_key = 5",
@@ -247,11 +253,12 @@ async def test_status_counts_follow_creates_replaces_and_deletes(tmp_path: Path)
 
 
 def test_counting_pinned_conversations_uses_the_order_index(tmp_path: Path) -> None:
-    # The pin limit's count: the (account_id, active_time) index covers "pinned" as
+    # The pin limit's count: the (account_id, active_time) primary key covers "pinned" as
     # active_time >= 1 << 62, so it reads the pinned entries only.
     db = tmp_path / "convd.db"
     db.touch()
     with closing(sqlite3.connect(db, isolation_level=None)) as raw:
+        register_functions(raw)
         for script in MIGRATIONS:
             raw.executescript(script)
         plan = raw.execute(
@@ -260,5 +267,5 @@ def test_counting_pinned_conversations_uses_the_order_index(tmp_path: Path) -> N
             (1, 1 << 62),
         ).fetchall()
     detail = " ".join(str(row[-1]) for row in plan)
-    assert "USING COVERING INDEX conversation_by_active_time" in detail, detail
+    assert "USING PRIMARY KEY" in detail, detail
     assert "active_time>?" in detail, detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final, TypeAlias
 
 import msgspec
 
@@ -15,6 +16,7 @@ __all__ = [
     "ConvKey",
     "ConvType",
     "Conversation",
+    "ConversationRow",
     "Draft",
     "DraftElement",
 ]
@@ -88,6 +90,16 @@ class Conversation(msgspec.Struct, frozen=True):
     @property
     def active_time(self) -> int:
         return self.order_key | (PINNED_BIT if self.is_pinned else 0)
+
+
+#: One conversation of a list page, as the store reads it and the rpc layer writes it out:
+#: ``(conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision)``, where
+#: ``draft`` is the draft as the SDK's json_draft_param JSON document (None: no draft).
+#: The domain passes list pages through without building a Conversation per row: a page of
+#: a big account is the one read whose cost grows with its size, and it should cost what its
+#: bytes cost (one conversion, in the rpc layer). ``ROW_ACTIVE_TIME`` is the sort key.
+ConversationRow: TypeAlias = tuple[int, str, int, int, int, bytes | None, int]
+ROW_ACTIVE_TIME: Final = 2
 
 
 class BackupInfo(msgspec.Struct, frozen=True, kw_only=True):

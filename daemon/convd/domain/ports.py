@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from .models import Account, BackupInfo, Change, Conversation, ConvKey
+from .models import Account, BackupInfo, Change, Conversation, ConversationRow, ConvKey
 
 __all__ = ["Store", "StoreTransaction", "WriteOperation"]
 
@@ -88,7 +88,7 @@ class Store(Protocol):
 
     async def list_conversations(
         self, account_id: int, before_active_time: int | None, limit: int
-    ) -> list[Conversation]:
+    ) -> list[ConversationRow]:
         """Conversations by active time, descending, strictly below ``before_active_time``."""
         ...
 

@@ -21,11 +21,13 @@ from .errors import (
 )
 from .events import EventBus, Sink
 from .models import (
+    ROW_ACTIVE_TIME,
     Account,
     BackupInfo,
     Change,
     ChangeKind,
     Conversation,
+    ConversationRow,
     ConvKey,
     ConvType,
     Draft,
@@ -66,10 +68,12 @@ class Limits:
 
 
 class ConversationPage:
-    __slots__ = ("conversations", "is_finished", "next_seq")
+    """One page of the list: its rows (see ConversationRow) and the cursor after it."""
 
-    def __init__(self, conversations: list[Conversation], next_seq: int, is_finished: bool):
-        self.conversations = conversations
+    __slots__ = ("is_finished", "next_seq", "rows")
+
+    def __init__(self, rows: list[ConversationRow], next_seq: int, is_finished: bool):
+        self.rows = rows
         self.next_seq = next_seq
         self.is_finished = is_finished
 
@@ -154,7 +158,7 @@ class ConversationService:
             raise InvalidParameter("count must be at least 1")
         rows = await self._store.list_conversations(account.id, next_seq or None, count + 1)
         page = rows[:count]
-        cursor = page[-1].active_time if page else next_seq
+        cursor = page[-1][ROW_ACTIVE_TIME] if page else next_seq
         return ConversationPage(page, cursor, len(rows) <= count)
 
     async def get_many(self, account: Account, keys: Sequence[ConvKey]) -> list[Conversation]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
 
 from convd_schemas import ConvInfo, ConvKey, Draft, DraftMessage, MessageElem, TIMConvType
@@ -15,11 +17,13 @@ __all__ = [
     "domain_elements",
     "domain_key",
     "domain_keys",
+    "listed_conv_info",
     "wire_draft",
 ]
 
 _TEXT = int(TIMElemType.kTIMElem_Text)
 _WIRE_CONV_TYPES = {t: TIMConvType(int(t)) for t in domain.ConvType}
+_WIRE_CONV_TYPES_BY_NUMBER = {int(t): TIMConvType(int(t)) for t in domain.ConvType}
 _DOMAIN_CONV_TYPES = {TIMConvType(int(t)): t for t in domain.ConvType}
 
 
@@ -68,6 +72,25 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
         # convd knows no remarks, nicknames or group names: the id is the display name.
         conv_show_name=conversation.conv_id,
         conv_draft_revision=conversation.draft_revision,
+    )
+
+
+def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
+    """A list page's row, straight to its wire form: the one conversion a listed
+    conversation goes through (see domain.ConversationRow)."""
+    conv_type, conv_id, active_time, is_pinned, unread_num, draft, revision = row
+    return ConvInfo(
+        conv_id=conv_id,
+        conv_type=_WIRE_CONV_TYPES_BY_NUMBER[conv_type],
+        conv_unread_num=unread_num,
+        conv_active_time=active_time,
+        conv_is_has_draft=draft is not None,
+        # The stored document is the draft's wire JSON (the SDK's json_draft_param): it is
+        # written out as it is, never decoded here. msgspec encodes a Raw as its bytes.
+        conv_draft=msgspec.UNSET if draft is None else cast(Draft, msgspec.Raw(draft)),
+        conv_is_pinned=bool(is_pinned),
+        conv_show_name=conv_id,
+        conv_draft_revision=revision,
     )
 
 

@@ -39,7 +39,7 @@ from convd_schemas import (
 from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_SUBSCRIPTIONS
 
 from .. import domain
-from .convert import conv_info, domain_elements, domain_key, domain_keys
+from .convert import conv_info, domain_elements, domain_key, domain_keys, listed_conv_info
 from .dispatcher import Error, Handler, InvalidParams, Result, Success
 from .errors import wire_error
 from .session import Session, Subscription
@@ -139,7 +139,7 @@ class Methods:
             session.require_account(), params.next_seq, params.count
         )
         return ConvListResult(
-            conversation_list_result_conv_list=[conv_info(c) for c in page.conversations],
+            conversation_list_result_conv_list=[listed_conv_info(row) for row in page.rows],
             conversation_list_result_next_seq=page.next_seq,
             conversation_list_result_is_finished=page.is_finished,
         )
@@ -268,7 +268,7 @@ class Methods:
         whose result the frame already shows is dropped, the others follow Finish, whose seq
         is the resume point: the last seq up to which every change is in the frame.
         """
-        sent: dict[domain.ConvKey, bytes] = {}
+        sent: dict[tuple[int, str], bytes] = {}
         if subscription.id not in session.subscriptions:
             return  # ended by a later call of the same batch
         await session.send(subscription.start_line(seq, full=True))
@@ -278,11 +278,12 @@ class Methods:
                 return
             page = await self._service.list_page(account, cursor, _SYNC_PAGE)
             infos: list[ConvInfo] = []
-            for conversation in page.conversations:
-                if conversation.key in sent:
+            for row in page.rows:
+                key = (row[0], row[1])  # (conv_type, conv_id)
+                if key in sent:
                     continue  # moved down while the list was read: sent already
-                info = conv_info(conversation)
-                sent[conversation.key] = _digest(info)
+                info = listed_conv_info(row)
+                sent[key] = _digest(info)
                 infos.append(info)
             if infos:
                 await session.send(subscription.page_line(seq, infos))
@@ -367,7 +368,7 @@ def _digest(info: ConvInfo) -> bytes:
 
 
 def _reconcile(
-    changes: list[domain.Change], sent: dict[domain.ConvKey, bytes]
+    changes: list[domain.Change], sent: dict[tuple[int, str], bytes]
 ) -> tuple[set[int], list[domain.Conversation]]:
     """Which held changes a full sync frame already reflects, and what it still lacks.
 
@@ -383,7 +384,7 @@ def _reconcile(
     skip: set[int] = set()
     late: list[domain.Conversation] = []
     for key, history in by_key.items():
-        shown = sent.get(key)
+        shown = sent.get((int(key.conv_type), key.conv_id))
         if shown is None:
             skip.update(c.seq for c in history)
             latest = history[-1].conversation

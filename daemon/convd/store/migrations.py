@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Final
 
-__all__ = ["APPLICATION_ID", "CONVD_TABLES", "MIGRATIONS", "NEW_HISTORY_ID", "SCHEMA_VERSION"]
+import msgspec
+
+from ..domain import Draft
+from .writer import draft_document
+
+__all__ = [
+    "APPLICATION_ID",
+    "CONVD_TABLES",
+    "MIGRATIONS",
+    "NEW_HISTORY_ID",
+    "SCHEMA_VERSION",
+    "register_functions",
+]
 
 #: ``PRAGMA application_id`` of every convd database (since schema version 3): "conv" in
 #: ASCII. It marks a file as convd's, so that another application's SQLite database is
@@ -127,9 +140,73 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE change ADD COLUMN changed_at INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: list pages read conversations in their stored order. The table is clustered by the
+    # list's sort key (account_id, active_time), so a page is one range of the b-tree instead
+    # of an index walk plus a primary-key search per row; the key (type, id) gets a unique
+    # index. active_time is unique within an account: its order key is the seq of the
+    # conversation's last activation. The draft is stored as one document, the SDK's
+    # json_draft_param (what ConvInfo.conv_draft carries), so a list page embeds it as stored.
+    # convd_draft_document is the writer's own encoder (register_functions): SQLite's JSON
+    # functions would cut a text at a NUL character.
+    """
+    CREATE TABLE conversation_v6 (
+        account_id     INTEGER NOT NULL REFERENCES account (id),
+        active_time    INTEGER NOT NULL,  -- order_key, with bit 62 set while pinned
+        conv_type      INTEGER NOT NULL,
+        conv_id        TEXT    NOT NULL,
+        order_key      INTEGER NOT NULL,
+        is_pinned      INTEGER NOT NULL DEFAULT 0,
+        unread_num     INTEGER NOT NULL DEFAULT 0,
+        draft          BLOB,              -- the SDK's json_draft_param JSON; NULL: no draft
+        draft_revision INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account_id, active_time)
+    ) STRICT, WITHOUT ROWID;
+
+    INSERT INTO conversation_v6
+    SELECT account_id, active_time, conv_type, conv_id, order_key, is_pinned, unread_num,
+        convd_draft_document(draft_texts, draft_user_define, draft_edit_time),
+        draft_revision
+    FROM conversation;
+
+    DROP TABLE conversation;
+    ALTER TABLE conversation_v6 RENAME TO conversation;
+
+    CREATE UNIQUE INDEX conversation_by_key ON conversation (account_id, conv_type, conv_id);
+
+    CREATE TRIGGER conversation_counted BEFORE INSERT ON conversation
+    WHEN NOT EXISTS (
+        SELECT 1 FROM conversation
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
+    )
+    BEGIN
+        UPDATE account SET conversations = conversations + 1 WHERE id = NEW.account_id;
+    END;
+
+    CREATE TRIGGER conversation_uncounted AFTER DELETE ON conversation
+    BEGIN
+        UPDATE account SET conversations = conversations - 1 WHERE id = OLD.account_id;
+    END;
+    """,
 )
 
 #: Gives a database a new change history (``convd restore`` runs it on the installed copy).
 NEW_HISTORY_ID = "UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'history_id'"
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+_texts_decoder = msgspec.json.Decoder(tuple[str, ...])
+
+
+def _draft_document(
+    texts: str | None, user_define: str | None, edit_time: int | None
+) -> bytes | None:
+    """Schema 5's three draft columns as schema 6's one document (None: no draft)."""
+    if texts is None:
+        return None
+    return draft_document(Draft(_texts_decoder.decode(texts), user_define or "", edit_time or 0))
+
+
+def register_functions(connection: sqlite3.Connection) -> None:
+    """Give ``connection`` the SQL functions that MIGRATIONS call; run it before them."""
+    connection.create_function("convd_draft_document", 3, _draft_document, deterministic=True)

@@ -24,20 +24,23 @@ from ..domain import (
     Change,
     ChangeKind,
     Conversation,
+    ConversationRow,
     ConvKey,
     WriteOperation,
 )
 from .maintenance import backup_database
-from .migrations import MIGRATIONS, SCHEMA_VERSION
+from .migrations import MIGRATIONS, SCHEMA_VERSION, register_functions
 from .opening import DatabaseError, check_database
 from .writer import (
     CONV_COLUMNS,
     CONV_TYPES,
+    ROW_COLUMNS,
     GroupCommitWriter,
     Retention,
     StoreStats,
     conversation_from_row,
     environment_reason,
+    run_on_connection_thread,
     storage_failure,
 )
 
@@ -145,20 +148,20 @@ class SqliteStore:
 
     async def list_conversations(
         self, account_id: int, before_active_time: int | None, limit: int
-    ) -> list[Conversation]:
+    ) -> list[ConversationRow]:
+        # One range of the table's primary key (account_id, active_time): it is stored in
+        # list order (schema version 6), and each row is handed on as read.
         if before_active_time is None:
-            rows = await self._read(
-                f"SELECT {CONV_COLUMNS} FROM conversation WHERE account_id = ? "
+            return await self._read(
+                f"SELECT {ROW_COLUMNS} FROM conversation WHERE account_id = ? "
                 "ORDER BY active_time DESC LIMIT ?",
                 (account_id, limit),
             )
-        else:
-            rows = await self._read(
-                f"SELECT {CONV_COLUMNS} FROM conversation "
-                "WHERE account_id = ? AND active_time < ? ORDER BY active_time DESC LIMIT ?",
-                (account_id, before_active_time, limit),
-            )
-        return [conversation_from_row(row) for row in rows]
+        return await self._read(
+            f"SELECT {ROW_COLUMNS} FROM conversation "
+            "WHERE account_id = ? AND active_time < ? ORDER BY active_time DESC LIMIT ?",
+            (account_id, before_active_time, limit),
+        )
 
     async def count_conversations(self) -> int:
         # Kept per account by triggers (schema version 3): a few rows, whatever their size.
@@ -301,6 +304,7 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
         return
     if version:
         logger.info("migrating %s from schema version %d to %d", path, version, SCHEMA_VERSION)
+    await run_on_connection_thread(db, register_functions)
     steps = "".join(f"{script};\n" for script in MIGRATIONS[version:])
     await db.executescript(
         f"BEGIN IMMEDIATE; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"

@@ -38,10 +38,13 @@ from ..domain import (
 __all__ = [
     "CONV_COLUMNS",
     "CONV_TYPES",
+    "ROW_COLUMNS",
     "GroupCommitWriter",
     "Retention",
     "StoreStats",
     "conversation_from_row",
+    "draft_document",
+    "draft_from_document",
     "environment_reason",
     "run_on_connection_thread",
     "storage_failure",
@@ -55,13 +58,54 @@ T = TypeVar("T")
 #: waiters' latency) when thousands queue up.
 MAX_BATCH: Final = 256
 
-CONV_COLUMNS: Final = (
-    "conv_type, conv_id, order_key, is_pinned, unread_num, draft_texts, draft_user_define, "
-    "draft_edit_time, draft_revision"
-)
+CONV_COLUMNS: Final = "conv_type, conv_id, order_key, is_pinned, unread_num, draft, draft_revision"
+#: What a list page reads of each conversation: ``ConversationRow``'s columns, in its order.
+ROW_COLUMNS: Final = "conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision"
 CONV_TYPES: Final = {int(t): t for t in ConvType}
-_texts_decoder = msgspec.json.Decoder(tuple[str, ...])
 _encoder = msgspec.json.Encoder()
+
+
+# A draft is stored as one document in the shape of the SDK's json_draft_param (the schema's
+# `draft` column), so that a list page can hand it on as stored. These mirror that shape;
+# only text elements (elem_type 0) are ever stored. tests/unit/test_draft_document.py checks
+# that the document is byte for byte what the wire contract encodes for the same draft.
+class _StoredElem(msgspec.Struct):
+    elem_type: int
+    text_elem_content: str
+
+
+class _StoredMessage(msgspec.Struct):
+    message_elem_array: list[_StoredElem]
+
+
+class _StoredDraft(msgspec.Struct):
+    draft_msg: _StoredMessage
+    draft_user_define: str
+    draft_edit_time: int
+
+
+_TEXT_ELEM = 0
+_draft_decoder = msgspec.json.Decoder(_StoredDraft)
+
+
+def draft_document(draft: Draft) -> bytes:
+    """The stored form of ``draft``: the SDK's json_draft_param JSON."""
+    return _encoder.encode(
+        _StoredDraft(
+            _StoredMessage([_StoredElem(_TEXT_ELEM, text) for text in draft.texts]),
+            draft.user_define,
+            draft.edit_time,
+        )
+    )
+
+
+def draft_from_document(document: bytes) -> Draft:
+    stored = _draft_decoder.decode(document)
+    return Draft(
+        tuple(elem.text_elem_content for elem in stored.draft_msg.message_elem_array),
+        stored.draft_user_define,
+        stored.draft_edit_time,
+    )
 
 
 class StoreStats:
@@ -77,14 +121,10 @@ class StoreStats:
 
 
 def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
-    conv_type, conv_id, order_key, is_pinned, unread, texts, user_define, edit_time, rev = row
-    draft = (
-        None
-        if texts is None
-        else Draft(_texts_decoder.decode(texts), user_define or "", edit_time or 0)
-    )
+    conv_type, conv_id, order_key, is_pinned, unread, document, revision = row
+    draft = None if document is None else draft_from_document(document)
     return Conversation(
-        CONV_TYPES[conv_type], conv_id, order_key, bool(is_pinned), draft, rev, unread
+        CONV_TYPES[conv_type], conv_id, order_key, bool(is_pinned), draft, revision, unread
     )
 
 
@@ -173,8 +213,8 @@ class _Transaction:
         return None if row is None else conversation_from_row(row)
 
     def count_pinned(self, account_id: int) -> int:
-        # Pinned conversations are exactly those with PINNED_BIT in their active time: the
-        # (account_id, active_time) index counts them without scanning the account.
+        # Pinned conversations are exactly those with PINNED_BIT in their active time: a range
+        # of the (account_id, active_time) primary key, counted without scanning the account.
         row = self._conn.execute(
             "SELECT count(*) FROM conversation WHERE account_id = ? AND active_time >= ?",
             (account_id, PINNED_BIT),
@@ -196,9 +236,15 @@ class _Transaction:
 
     def put_conversation(self, account_id: int, conversation: Conversation) -> None:
         draft = conversation.draft
+        # An upsert on the key, not INSERT OR REPLACE: the primary key is the sort key, and a
+        # REPLACE would silently delete any other row that held the same active time.
         self._conn.execute(
-            f"INSERT OR REPLACE INTO conversation (account_id, {CONV_COLUMNS}, active_time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO conversation (account_id, {CONV_COLUMNS}, active_time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (account_id, conv_type, conv_id) DO UPDATE SET "
+            "order_key = excluded.order_key, is_pinned = excluded.is_pinned, "
+            "unread_num = excluded.unread_num, draft = excluded.draft, "
+            "draft_revision = excluded.draft_revision, active_time = excluded.active_time",
             (
                 account_id,
                 int(conversation.conv_type),
@@ -206,9 +252,7 @@ class _Transaction:
                 conversation.order_key,
                 int(conversation.is_pinned),
                 conversation.unread_num,
-                None if draft is None else _encoder.encode(draft.texts).decode(),
-                None if draft is None else draft.user_define,
-                None if draft is None else draft.edit_time,
+                None if draft is None else draft_document(draft),
                 conversation.draft_revision,
                 conversation.active_time,
             ),
