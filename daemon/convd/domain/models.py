@@ -80,6 +80,8 @@ class Conversation(msgspec.Struct, frozen=True):
     draft: Draft | None = None
     draft_revision: int = 0
     unread_num: int = 0
+    #: Opaque app data (the SDK's conversation custom data): at most 256 bytes of UTF-8.
+    custom_data: str = ""
 
     @property
     def key(self) -> ConvKey:

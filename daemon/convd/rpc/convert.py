@@ -68,6 +68,7 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
         # convd knows no remarks, nicknames or group names: the id is the display name.
         conv_show_name=conversation.conv_id,
         conv_draft_revision=conversation.draft_revision,
+        conv_custom_data=conversation.custom_data,
     )
 
 

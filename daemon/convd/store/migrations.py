@@ -127,6 +127,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE change ADD COLUMN changed_at INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: each conversation's custom data (the SDK's TIMConvSetConversationCustomData /
+    # V2 setConversationCustomData): at most 256 bytes of UTF-8, "" when none was set.
+    """
+    ALTER TABLE conversation ADD COLUMN custom_data TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 #: Gives a database a new change history (``convd restore`` runs it on the installed copy).

@@ -57,7 +57,7 @@ MAX_BATCH: Final = 256
 
 CONV_COLUMNS: Final = (
     "conv_type, conv_id, order_key, is_pinned, unread_num, draft_texts, draft_user_define, "
-    "draft_edit_time, draft_revision"
+    "draft_edit_time, draft_revision, custom_data"
 )
 CONV_TYPES: Final = {int(t): t for t in ConvType}
 _texts_decoder = msgspec.json.Decoder(tuple[str, ...])
@@ -77,14 +77,22 @@ class StoreStats:
 
 
 def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
-    conv_type, conv_id, order_key, is_pinned, unread, texts, user_define, edit_time, rev = row
+    conv_type, conv_id, order_key, is_pinned, unread, texts, user_define, edit_time, rev = row[:9]
+    custom_data = row[9]
     draft = (
         None
         if texts is None
         else Draft(_texts_decoder.decode(texts), user_define or "", edit_time or 0)
     )
     return Conversation(
-        CONV_TYPES[conv_type], conv_id, order_key, bool(is_pinned), draft, rev, unread
+        CONV_TYPES[conv_type],
+        conv_id,
+        order_key,
+        bool(is_pinned),
+        draft,
+        rev,
+        unread,
+        custom_data=custom_data,
     )
 
 
@@ -198,7 +206,7 @@ class _Transaction:
         draft = conversation.draft
         self._conn.execute(
             f"INSERT OR REPLACE INTO conversation (account_id, {CONV_COLUMNS}, active_time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 account_id,
                 int(conversation.conv_type),
@@ -210,6 +218,7 @@ class _Transaction:
                 None if draft is None else draft.user_define,
                 None if draft is None else draft.edit_time,
                 conversation.draft_revision,
+                conversation.custom_data,
                 conversation.active_time,
             ),
         )
