@@ -32,10 +32,11 @@ Return values and callbacks
     Callback codes are the SDK's ``ERR_*`` codes as convd reports them (6004 invalid
     conversation, 6016 a draft element that is not text, 6017 invalid parameters, 8001 a
     draft text over the 12 KiB message body limit, 7003/8501 invalid ids, 90001 draft revision
-    conflict, 90002 pin limit), plus 6022 ``ERR_IO_OPERATION_FAILED`` when convd is not
-    reachable (calls fail at once while it is down and the client reconnects in the
-    background), 6012 ``ERR_REQUEST_TIMEOUT`` when it did not answer in time, and 6013
-    ``ERR_SDK_NOT_INITIALIZED`` when :func:`TIMUninit` ended the call.
+    conflict, 90002 pin limit, 51006 more than 100 conversations for custom data), plus 6022
+    ``ERR_IO_OPERATION_FAILED`` when convd is not reachable (calls fail at once while it is
+    down and the client reconnects in the background), 6012 ``ERR_REQUEST_TIMEOUT`` when it
+    did not answer in time, and 6013 ``ERR_SDK_NOT_INITIALIZED`` when :func:`TIMUninit` ended
+    the call.
 
 JSON
     ``json_params`` of ``TIMConvCreate`` is one ConvInfo object; of ``TIMConvGetConvList`` and
