@@ -19,12 +19,15 @@ import msgspec
 from convd_schemas import (
     METHODS,
     ConvCancelDraftParams,
+    ConvDeleteManyParams,
     ConvGetParams,
     ConvInfo,
     ConvKeyParams,
     ConvListParams,
     ConvListResult,
+    ConvOperationResult,
     ConvPinParams,
+    ConvSetCustomDataParams,
     ConvSetDraftParams,
     ConvSubscribeParams,
     ConvSubscribeResult,
@@ -47,9 +50,11 @@ __all__ = [
     "CONV_CANCEL_DRAFT",
     "CONV_CREATE",
     "CONV_DELETE",
+    "CONV_DELETE_MANY",
     "CONV_GET",
     "CONV_LIST",
     "CONV_PIN",
+    "CONV_SET_CUSTOM_DATA",
     "CONV_SET_DRAFT",
     "CONV_SUBSCRIBE",
     "CONV_UNSUBSCRIBE",
@@ -126,6 +131,18 @@ CONV_CANCEL_DRAFT = Rpc(
     "conv.cancel_draft", ConvCancelDraftParams, ConvInfo, client_method="conv_cancel_draft"
 )
 CONV_PIN = Rpc("conv.pin", ConvPinParams, EmptyResult, client_method="conv_pin")
+CONV_DELETE_MANY = Rpc(
+    "conv.delete_many",
+    ConvDeleteManyParams,
+    list[ConvOperationResult],
+    client_method="conv_delete_many",
+)
+CONV_SET_CUSTOM_DATA = Rpc(
+    "conv.set_custom_data",
+    ConvSetCustomDataParams,
+    list[ConvOperationResult],
+    client_method="conv_set_custom_data",
+)
 CONV_SUBSCRIBE = Rpc(
     "conv.subscribe", ConvSubscribeParams, ConvSubscribeResult, client_method="subscribe"
 )

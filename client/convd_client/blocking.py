@@ -306,6 +306,8 @@ class BlockingClient:
     conv_set_draft = _blocking(Client.conv_set_draft)
     conv_cancel_draft = _blocking(Client.conv_cancel_draft)
     conv_pin = _blocking(Client.conv_pin)
+    conv_delete_many = _blocking(Client.conv_delete_many)
+    conv_set_custom_data = _blocking(Client.conv_set_custom_data)
     subscribe = _blocking(Client.subscribe)
     unsubscribe = _blocking(Client.unsubscribe)
     daemon_status = _blocking(Client.daemon_status)

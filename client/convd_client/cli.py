@@ -19,6 +19,8 @@ means a C2C conversation. With ``--type c2c|group`` the name is the raw user or 
 * ``conv list``: an array of ConvInfo, one element per line, streamed page by page;
 * ``conv get`` / ``conv create``: one ConvInfo;
 * ``conv delete`` / ``pin`` / ``unpin``: ``{}``;
+* ``conv delete-many`` / ``set-custom-data``: an array with a result per conversation,
+  ``{"conversation_id", "conv_id", "conv_type", "result_code", "result_info"}``;
 * ``draft get``: ``{"text": str|null, "revision": int, "draft": Draft|null}``;
 * ``draft set`` / ``draft clear``: the ConvInfo after the change;
 * ``backup``: the ``daemon.backup`` result; ``socket-path``: ``{"socket_path": str}``;
@@ -48,6 +50,7 @@ from convd_schemas import (
     ConvdErrCode,
     ConvInfo,
     ConvKey,
+    ConvOperationResult,
     TIMConvEvent,
     TIMConvType,
     TIMErrCode,
@@ -151,6 +154,18 @@ def _conv_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _convs_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "convs", metavar="CONV", nargs="+", help="c2c_<userID>, group_<groupID>, or a user id"
+    )
+    parser.add_argument(
+        "--type",
+        dest="conv_type",
+        choices=sorted(_CONV_TYPES),
+        help="each CONV is a raw id of this type (no c2c_/group_ prefix)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (subcommands: call, status, conv, draft, backup, watch)."""
     parser = argparse.ArgumentParser(
@@ -208,6 +223,27 @@ def build_parser() -> argparse.ArgumentParser:
         sub = command(name, help_text, conv_commands)
         _conv_argument(sub)
         sub.set_defaults(run=run, needs_user=True)
+
+    delete_many = command(
+        "delete-many",
+        "delete up to 100 conversations and their drafts at once",
+        conv_commands,
+    )
+    _convs_argument(delete_many)
+    delete_many.set_defaults(run=_cmd_conv_delete_many, needs_user=True)
+    custom_data = command(
+        "set-custom-data",
+        "set the custom data of up to 100 conversations (shown in conv get --json)",
+        conv_commands,
+    )
+    _convs_argument(custom_data)
+    custom_data.add_argument(
+        "--data",
+        required=True,
+        metavar="TEXT",
+        help='the custom data, at most 256 bytes of UTF-8; "" removes it',
+    )
+    custom_data.set_defaults(run=_cmd_conv_set_custom_data, needs_user=True)
 
     draft = command("draft", "read and write drafts")
     draft_commands = draft.add_subparsers(dest="draft_command", metavar="ACTION", required=True)
@@ -557,6 +593,42 @@ async def _cmd_conv_unpin(client: Client, args: argparse.Namespace) -> int:
     return _done(args, "unpinned")
 
 
+def _batch_done(args: argparse.Namespace, what: str, results: list[ConvOperationResult]) -> int:
+    """A batch change's results: with --json the array, else one line naming the
+    conversations it was done to; each failed one on stderr. Exit 1 if any failed."""
+    done = [conversation_id(r.conv_id, r.conv_type) for r in results if r.result_code == 0]
+    if args.json:
+        _print_json(
+            [
+                {"conversation_id": conversation_id(r.conv_id, r.conv_type)}
+                | msgspec.structs.asdict(r)
+                for r in results
+            ]
+        )
+    elif done:
+        sys.stdout.write(f"{what} {' '.join(done)}\n")
+    failed = [r for r in results if r.result_code != 0]
+    for result in failed:
+        name = conversation_id(result.conv_id, result.conv_type)
+        message = (
+            f"no conversation {name}"
+            if result.result_code == TIMErrCode.ERR_INVALID_CONVERSATION
+            else result.result_info
+        )
+        _fail(f"{name}: error {result.result_code}: {message}")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+async def _cmd_conv_delete_many(client: Client, args: argparse.Namespace) -> int:
+    results = await client.conv_delete_many(args.keys)
+    return _batch_done(args, "deleted", results)
+
+
+async def _cmd_conv_set_custom_data(client: Client, args: argparse.Namespace) -> int:
+    results = await client.conv_set_custom_data(args.keys, args.data)
+    return _batch_done(args, "set custom data of", results)
+
+
 async def _cmd_draft_get(client: Client, args: argparse.Namespace) -> int:
     info = await _one(client, args.key)
     draft = None if isinstance(info.conv_draft, msgspec.UnsetType) else info.conv_draft
@@ -722,6 +794,8 @@ def _prepare(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     try:
         if hasattr(args, "conv"):
             args.key = _conv_key(args.conv, args.conv_type)
+        if hasattr(args, "convs"):
+            args.keys = [_conv_key(conv, args.conv_type) for conv in args.convs]
         if hasattr(args, "text") and args.text in (None, "-"):
             args.text = _read_stdin_text()
     except UsageError as exc:

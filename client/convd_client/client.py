@@ -34,13 +34,16 @@ from anyio.abc import ByteStream, TaskGroup
 
 from convd_schemas import (
     ConvCancelDraftParams,
+    ConvDeleteManyParams,
     ConvGetParams,
     ConvInfo,
     ConvKey,
     ConvKeyParams,
     ConvListParams,
     ConvListResult,
+    ConvOperationResult,
     ConvPinParams,
+    ConvSetCustomDataParams,
     ConvSetDraftParams,
     ConvSubscribeResult,
     DaemonBackupParams,
@@ -467,6 +470,45 @@ class Client:
         """
         params = ConvPinParams(conv_id=conv_id, conv_type=conv_type, is_pinned=is_pinned)
         await self._request(_rpc.CONV_PIN, params, timeout)
+
+    async def conv_delete_many(
+        self,
+        convs: Iterable[ConvKey | tuple[str, int]],
+        *,
+        timeout: float | None = None,
+    ) -> list[ConvOperationResult]:
+        """Delete up to 100 conversations and their drafts at once (``conv.delete_many``).
+
+        One transaction, a Del event per conversation deleted, and a result per conversation
+        (a repeated one once): ``result_code`` 0, or 6004 when it does not exist.
+
+        :raises InvalidParameters: no conversation, or more than 100 (6017)
+        :raises InvalidIdentifier: an invalid id (7003, 8501); nothing is deleted
+        """
+        params = ConvDeleteManyParams(convs=[_key(conv) for conv in convs])
+        return await self._request(_rpc.CONV_DELETE_MANY, params, timeout)
+
+    async def conv_set_custom_data(
+        self,
+        convs: Iterable[ConvKey | tuple[str, int]],
+        custom_data: str,
+        *,
+        timeout: float | None = None,
+    ) -> list[ConvOperationResult]:
+        """Set the custom data of up to 100 conversations (``conv.set_custom_data``).
+
+        One transaction, an Update event per conversation whose data changed (its place in
+        the list and its draft revision stay), and a result per conversation: 0, or 6004 when
+        it does not exist (it is not created).
+
+        :param custom_data: at most 256 bytes of UTF-8; ``""`` removes it
+        :raises InvalidParameters: no conversation, or data over 256 bytes (6017)
+        :raises ConvdError: more than 100 conversations (code 51006)
+        """
+        params = ConvSetCustomDataParams(
+            convs=[_key(conv) for conv in convs], custom_data=custom_data
+        )
+        return await self._request(_rpc.CONV_SET_CUSTOM_DATA, params, timeout)
 
     # -- events -------------------------------------------------------------------------------
 

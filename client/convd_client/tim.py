@@ -32,15 +32,30 @@ Return values and callbacks
     Callback codes are the SDK's ``ERR_*`` codes as convd reports them (6004 invalid
     conversation, 6016 a draft element that is not text, 6017 invalid parameters, 8001 a
     draft text over the 12 KiB message body limit, 7003/8501 invalid ids, 90001 draft revision
-    conflict, 90002 pin limit), plus 6022 ``ERR_IO_OPERATION_FAILED`` when convd is not
-    reachable (calls fail at once while it is down and the client reconnects in the
-    background), 6012 ``ERR_REQUEST_TIMEOUT`` when it did not answer in time, and 6013
-    ``ERR_SDK_NOT_INITIALIZED`` when :func:`TIMUninit` ended the call.
+    conflict, 90002 pin limit, 51006 more than 100 conversations for custom data), plus 6022
+    ``ERR_IO_OPERATION_FAILED`` when convd is not reachable (calls fail at once while it is
+    down and the client reconnects in the background), 6012 ``ERR_REQUEST_TIMEOUT`` when it
+    did not answer in time, and 6013 ``ERR_SDK_NOT_INITIALIZED`` when :func:`TIMUninit` ended
+    the call.
 
 JSON
     ``json_params`` of ``TIMConvCreate`` is one ConvInfo object; of ``TIMConvGetConvList`` and
     ``TIMConvGetConvInfo`` an array of ConvInfo; of the others an empty string. ConvInfo carries
     convd's extension ``conv_draft_revision`` (see the conflict-safe draft functions).
+
+    ``TIMConvDeleteConversationList`` and ``TIMConvSetConversationCustomData`` take a JSON array
+    of V2 conversation ids (``"c2c_<userID>"``, ``"group_<groupID>"``), as the SDK's, and answer
+    an array of TIMConversationOperationResult, one per conversation:
+    ``conversation_operation_result_conversation_id`` (the V2 id),
+    ``conversation_operation_result_result_code`` (0, or 6004 when it does not exist) and
+    ``conversation_operation_result_result_info``.
+
+Unread counts
+    convd receives no messages, so no conversation has unread messages:
+    :func:`TIMConvGetTotalUnreadMessageCount` answers
+    ``{"conv_get_total_unread_message_count_result_unread_count": 0}`` (from this process, without
+    asking convd: the answer cannot differ), and the callback registered with
+    :func:`TIMSetConvTotalUnreadMessageCountChangedCallback` is never called.
 
 Events
     :func:`TIMSetConvEventCallback` registers ``cb(conv_event, json_conv_array, user_data)``.
@@ -81,6 +96,7 @@ import msgspec
 from convd_schemas import (
     ConvInfo,
     ConvKey,
+    ConvOperationResult,
     Draft,
     TIMConvEvent,
     TIMConvType,
@@ -101,6 +117,7 @@ from .errors import (
     RequestTimeout,
     RevisionConflict,
 )
+from .v2 import conversation_id, parse_conversation_id
 
 __all__ = [
     "TIM_ERR_CONV",
@@ -117,13 +134,17 @@ __all__ = [
     "TIMConvCancelDraftIfRevision",
     "TIMConvCreate",
     "TIMConvDelete",
+    "TIMConvDeleteConversationList",
     "TIMConvEvent",
     "TIMConvEventCallback",
     "TIMConvGetConvInfo",
     "TIMConvGetConvList",
+    "TIMConvGetTotalUnreadMessageCount",
     "TIMConvPinConversation",
+    "TIMConvSetConversationCustomData",
     "TIMConvSetDraft",
     "TIMConvSetDraftIfRevision",
+    "TIMConvTotalUnreadMessageCountChangedCallback",
     "TIMConvType",
     "TIMGetLoginStatus",
     "TIMGetLoginUserID",
@@ -134,6 +155,7 @@ __all__ = [
     "TIMLogout",
     "TIMResult",
     "TIMSetConvEventCallback",
+    "TIMSetConvTotalUnreadMessageCountChangedCallback",
     "TIMUninit",
     "kTIMConvEvent_Add",
     "kTIMConvEvent_Del",
@@ -154,6 +176,9 @@ TIMCommCallback = Callable[[int, str, str, Any], object]
 #: ``void (*TIMConvEventCallback)(TIMConvEvent conv_event, const char* json_conv_array,
 #: const void* user_data)``
 TIMConvEventCallback = Callable[[int, str, Any], object]
+#: ``void (*TIMConvTotalUnreadMessageCountChangedCallback)(int total_unread_count,
+#: const void* user_data)``
+TIMConvTotalUnreadMessageCountChangedCallback = Callable[[int, Any], object]
 
 TIM_SUCC: Final = int(TIMResult.TIM_SUCC)
 TIM_ERR_SDKUNINIT: Final = int(TIMResult.TIM_ERR_SDKUNINIT)
@@ -199,6 +224,8 @@ _event_callback: tuple[TIMConvEventCallback, Any] | None = None
 
 _draft_decoder = msgspec.json.Decoder(Draft)
 _get_decoder = msgspec.json.Decoder(list[_GetConvParam])
+_id_array_decoder = msgspec.json.Decoder(list[str])
+_UNREAD_COUNT_KEY: Final = "conv_get_total_unread_message_count_result_unread_count"
 _encoder = msgspec.json.Encoder()
 
 
@@ -420,6 +447,99 @@ def TIMConvPinConversation(
     )
 
 
+def TIMConvDeleteConversationList(
+    conversation_id_array: str | bytes,
+    clear_message: bool,
+    cb: TIMCommCallback | None,
+    user_data: Any,
+) -> int:
+    """Delete up to 100 conversations and their drafts at once (``conv.delete_many``).
+
+    One transaction; kTIMConvEvent_Del for each conversation deleted. ``clear_message`` is
+    accepted (convd keeps no messages: either way the conversation and its draft go).
+
+    :param conversation_id_array: a JSON array of V2 ids (``"c2c_bob"``, ``"group_team1"``)
+    :return: TIM_SUCC; TIM_ERR_JSON when it is not a JSON array of strings; TIM_ERR_PARAM for
+        an empty array or an id without a ``c2c_``/``group_`` prefix. ``json_params``: an
+        array of TIMConversationOperationResult (6004 for a conversation that does not
+        exist); callback code 6017 for more than 100 ids, 7003/8501 for an invalid id
+        (nothing is deleted then).
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    keys = _id_array(conversation_id_array)
+    if isinstance(keys, int):
+        return keys
+    if not isinstance(clear_message, bool | int):
+        return TIM_ERR_PARAM
+    return _start(core, lambda c: c.conv_delete_many(keys), cb, user_data, _results_json)
+
+
+def TIMConvSetConversationCustomData(
+    conversation_id_array: str | bytes,
+    custom_data: str | bytes,
+    cb: TIMCommCallback | None,
+    user_data: Any,
+) -> int:
+    """Set the custom data of up to 100 conversations (``conv.set_custom_data``).
+
+    It shows in ConvInfo ``conv_custom_data``; kTIMConvEvent_Update for each conversation
+    whose data changed (its place in the list stays). A conversation that does not exist is
+    not created.
+
+    :param conversation_id_array: a JSON array of V2 ids
+    :param custom_data: the data, text (``bytes`` must be UTF-8); at most 256 bytes of UTF-8;
+        ``""`` removes it
+    :return: as :func:`TIMConvDeleteConversationList`, and TIM_ERR_PARAM for ``custom_data``
+        that is not text. ``json_params``: an array of TIMConversationOperationResult;
+        callback code 6017 for data over 256 bytes, 51006 for more than 100 ids.
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    keys = _id_array(conversation_id_array)
+    if isinstance(keys, int):
+        return keys
+    if isinstance(custom_data, bytes):
+        try:
+            custom_data = custom_data.decode()
+        except UnicodeDecodeError:
+            return TIM_ERR_PARAM
+    if not isinstance(custom_data, str):
+        return TIM_ERR_PARAM
+    data = custom_data
+    return _start(core, lambda c: c.conv_set_custom_data(keys, data), cb, user_data, _results_json)
+
+
+def TIMConvGetTotalUnreadMessageCount(cb: TIMCommCallback | None, user_data: Any) -> int:
+    """The total unread message count: always 0, since convd receives no messages.
+
+    ``json_params``: ``{"conv_get_total_unread_message_count_result_unread_count": 0}``. The
+    callback runs on the logic thread, as every callback; convd is not asked (the answer
+    cannot differ), so it succeeds also while convd is unreachable.
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    json_params = _json({_UNREAD_COUNT_KEY: 0})
+
+    def answer() -> None:
+        if cb is not None:
+            cb(0, "", json_params, user_data)
+
+    if not core.post(answer):
+        return TIM_ERR_SDKUNINIT
+    return TIM_SUCC
+
+
+def TIMSetConvTotalUnreadMessageCountChangedCallback(
+    cb: TIMConvTotalUnreadMessageCountChangedCallback | None, user_data: Any
+) -> None:
+    """Accepted, and never called: convd receives no messages, so the total unread count
+    stays 0 and never changes (see :func:`TIMConvGetTotalUnreadMessageCount`)."""
+
+
 # -- drafts ------------------------------------------------------------------------------------
 
 
@@ -576,6 +696,39 @@ def _key(conv_id: object, conv_type: object) -> ConvKey | None:
         return ConvKey(conv_id=conv_id, conv_type=TIMConvType(conv_type))
     except ValueError:
         return None
+
+
+def _id_array(conversation_id_array: object) -> list[ConvKey] | int:
+    """The keys of a JSON array of V2 conversation ids, or the TIMResult refusing it."""
+    if not isinstance(conversation_id_array, str | bytes):
+        return TIM_ERR_PARAM
+    try:
+        ids = _id_array_decoder.decode(conversation_id_array)
+    except msgspec.DecodeError:
+        return TIM_ERR_JSON
+    keys: list[ConvKey] = []
+    for item in ids:
+        key = parse_conversation_id(item)
+        if key is None:
+            return TIM_ERR_PARAM
+        keys.append(key)
+    return keys if keys else TIM_ERR_PARAM
+
+
+def _results_json(results: list[ConvOperationResult]) -> str:
+    """The SDK's TIMConversationOperationResult array, named by V2 ids."""
+    return _json(
+        [
+            {
+                "conversation_operation_result_conversation_id": conversation_id(
+                    r.conv_id, r.conv_type
+                ),
+                "conversation_operation_result_result_code": r.result_code,
+                "conversation_operation_result_result_info": r.result_info,
+            }
+            for r in results
+        ]
+    )
 
 
 def _is_revision(value: object) -> bool:

@@ -41,6 +41,19 @@ Conflict-safe drafts (convd extension)
     defines ``onDraftConflict(code, desc, current)`` gets that instead, with ``current`` the
     conversation as it is now (its draft and revision), or None if it no longer exists.
 
+Batch calls
+    ``deleteConversationList`` and ``setConversationCustomData`` take up to 100 V2 ids and
+    report through ``V2TIMValueCallback.onSuccess`` a list of
+    :class:`V2TIMConversationOperationResult`, one per conversation (``resultCode`` 0, or 6004
+    when it does not exist); ``onError`` only when the whole call failed (6017: no ids, an id
+    without prefix, more than 100 for a delete or custom data over 256 bytes; 51006: more than
+    100 for custom data; 7003/8501 an invalid id).
+
+Unread counts
+    convd receives no messages, so no conversation has unread messages:
+    ``getTotalUnreadMessageCount`` reports 0 (from this process, without asking convd: the
+    answer cannot differ), and ``onTotalUnreadMessageCountChanged`` is never called.
+
 Listeners
     ``addConversationListener`` registers a :class:`V2TIMConversationListener` (or any object
     with some of its methods): ``onNewConversation`` (Add), ``onConversationChanged`` (Update),
@@ -66,7 +79,15 @@ from typing import Any, ClassVar, Generic, TypeVar, overload
 
 import msgspec
 
-from convd_schemas import ConvInfo, ConvKey, TIMConvEvent, TIMConvType, TIMErrCode, __version__
+from convd_schemas import (
+    ConvInfo,
+    ConvKey,
+    ConvOperationResult,
+    TIMConvEvent,
+    TIMConvType,
+    TIMErrCode,
+    __version__,
+)
 from convd_schemas.limits import MAX_PAGE_SIZE
 
 from ._sdk import SdkCore, callback_error
@@ -80,6 +101,7 @@ __all__ = [
     "V2TIMConversation",
     "V2TIMConversationListener",
     "V2TIMConversationManager",
+    "V2TIMConversationOperationResult",
     "V2TIMConversationResult",
     "V2TIMConversationType",
     "V2TIMLoginStatus",
@@ -151,9 +173,9 @@ class V2TIMConversation:
     extension: pass it back as ``ifRevision`` for a conflict-safe draft write.
 
     ``showName`` is the user or group id (convd knows no remarks, nicknames or group names),
-    ``recvOpt`` is 0 (V2TIM_RECEIVE_MESSAGE). ``markList``, ``customData`` (the string of
-    ``conv_custom_data``) and ``conversationGroupList`` are what convd stores: for now
-    always empty.
+    ``recvOpt`` is 0 (V2TIM_RECEIVE_MESSAGE). ``customData`` is ``conv_custom_data``, as
+    ``setConversationCustomData`` set it (``""`` when none was set). ``markList`` and
+    ``conversationGroupList`` are what convd stores: for now always empty.
     """
 
     conversationID: str
@@ -197,6 +219,28 @@ class V2TIMConversation:
             markList=list(info.conv_mark_array),
             customData=info.conv_custom_data,
             conversationGroupList=list(info.conv_conversation_group_array),
+        )
+
+
+@dataclass
+class V2TIMConversationOperationResult:
+    """``V2TIMConversationOperationResult``: what a batch call did for one conversation.
+
+    ``resultCode`` is 0 on success, else the SDK error code (6004: no such conversation);
+    ``resultInfo`` says what went wrong (``""`` on success).
+    """
+
+    conversationID: str
+    resultCode: int
+    resultInfo: str
+
+    @classmethod
+    def from_result(cls, result: ConvOperationResult) -> V2TIMConversationOperationResult:
+        """The V2 view of a wire result."""
+        return cls(
+            conversationID=conversation_id(result.conv_id, result.conv_type),
+            resultCode=result.result_code,
+            resultInfo=result.result_info,
         )
 
 
@@ -318,6 +362,10 @@ class V2TIMConversationListener:
 
     def onConversationDeleted(self, conversationIDList: list[str]) -> None:
         """Deleted conversations (kTIMConvEvent_Del), by V2 id."""
+
+    def onTotalUnreadMessageCountChanged(self, totalUnreadCount: int) -> None:
+        """Never called by convd: it receives no messages, so the total unread count stays 0
+        (see ``getTotalUnreadMessageCount``)."""
 
 
 _FRAME_CALLBACKS = {
@@ -634,6 +682,93 @@ class V2TIMConversationManager:
             lambda client: client.conv_pin(key.conv_id, key.conv_type, pinned),
             lambda _: callback.onSuccess() if callback else None,
         )
+
+    def deleteConversationList(
+        self,
+        conversationIDList: Sequence[str],
+        clearMessage: bool,
+        callback: V2TIMValueCallback[list[V2TIMConversationOperationResult]] | None,
+    ) -> None:
+        """Delete up to 100 conversations and their drafts at once (one transaction).
+
+        ``onSuccess`` gets a :class:`V2TIMConversationOperationResult` per conversation (6004
+        for one that does not exist); listeners get ``onConversationDeleted`` for each one
+        deleted. ``clearMessage`` is accepted (convd keeps no messages). 6017 for an empty
+        list, an id without a ``c2c_``/``group_`` prefix or more than 100 ids.
+        """
+        keys = self._id_list(conversationIDList, callback)
+        if keys is None:
+            return
+
+        async def delete(client: Client) -> list[V2TIMConversationOperationResult]:
+            results = await client.conv_delete_many(keys)
+            return [V2TIMConversationOperationResult.from_result(r) for r in results]
+
+        self._start(callback, delete, lambda value: callback.onSuccess(value) if callback else None)
+
+    def setConversationCustomData(
+        self,
+        conversationIDList: Sequence[str],
+        customData: str | bytes | None,
+        callback: V2TIMValueCallback[list[V2TIMConversationOperationResult]] | None,
+    ) -> None:
+        """Set the custom data of up to 100 conversations (one transaction).
+
+        ``customData`` is text (``bytes`` must be UTF-8), at most 256 bytes of UTF-8; empty or
+        None removes it. It shows in ``V2TIMConversation.customData``; listeners get
+        ``onConversationChanged`` for each conversation whose data changed (its place in the
+        list stays). ``onSuccess`` gets a result per conversation (6004 for one that does
+        not exist: it is not created). 6017 for data over 256 bytes (or not UTF-8), an
+        empty list or an id without prefix; 51006 for more than 100 ids.
+        """
+        keys = self._id_list(conversationIDList, callback)
+        if keys is None:
+            return
+        data = customData or ""
+        if isinstance(data, bytes):
+            try:
+                data = data.decode()
+            except UnicodeDecodeError:
+                self._invalid(callback, "customData is not UTF-8 text")
+                return
+        if not isinstance(data, str):
+            self._invalid(callback, "customData must be text")
+            return
+        text = data
+
+        async def store(client: Client) -> list[V2TIMConversationOperationResult]:
+            results = await client.conv_set_custom_data(keys, text)
+            return [V2TIMConversationOperationResult.from_result(r) for r in results]
+
+        self._start(callback, store, lambda value: callback.onSuccess(value) if callback else None)
+
+    def getTotalUnreadMessageCount(self, callback: V2TIMValueCallback[int] | None) -> None:
+        """The total unread message count: always 0, since convd receives no messages.
+
+        Reported through ``onSuccess(0)`` on the logic thread; convd is not asked (the answer
+        cannot differ), so it succeeds also while convd is unreachable. 6013 / 6014 before
+        init / login, as every call. ``onTotalUnreadMessageCountChanged`` never fires.
+        """
+        core = self._manager._core
+        if core is None or core.user_id is None:
+            self._invalid(callback, "")  # 6013 or 6014
+            return
+        if callback is not None and not core.post(callback.onSuccess, 0):
+            _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
+
+    def _id_list(self, conversationIDList: Sequence[str], callback: Any) -> list[ConvKey] | None:
+        """The keys of a list of V2 ids; None (and 6017 reported) when it is not one."""
+        if isinstance(conversationIDList, str | bytes) or not conversationIDList:
+            self._invalid(callback, "conversationIDList is empty")
+            return None
+        keys: list[ConvKey] = []
+        for item in conversationIDList:
+            key = parse_conversation_id(item)
+            if key is None:
+                self._invalid(callback, f"invalid conversationID {item!r}")
+                return None
+            keys.append(key)
+        return keys
 
 
 def _conflict_desc(current: V2TIMConversation | None) -> str:

@@ -15,6 +15,7 @@ from .methods import (
     METHODS,
     NOTIFICATIONS,
     ConvCancelDraftParams,
+    ConvDeleteManyParams,
     ConvEventAdd,
     ConvEventDel,
     ConvEventFinish,
@@ -26,6 +27,7 @@ from .methods import (
     ConvListParams,
     ConvListResult,
     ConvPinParams,
+    ConvSetCustomDataParams,
     ConvSetDraftParams,
     ConvSubscribeParams,
     ConvSubscribeResult,
@@ -41,13 +43,14 @@ from .methods import (
     SessionLoginResult,
     StoreStatus,
 )
-from .types import ConvInfo, ConvKey, Draft, DraftMessage, MessageElem
+from .types import ConvInfo, ConvKey, ConvOperationResult, Draft, DraftMessage, MessageElem
 
 __all__ = [
     "ERROR_TABLE",
     "METHODS",
     "NOTIFICATIONS",
     "ConvCancelDraftParams",
+    "ConvDeleteManyParams",
     "ConvEventAdd",
     "ConvEventDel",
     "ConvEventFinish",
@@ -60,7 +63,9 @@ __all__ = [
     "ConvKeyParams",
     "ConvListParams",
     "ConvListResult",
+    "ConvOperationResult",
     "ConvPinParams",
+    "ConvSetCustomDataParams",
     "ConvSetDraftParams",
     "ConvSubscribeParams",
     "ConvSubscribeResult",

@@ -53,6 +53,8 @@ class TIMErrCode(IntEnum):
     ERR_SDK_INTERNAL_ERROR = 7012
     ERR_SDK_MSG_BODY_SIZE_LIMIT = 8001
     ERR_SDK_GROUP_INVALID_ID = 8501
+    #: More than 100 conversations in one mark / conversation-group / custom-data request.
+    ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT = 51006
 
 
 class ConvdErrCode(IntEnum):
@@ -172,6 +174,14 @@ ERROR_TABLE: dict[int, ErrorInfo] = {
                 "still work. The message says which, and `data` is `{reason}`: `disk full`, "
                 "`read-only`, `I/O error`, `busy`, `corrupt`, `permission denied`, "
                 "`cannot open a file` or `database error`."
+            ),
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
+            message="Too many conversations in one request",
+            description=(
+                "A `conv.set_custom_data` named more than 100 conversations (the SDK's limit "
+                "for one mark, conversation-group or custom-data request). Nothing was changed."
             ),
         ),
         ErrorInfo(

@@ -6,7 +6,9 @@ from typing import Final
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "MAX_BATCH_CONVS",
     "MAX_BATCH_SIZE",
+    "MAX_CUSTOM_DATA_BYTES",
     "MAX_DRAFT_ELEMENTS",
     "MAX_DRAFT_TEXT_BYTES",
     "MAX_GET_CONVS",
@@ -46,3 +48,8 @@ MAX_DRAFT_TEXT_BYTES: Final = 12 * 1024
 #: Other draft bounds (the SDK documents none; these keep one draft well inside one line).
 MAX_DRAFT_ELEMENTS: Final = 32
 MAX_USER_DEFINE_CHARS: Final = 64 * 1024
+#: Most conversations one batch call (``conv.delete_many``, ``conv.set_custom_data``) may
+#: name: the SDK's limit for ``deleteConversationList`` and ``setConversationCustomData``.
+MAX_BATCH_CONVS: Final = 100
+#: Largest custom data of one conversation, in UTF-8 bytes (the SDK's limit).
+MAX_CUSTOM_DATA_BYTES: Final = 256

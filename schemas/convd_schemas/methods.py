@@ -12,13 +12,21 @@ import msgspec
 
 from .enums import TIMConvEvent
 from .errors import ConvdErrCode, TIMErrCode
-from .limits import DEFAULT_PAGE_SIZE, MAX_GET_CONVS, MAX_INT, MAX_PAGE_SIZE
-from .types import ConvId, ConvInfo, ConvKey, ConvTypeField, Draft
+from .limits import (
+    DEFAULT_PAGE_SIZE,
+    MAX_BATCH_CONVS,
+    MAX_CUSTOM_DATA_BYTES,
+    MAX_GET_CONVS,
+    MAX_INT,
+    MAX_PAGE_SIZE,
+)
+from .types import ConvId, ConvInfo, ConvKey, ConvOperationResult, ConvTypeField, Draft
 
 __all__ = [
     "METHODS",
     "NOTIFICATIONS",
     "ConvCancelDraftParams",
+    "ConvDeleteManyParams",
     "ConvEventAdd",
     "ConvEventDel",
     "ConvEventFinish",
@@ -30,6 +38,7 @@ __all__ = [
     "ConvListParams",
     "ConvListResult",
     "ConvPinParams",
+    "ConvSetCustomDataParams",
     "ConvSetDraftParams",
     "ConvSubscribeParams",
     "ConvSubscribeResult",
@@ -157,6 +166,52 @@ class ConvPinParams(_Params):
     conv_id: ConvId
     conv_type: ConvTypeField
     is_pinned: bool
+
+
+class ConvDeleteManyParams(_Params):
+    """Delete several conversations and their drafts at once (TIMConvDeleteConversationList,
+    V2 deleteConversationList), in one transaction.
+
+    Each conversation named is deleted as ``conv.delete`` deletes one: a Del event each (in the
+    order named), and its result in the answer. A conversation named twice is deleted (and
+    answered) once. One that does not exist is not an error of the call: its result carries
+    6004. An invalid id fails the whole call (7003, 8501, 6017), and nothing is deleted.
+    """
+
+    convs: Annotated[
+        list[ConvKey],
+        msgspec.Meta(
+            description=f"The conversations, 1..{MAX_BATCH_CONVS} of them (the SDK's limit); "
+            "an empty list or a longer one answers 6017 (ERR_INVALID_PARAMETERS)."
+        ),
+    ]
+
+
+class ConvSetCustomDataParams(_Params):
+    """Set the custom data of several conversations (TIMConvSetConversationCustomData, V2
+    setConversationCustomData), in one transaction.
+
+    Each conversation whose custom data changes gets an Update event (in the order named); its
+    place in the list and its draft revision stay as they are (as for a pin). Setting the data a
+    conversation already has changes nothing. A conversation named twice is set (and answered)
+    once; one that does not exist is not created: its result carries 6004. An invalid id fails
+    the whole call (7003, 8501, 6017), and nothing is changed.
+    """
+
+    convs: Annotated[
+        list[ConvKey],
+        msgspec.Meta(
+            description=f"The conversations, 1..{MAX_BATCH_CONVS} of them: an empty list "
+            "answers 6017, a longer one 51006 (the SDK's limit per custom-data request)."
+        ),
+    ]
+    custom_data: Annotated[
+        str,
+        msgspec.Meta(
+            description=f"The data, at most {MAX_CUSTOM_DATA_BYTES} bytes of UTF-8 (else "
+            '6017); "" removes it. Stored as given, opaque to convd.'
+        ),
+    ]
 
 
 class ConvSubscribeParams(_Params):
@@ -325,9 +380,9 @@ class ConvEventDel(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Del)):
 
 
 class ConvEventUpdate(_ConvEvent, tag=int(TIMConvEvent.kTIMConvEvent_Update)):
-    """``event`` 2 (kTIMConvEvent_Update): a conversation changed (draft, pin). Inside a
-    full sync frame: a page of the current list, with the Start's ``seq`` and ``origin``
-    ``""``."""
+    """``event`` 2 (kTIMConvEvent_Update): a conversation changed (draft, pin, custom data).
+    Inside a full sync frame: a page of the current list, with the Start's ``seq`` and
+    ``origin`` ``""``."""
 
     conv_array: list[ConvInfo]
 
@@ -475,6 +530,30 @@ METHODS: tuple[MethodSpec, ...] = (
             *_KEY_ERRORS,
             TIMErrCode.ERR_INVALID_CONVERSATION,
             ConvdErrCode.PIN_LIMIT_EXCEEDED,
+        ),
+        requires_login=True,
+        writes=True,
+    ),
+    MethodSpec(
+        name="conv.delete_many",
+        summary="Delete up to 100 conversations and their drafts in one transaction, with a "
+        "result per conversation (TIMConvDeleteConversationList).",
+        params=ConvDeleteManyParams,
+        result=list[ConvOperationResult],
+        errors=_CONV_ERRORS + _KEY_ERRORS,
+        requires_login=True,
+        writes=True,
+    ),
+    MethodSpec(
+        name="conv.set_custom_data",
+        summary="Set the custom data (at most 256 bytes) of up to 100 conversations, with a "
+        "result per conversation (TIMConvSetConversationCustomData).",
+        params=ConvSetCustomDataParams,
+        result=list[ConvOperationResult],
+        errors=(
+            *_CONV_ERRORS,
+            *_KEY_ERRORS,
+            TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
         ),
         requires_login=True,
         writes=True,

@@ -7,9 +7,15 @@ from typing import Annotated
 import msgspec
 
 from .enums import TIMConvType
-from .limits import MAX_DRAFT_ELEMENTS, MAX_DRAFT_TEXT_BYTES, MAX_INT, MAX_USER_DEFINE_CHARS
+from .limits import (
+    MAX_CUSTOM_DATA_BYTES,
+    MAX_DRAFT_ELEMENTS,
+    MAX_DRAFT_TEXT_BYTES,
+    MAX_INT,
+    MAX_USER_DEFINE_CHARS,
+)
 
-__all__ = ["ConvInfo", "ConvKey", "Draft", "DraftMessage", "MessageElem"]
+__all__ = ["ConvInfo", "ConvKey", "ConvOperationResult", "Draft", "DraftMessage", "MessageElem"]
 
 ConvId = Annotated[
     str,
@@ -105,9 +111,10 @@ class ConvKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
     """A conversation, as the SDK's ConvInfo object, plus convd's ``conv_draft_revision``.
 
-    It carries the SDK's keys that mean something on one machine. Marks, custom data and
-    conversation groups have no storage yet, so they hold their empty values; the receive
-    option is always Receive (0) and the display name is the id.
+    It carries the SDK's keys that mean something on one machine. Custom data is stored
+    (``conv.set_custom_data``); marks and conversation groups have no storage yet, so they
+    hold their empty values; the receive option is always Receive (0) and the display name is
+    the id.
     """
 
     conv_id: ConvId
@@ -148,7 +155,12 @@ class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
         msgspec.Meta(description="Marks (TIMConversationMarkType bits); none yet: []."),
     ] = msgspec.field(default_factory=list)
     conv_custom_data: Annotated[
-        str, msgspec.Meta(description='Per-conversation custom data; none yet: "".')
+        str,
+        msgspec.Meta(
+            description="Per-conversation custom data, as `conv.set_custom_data` (SDK "
+            f"TIMConvSetConversationCustomData) stored it: at most {MAX_CUSTOM_DATA_BYTES} "
+            'bytes of UTF-8; "" when none was set.'
+        ),
     ] = ""
     conv_conversation_group_array: Annotated[
         list[str],
@@ -165,4 +177,27 @@ class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
             "revision never matches it. Pass it back as `if_revision` to write only if nobody "
             "changed it since.",
         ),
+    ]
+
+
+class ConvOperationResult(msgspec.Struct, kw_only=True):
+    """The outcome of a batch call for one conversation, as the SDK's
+    TIMConversationOperationResult / V2TIMConversationOperationResult.
+
+    The SDK names the conversation by its V2 id (``conversation_operation_result_conversation_id``,
+    ``c2c_<id>`` / ``group_<id>``); on the wire it is ``conv_id`` and ``conv_type``, as everywhere
+    in convd's contract, and the faces build the SDK's shape from them.
+    """
+
+    conv_id: ConvId
+    conv_type: ConvTypeField
+    result_code: Annotated[
+        int,
+        msgspec.Meta(
+            description="0 when the operation succeeded for this conversation, else the SDK "
+            "error code (6004: no such conversation)."
+        ),
+    ]
+    result_info: Annotated[
+        str, msgspec.Meta(description='What went wrong for this conversation; "" on success.')
     ]

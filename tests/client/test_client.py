@@ -438,6 +438,8 @@ COROUTINES = {
     "conv.set_draft": "conv_set_draft",
     "conv.cancel_draft": "conv_cancel_draft",
     "conv.pin": "conv_pin",
+    "conv.delete_many": "conv_delete_many",
+    "conv.set_custom_data": "conv_set_custom_data",
     "conv.subscribe": "subscribe",
     "conv.unsubscribe": "unsubscribe",
     "daemon.status": "daemon_status",

@@ -44,6 +44,8 @@ LOGIN_REQUIRED: dict[str, dict[str, Any]] = {
     "conv.set_draft": {**_key("bob"), "draft": text_draft("hi")},
     "conv.cancel_draft": _key("bob"),
     "conv.pin": {**_key("bob"), "is_pinned": True},
+    "conv.delete_many": {"convs": [_key("bob")]},
+    "conv.set_custom_data": {"convs": [_key("bob")], "custom_data": "x"},
     "conv.subscribe": {},
     "conv.unsubscribe": {"subscription": 1},
 }

@@ -21,6 +21,7 @@ from .errors import (
     SeqTooOld,
     StorageFailure,
     SubscriptionNotFound,
+    TooManyConversations,
 )
 from .events import EventBus, Sink
 from .models import (
@@ -37,13 +38,14 @@ from .models import (
     DraftElement,
 )
 from .ports import Store, StoreTransaction, WriteOperation
-from .service import ConversationPage, ConversationService, Limits
+from .service import BatchOutcome, ConversationPage, ConversationService, Limits
 
 __all__ = [
     "PINNED_BIT",
     "Account",
     "BackupFailed",
     "BackupInfo",
+    "BatchOutcome",
     "Change",
     "ChangeKind",
     "ConvKey",
@@ -72,5 +74,6 @@ __all__ = [
     "Store",
     "StoreTransaction",
     "SubscriptionNotFound",
+    "TooManyConversations",
     "WriteOperation",
 ]

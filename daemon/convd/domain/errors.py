@@ -19,6 +19,7 @@ __all__ = [
     "SeqTooOld",
     "StorageFailure",
     "SubscriptionNotFound",
+    "TooManyConversations",
 ]
 
 
@@ -116,3 +117,7 @@ class SeqTooOld(DomainError):
         super().__init__(f"{reason}; reload the conversation list and subscribe without since_seq")
         self.oldest_seq = oldest_seq
         self.current_seq = current_seq
+
+
+class TooManyConversations(DomainError):
+    """A batch request names more conversations than the SDK allows in one request."""

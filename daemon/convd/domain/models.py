@@ -82,6 +82,8 @@ class Conversation(msgspec.Struct, frozen=True):
     draft: Draft | None = None
     draft_revision: int = 0
     unread_num: int = 0
+    #: Opaque app data (the SDK's conversation custom data): at most 256 bytes of UTF-8.
+    custom_data: str = ""
 
     @property
     def key(self) -> ConvKey:
@@ -93,12 +95,13 @@ class Conversation(msgspec.Struct, frozen=True):
 
 
 #: One conversation of a list page, as the store reads it and the rpc layer writes it out:
-#: ``(conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision)``, where
-#: ``draft`` is the draft as the SDK's json_draft_param JSON document (None: no draft).
+#: ``(conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision,
+#: custom_data)``, where ``draft`` is the draft as the SDK's json_draft_param JSON document
+#: (None: no draft).
 #: The domain passes list pages through without building a Conversation per row: a page of
 #: a big account is the one read whose cost grows with its size, and it should cost what its
 #: bytes cost (one conversion, in the rpc layer). ``ROW_ACTIVE_TIME`` is the sort key.
-ConversationRow: TypeAlias = tuple[int, str, int, int, int, bytes | None, int]
+ConversationRow: TypeAlias = tuple[int, str, int, int, int, bytes | None, int, str]
 ROW_ACTIVE_TIME: Final = 2
 
 

@@ -10,6 +10,7 @@ import msgspec
 
 from .errors import (
     ConversationNotFound,
+    DomainError,
     DraftRevisionConflict,
     DraftTooLarge,
     InvalidGroupId,
@@ -18,6 +19,7 @@ from .errors import (
     InvalidUserId,
     PinLimitExceeded,
     SeqTooOld,
+    TooManyConversations,
 )
 from .events import EventBus, Sink
 from .models import (
@@ -35,7 +37,7 @@ from .models import (
 )
 from .ports import Store, StoreTransaction
 
-__all__ = ["ConversationPage", "ConversationService", "Limits"]
+__all__ = ["BatchOutcome", "ConversationPage", "ConversationService", "Limits"]
 
 TEXT_ELEM = 0  # the SDK's kTIMElem_Text
 _ELEM_NAMES = {
@@ -65,6 +67,16 @@ class Limits:
     max_draft_text_bytes = 12 * 1024
     #: Changes kept per account for resuming subscribers.
     kept_changes = 10_000
+    #: Most conversations one batch call may name (deleteConversationList,
+    #: setConversationCustomData).
+    max_batch_convs = 100
+    #: Largest custom data of one conversation, in UTF-8 bytes.
+    max_custom_data_bytes = 256
+
+
+#: What a batch operation did for one conversation: its key, and None when it succeeded, or
+#: the domain error that kept it from succeeding (the batch's other conversations go on).
+BatchOutcome = tuple[ConvKey, DomainError | None]
 
 
 class ConversationPage:
@@ -282,6 +294,74 @@ class ConversationService:
 
         await self._store.write(operation)
 
+    async def delete_many(
+        self, account: Account, keys: Sequence[ConvKey], *, origin: str
+    ) -> list[BatchOutcome]:
+        """Delete each conversation named, in one write (deleteConversationList).
+
+        Every key is checked first: an invalid one, an empty list or more than the batch limit
+        fails the call and deletes nothing. A key named twice counts once. A conversation that
+        does not exist gets ConversationNotFound as its outcome; each one deleted is a Delete
+        change of its own, as ``delete`` makes.
+        """
+        unique = _batch_keys(keys, InvalidParameter)
+
+        def operation(tx: StoreTransaction) -> list[BatchOutcome]:
+            outcomes: list[BatchOutcome] = []
+            for key in unique:
+                current = tx.get_conversation(account.id, key)
+                if current is None:
+                    outcomes.append((key, ConversationNotFound(_not_found(key))))
+                    continue
+                seq = tx.next_seq(account.id)
+                tx.delete_conversation(account.id, key)
+                # As in delete: a re-created conversation starts above this revision.
+                tx.retire_revision(account.id, key, current.draft_revision, seq)
+                change = Change(seq, ChangeKind.DELETE, key, None, origin)
+                tx.append_change(account.id, change)
+                self._publish_after_commit(tx, account, change)
+                outcomes.append((key, None))
+            return outcomes
+
+        return await self._store.write(operation)
+
+    async def set_custom_data(
+        self, account: Account, keys: Sequence[ConvKey], custom_data: str, *, origin: str
+    ) -> list[BatchOutcome]:
+        """Set the custom data of each conversation named, in one write
+        (setConversationCustomData).
+
+        The checks of ``delete_many`` apply (more than the batch limit is
+        TooManyConversations, the SDK's own code for custom data), and the data may hold at
+        most ``max_custom_data_bytes``. A conversation that does not exist is not created (its
+        outcome is ConversationNotFound). A change of the data is an Update change that, like a
+        pin, keeps the conversation's place and draft revision; the same data again changes
+        nothing.
+        """
+        size = len(custom_data.encode())
+        if size > Limits.max_custom_data_bytes:
+            raise InvalidParameter(
+                f"custom_data is {size} bytes of UTF-8, more than the "
+                f"{Limits.max_custom_data_bytes} a conversation may hold"
+            )
+        unique = _batch_keys(keys, TooManyConversations)
+
+        def operation(tx: StoreTransaction) -> list[BatchOutcome]:
+            outcomes: list[BatchOutcome] = []
+            for key in unique:
+                current = tx.get_conversation(account.id, key)
+                if current is None:
+                    outcomes.append((key, ConversationNotFound(_not_found(key))))
+                    continue
+                if current.custom_data != custom_data:
+                    seq = tx.next_seq(account.id)
+                    updated = _replace(current, custom_data=custom_data)
+                    self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+                outcomes.append((key, None))
+            return outcomes
+
+        return await self._store.write(operation)
+
     # -- change feed -------------------------------------------------------------------------
 
     async def subscribe(self, account: Account, sink: Sink) -> tuple[int, int]:
@@ -380,6 +460,20 @@ class ConversationService:
 
 def _not_found(key: ConvKey) -> str:
     return f"no conversation {key.conv_id!r} of that type"
+
+
+def _batch_keys(keys: Sequence[ConvKey], too_many: type[DomainError]) -> list[ConvKey]:
+    """The keys of a batch call, checked (count, then each key) and without repeats."""
+    if not keys:
+        raise InvalidParameter("name at least one conversation")
+    if len(keys) > Limits.max_batch_convs:
+        raise too_many(
+            f"{len(keys)} conversations named; one request may name at most "
+            f"{Limits.max_batch_convs}"
+        )
+    for key in keys:
+        validate_key(key)
+    return list(dict.fromkeys(keys))
 
 
 def _check_revision(if_revision: int | None, current: Conversation | None) -> None:

@@ -72,13 +72,14 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
         # convd knows no remarks, nicknames or group names: the id is the display name.
         conv_show_name=conversation.conv_id,
         conv_draft_revision=conversation.draft_revision,
+        conv_custom_data=conversation.custom_data,
     )
 
 
 def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
     """A list page's row, straight to its wire form: the one conversion a listed
     conversation goes through (see domain.ConversationRow)."""
-    conv_type, conv_id, active_time, is_pinned, unread_num, draft, revision = row
+    conv_type, conv_id, active_time, is_pinned, unread_num, draft, revision, custom_data = row
     return ConvInfo(
         conv_id=conv_id,
         conv_type=_WIRE_CONV_TYPES_BY_NUMBER[conv_type],
@@ -90,6 +91,7 @@ def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
         conv_draft=msgspec.UNSET if draft is None else cast(Draft, msgspec.Raw(draft)),
         conv_is_pinned=bool(is_pinned),
         conv_show_name=conv_id,
+        conv_custom_data=custom_data,
         conv_draft_revision=revision,
     )
 

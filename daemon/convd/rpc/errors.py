@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from convd_schemas import ERROR_TABLE, ConvdErrCode, TIMErrCode
+from convd_schemas import ERROR_TABLE, ConvdErrCode, ConvOperationResult, TIMErrCode
 
 from .. import domain
-from .convert import conv_info
+from .convert import conv_info, deleted_conv
 
-__all__ = ["wire_error"]
+__all__ = ["operation_results", "wire_error"]
 
 _CODES: dict[type[domain.DomainError], int] = {
     domain.NotLoggedIn: TIMErrCode.ERR_SDK_NOT_LOGGED_IN,
@@ -25,6 +25,7 @@ _CODES: dict[type[domain.DomainError], int] = {
     domain.SubscriptionNotFound: ConvdErrCode.SUBSCRIPTION_NOT_FOUND,
     domain.BackupFailed: ConvdErrCode.BACKUP_FAILED,
     domain.StorageFailure: TIMErrCode.ERR_SDK_COMM_DATABASE_FAILURE,
+    domain.TooManyConversations: TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
 }
 
 
@@ -56,3 +57,18 @@ def wire_error(error: domain.DomainError) -> dict[str, Any]:
     else:
         data = {"detail": detail}
     return {"code": code, "message": ERROR_TABLE[code].message, "data": data}
+
+
+def operation_results(outcomes: list[domain.BatchOutcome]) -> list[ConvOperationResult]:
+    """A batch call's answer: per conversation, 0 and ``""``, or its error's code and detail
+    (the SDK's TIMConversationOperationResult ``result_code`` / ``result_info``)."""
+    results: list[ConvOperationResult] = []
+    for key, error in outcomes:
+        wire = deleted_conv(key)
+        code, info = (0, "") if error is None else (wire_error(error)["code"], str(error))
+        results.append(
+            ConvOperationResult(
+                conv_id=wire.conv_id, conv_type=wire.conv_type, result_code=code, result_info=info
+            )
+        )
+    return results

@@ -17,12 +17,14 @@ from convd_schemas import (
     ERROR_TABLE,
     METHODS,
     ConvCancelDraftParams,
+    ConvDeleteManyParams,
     ConvGetParams,
     ConvInfo,
     ConvKeyParams,
     ConvListParams,
     ConvListResult,
     ConvPinParams,
+    ConvSetCustomDataParams,
     ConvSetDraftParams,
     ConvSubscribeParams,
     ConvSubscribeResult,
@@ -41,7 +43,7 @@ from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_SUBSCRIPTIONS
 from .. import domain
 from .convert import conv_info, domain_elements, domain_key, domain_keys, listed_conv_info
 from .dispatcher import Error, Handler, InvalidParams, Result, Success
-from .errors import wire_error
+from .errors import operation_results, wire_error
 from .session import Session, Subscription
 
 __all__ = ["Methods"]
@@ -83,6 +85,8 @@ class Methods:
             "conv.set_draft": self.conv_set_draft,
             "conv.cancel_draft": self.conv_cancel_draft,
             "conv.pin": self.conv_pin,
+            "conv.delete_many": self.conv_delete_many,
+            "conv.set_custom_data": self.conv_set_custom_data,
             "conv.subscribe": self.conv_subscribe,
             "conv.unsubscribe": self.conv_unsubscribe,
             "daemon.status": self.daemon_status,
@@ -179,6 +183,21 @@ class Methods:
             session.require_account(), key, is_pinned=params.is_pinned, origin=session.origin
         )
         return EmptyResult()
+
+    async def conv_delete_many(self, session: Session, params: ConvDeleteManyParams) -> Any:
+        outcomes = await self._service.delete_many(
+            session.require_account(), domain_keys(params.convs), origin=session.origin
+        )
+        return operation_results(outcomes)
+
+    async def conv_set_custom_data(self, session: Session, params: ConvSetCustomDataParams) -> Any:
+        outcomes = await self._service.set_custom_data(
+            session.require_account(),
+            domain_keys(params.convs),
+            params.custom_data,
+            origin=session.origin,
+        )
+        return operation_results(outcomes)
 
     # -- events ------------------------------------------------------------------------------
 

@@ -187,6 +187,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         UPDATE account SET conversations = conversations - 1 WHERE id = OLD.account_id;
     END;
     """,
+    # 7: each conversation's custom data (the SDK's TIMConvSetConversationCustomData /
+    # V2 setConversationCustomData): at most 256 bytes of UTF-8, "" when none was set.
+    """
+    ALTER TABLE conversation ADD COLUMN custom_data TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 #: Gives a database a new change history (``convd restore`` runs it on the installed copy).

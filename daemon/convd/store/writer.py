@@ -58,9 +58,13 @@ T = TypeVar("T")
 #: waiters' latency) when thousands queue up.
 MAX_BATCH: Final = 256
 
-CONV_COLUMNS: Final = "conv_type, conv_id, order_key, is_pinned, unread_num, draft, draft_revision"
+CONV_COLUMNS: Final = (
+    "conv_type, conv_id, order_key, is_pinned, unread_num, draft, draft_revision, custom_data"
+)
 #: What a list page reads of each conversation: ``ConversationRow``'s columns, in its order.
-ROW_COLUMNS: Final = "conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision"
+ROW_COLUMNS: Final = (
+    "conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision, custom_data"
+)
 CONV_TYPES: Final = {int(t): t for t in ConvType}
 _encoder = msgspec.json.Encoder()
 
@@ -121,10 +125,17 @@ class StoreStats:
 
 
 def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
-    conv_type, conv_id, order_key, is_pinned, unread, document, revision = row
+    conv_type, conv_id, order_key, is_pinned, unread, document, revision, custom_data = row
     draft = None if document is None else draft_from_document(document)
     return Conversation(
-        CONV_TYPES[conv_type], conv_id, order_key, bool(is_pinned), draft, revision, unread
+        CONV_TYPES[conv_type],
+        conv_id,
+        order_key,
+        bool(is_pinned),
+        draft,
+        revision,
+        unread,
+        custom_data=custom_data,
     )
 
 
@@ -240,11 +251,12 @@ class _Transaction:
         # REPLACE would silently delete any other row that held the same active time.
         self._conn.execute(
             f"INSERT INTO conversation (account_id, {CONV_COLUMNS}, active_time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (account_id, conv_type, conv_id) DO UPDATE SET "
             "order_key = excluded.order_key, is_pinned = excluded.is_pinned, "
             "unread_num = excluded.unread_num, draft = excluded.draft, "
-            "draft_revision = excluded.draft_revision, active_time = excluded.active_time",
+            "draft_revision = excluded.draft_revision, custom_data = excluded.custom_data, "
+            "active_time = excluded.active_time",
             (
                 account_id,
                 int(conversation.conv_type),
@@ -254,6 +266,7 @@ class _Transaction:
                 conversation.unread_num,
                 None if draft is None else draft_document(draft),
                 conversation.draft_revision,
+                conversation.custom_data,
                 conversation.active_time,
             ),
         )
