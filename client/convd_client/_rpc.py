@@ -19,12 +19,15 @@ import msgspec
 from convd_schemas import (
     METHODS,
     ConvCancelDraftParams,
+    ConvDraftHistoryParams,
+    ConvDraftHistoryResult,
     ConvGetParams,
     ConvInfo,
     ConvKeyParams,
     ConvListParams,
     ConvListResult,
     ConvPinParams,
+    ConvRestoreDraftParams,
     ConvSetDraftParams,
     ConvSubscribeParams,
     ConvSubscribeResult,
@@ -47,9 +50,11 @@ __all__ = [
     "CONV_CANCEL_DRAFT",
     "CONV_CREATE",
     "CONV_DELETE",
+    "CONV_DRAFT_HISTORY",
     "CONV_GET",
     "CONV_LIST",
     "CONV_PIN",
+    "CONV_RESTORE_DRAFT",
     "CONV_SET_DRAFT",
     "CONV_SUBSCRIBE",
     "CONV_UNSUBSCRIBE",
@@ -126,6 +131,15 @@ CONV_CANCEL_DRAFT = Rpc(
     "conv.cancel_draft", ConvCancelDraftParams, ConvInfo, client_method="conv_cancel_draft"
 )
 CONV_PIN = Rpc("conv.pin", ConvPinParams, EmptyResult, client_method="conv_pin")
+CONV_DRAFT_HISTORY = Rpc(
+    "conv.draft_history",
+    ConvDraftHistoryParams,
+    ConvDraftHistoryResult,
+    client_method="conv_draft_history",
+)
+CONV_RESTORE_DRAFT = Rpc(
+    "conv.restore_draft", ConvRestoreDraftParams, ConvInfo, client_method="conv_restore_draft"
+)
 CONV_SUBSCRIBE = Rpc(
     "conv.subscribe", ConvSubscribeParams, ConvSubscribeResult, client_method="subscribe"
 )

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "DEFAULT_DRAFT_HISTORY",
+    "DEFAULT_DRAFT_HISTORY_SECONDS",
     "DEFAULT_PAGE_SIZE",
     "MAX_BATCH_SIZE",
     "MAX_DRAFT_ELEMENTS",
+    "MAX_DRAFT_HISTORY",
     "MAX_DRAFT_TEXT_BYTES",
     "MAX_GET_CONVS",
     "MAX_GROUP_ID_BYTES",
@@ -46,3 +49,9 @@ MAX_DRAFT_TEXT_BYTES: Final = 12 * 1024
 #: Other draft bounds (the SDK documents none; these keep one draft well inside one line).
 MAX_DRAFT_ELEMENTS: Final = 32
 MAX_USER_DEFINE_CHARS: Final = 64 * 1024
+#: Draft history (issue 9 section 3): the versions of a draft kept per conversation by
+#: default (``convd --draft-history``), their default age bound (``--draft-history-for``),
+#: and the most that can be kept or asked for in one ``conv.draft_history``.
+DEFAULT_DRAFT_HISTORY: Final = 20
+DEFAULT_DRAFT_HISTORY_SECONDS: Final = 30 * 86400
+MAX_DRAFT_HISTORY: Final = 1000

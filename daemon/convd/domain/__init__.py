@@ -12,6 +12,7 @@ from .errors import (
     DomainError,
     DraftRevisionConflict,
     DraftTooLarge,
+    DraftVersionNotFound,
     InvalidGroupId,
     InvalidMessageElement,
     InvalidParameter,
@@ -34,6 +35,7 @@ from .models import (
     ConvType,
     Draft,
     DraftElement,
+    DraftVersion,
 )
 from .ports import Store, StoreTransaction, WriteOperation
 from .service import ConversationPage, ConversationService, Limits
@@ -56,6 +58,8 @@ __all__ = [
     "DraftElement",
     "DraftRevisionConflict",
     "DraftTooLarge",
+    "DraftVersion",
+    "DraftVersionNotFound",
     "EventBus",
     "InvalidGroupId",
     "InvalidMessageElement",

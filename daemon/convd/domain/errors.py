@@ -10,6 +10,7 @@ __all__ = [
     "DomainError",
     "DraftRevisionConflict",
     "DraftTooLarge",
+    "DraftVersionNotFound",
     "InvalidGroupId",
     "InvalidMessageElement",
     "InvalidParameter",
@@ -116,3 +117,14 @@ class SeqTooOld(DomainError):
         super().__init__(f"{reason}; reload the conversation list and subscribe without since_seq")
         self.oldest_seq = oldest_seq
         self.current_seq = current_seq
+
+
+class DraftVersionNotFound(DomainError):
+    """A restore named a revision that the conversation's draft history does not hold."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(
+            f"the draft history holds no version with revision {revision} (never kept, "
+            "pruned, or deleted with its conversation); nothing was written"
+        )
+        self.revision = revision

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import msgspec
 
-from convd_schemas import ConvInfo, ConvKey, Draft, DraftMessage, MessageElem, TIMConvType
+from convd_schemas import (
+    ConvInfo,
+    ConvKey,
+    Draft,
+    DraftMessage,
+    DraftVersion,
+    MessageElem,
+    TIMConvType,
+)
 from convd_schemas.enums import TIMElemType
 
 from .. import domain
@@ -15,6 +23,7 @@ __all__ = [
     "domain_elements",
     "domain_key",
     "domain_keys",
+    "draft_version",
     "wire_draft",
 ]
 
@@ -74,3 +83,14 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
 def deleted_conv(key: domain.ConvKey) -> ConvKey:
     """What a Del event carries for a deleted conversation: its id and type."""
     return ConvKey(conv_id=key.conv_id, conv_type=_WIRE_CONV_TYPES[key.conv_type])
+
+
+def draft_version(version: domain.DraftVersion) -> DraftVersion:
+    """An earlier draft, as ``conv.draft_history`` lists it."""
+    return DraftVersion(
+        revision=version.revision,
+        draft=wire_draft(version.draft),
+        replaced_at=version.replaced_at,
+        replaced_by=version.replaced_by,
+        replaced_how=version.replaced_how,
+    )

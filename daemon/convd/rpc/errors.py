@@ -25,6 +25,7 @@ _CODES: dict[type[domain.DomainError], int] = {
     domain.SubscriptionNotFound: ConvdErrCode.SUBSCRIPTION_NOT_FOUND,
     domain.BackupFailed: ConvdErrCode.BACKUP_FAILED,
     domain.StorageFailure: TIMErrCode.ERR_SDK_COMM_DATABASE_FAILURE,
+    domain.DraftVersionNotFound: ConvdErrCode.DRAFT_VERSION_NOT_FOUND,
 }
 
 
@@ -53,6 +54,8 @@ def wire_error(error: domain.DomainError) -> dict[str, Any]:
         data = {"path": error.path, "errno": error.errno_name, "detail": detail}
     elif isinstance(error, domain.StorageFailure):
         data = {"reason": error.reason, "detail": detail}
+    elif isinstance(error, domain.DraftVersionNotFound):
+        data = {"revision": error.revision, "detail": detail}
     else:
         data = {"detail": detail}
     return {"code": code, "message": ERROR_TABLE[code].message, "data": data}

@@ -18,12 +18,15 @@ from convd_schemas import (
     ERROR_TABLE,
     METHODS,
     ConvCancelDraftParams,
+    ConvDraftHistoryParams,
+    ConvDraftHistoryResult,
     ConvGetParams,
     ConvInfo,
     ConvKeyParams,
     ConvListParams,
     ConvListResult,
     ConvPinParams,
+    ConvRestoreDraftParams,
     ConvSetDraftParams,
     ConvSubscribeParams,
     ConvSubscribeResult,
@@ -40,7 +43,7 @@ from convd_schemas import (
 from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_SUBSCRIPTIONS
 
 from .. import domain
-from .convert import conv_info, domain_elements, domain_key, domain_keys
+from .convert import conv_info, domain_elements, domain_key, domain_keys, draft_version
 from .dispatcher import Error, Handler, InvalidParams, Result, Success
 from .errors import wire_error
 from .session import Session, Subscription
@@ -84,6 +87,8 @@ class Methods:
             "conv.set_draft": self.conv_set_draft,
             "conv.cancel_draft": self.conv_cancel_draft,
             "conv.pin": self.conv_pin,
+            "conv.draft_history": self.conv_draft_history,
+            "conv.restore_draft": self.conv_restore_draft,
             "conv.subscribe": self.conv_subscribe,
             "conv.unsubscribe": self.conv_unsubscribe,
             "daemon.status": self.daemon_status,
@@ -180,6 +185,26 @@ class Methods:
             session.require_account(), key, is_pinned=params.is_pinned, origin=session.origin
         )
         return EmptyResult()
+
+    async def conv_draft_history(self, session: Session, params: ConvDraftHistoryParams) -> Any:
+        conversation, versions = await self._service.draft_history(
+            session.require_account(), domain_key(params.conv_id, params.conv_type), params.count
+        )
+        return ConvDraftHistoryResult(
+            conv_draft_revision=conversation.draft_revision,
+            versions=[draft_version(v) for v in versions],
+        )
+
+    async def conv_restore_draft(self, session: Session, params: ConvRestoreDraftParams) -> Any:
+        conversation = await self._service.restore_draft(
+            session.require_account(),
+            domain_key(params.conv_id, params.conv_type),
+            revision=params.revision,
+            if_revision=_unset_to_none(params.if_revision),
+            origin=session.origin,
+        )
+        # The ConvInfo its event was encoded from, if anyone subscribes: converted once.
+        return session.encoder.conv_info(conversation)
 
     # -- events ------------------------------------------------------------------------------
 
