@@ -46,6 +46,7 @@ EXAMPLES = {
     "jq",
     "watch",
     "socat-status",
+    "draft-history",
 }
 #: The examples whose program and single output block are run and compared as they are.
 PLAIN = sorted(EXAMPLES - {"two-terminals", "socat-status"})
