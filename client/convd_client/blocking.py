@@ -306,6 +306,8 @@ class BlockingClient:
     conv_set_draft = _blocking(Client.conv_set_draft)
     conv_cancel_draft = _blocking(Client.conv_cancel_draft)
     conv_pin = _blocking(Client.conv_pin)
+    conv_draft_history = _blocking(Client.conv_draft_history)
+    conv_restore_draft = _blocking(Client.conv_restore_draft)
     subscribe = _blocking(Client.subscribe)
     unsubscribe = _blocking(Client.unsubscribe)
     daemon_status = _blocking(Client.daemon_status)

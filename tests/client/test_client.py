@@ -438,6 +438,8 @@ COROUTINES = {
     "conv.set_draft": "conv_set_draft",
     "conv.cancel_draft": "conv_cancel_draft",
     "conv.pin": "conv_pin",
+    "conv.draft_history": "conv_draft_history",
+    "conv.restore_draft": "conv_restore_draft",
     "conv.subscribe": "subscribe",
     "conv.unsubscribe": "unsubscribe",
     "daemon.status": "daemon_status",

@@ -44,6 +44,8 @@ LOGIN_REQUIRED: dict[str, dict[str, Any]] = {
     "conv.set_draft": {**_key("bob"), "draft": text_draft("hi")},
     "conv.cancel_draft": _key("bob"),
     "conv.pin": {**_key("bob"), "is_pinned": True},
+    "conv.draft_history": _key("bob"),
+    "conv.restore_draft": {**_key("bob"), "revision": 1},
     "conv.subscribe": {},
     "conv.unsubscribe": {"subscription": 1},
 }
