@@ -20,6 +20,8 @@ from convd_schemas import (
     METHODS,
     ConvCancelDraftParams,
     ConvDeleteManyParams,
+    ConvDraftHistoryParams,
+    ConvDraftHistoryResult,
     ConvGetParams,
     ConvInfo,
     ConvKeyParams,
@@ -27,6 +29,7 @@ from convd_schemas import (
     ConvListResult,
     ConvOperationResult,
     ConvPinParams,
+    ConvRestoreDraftParams,
     ConvSetCustomDataParams,
     ConvSetDraftParams,
     ConvSubscribeParams,
@@ -51,9 +54,11 @@ __all__ = [
     "CONV_CREATE",
     "CONV_DELETE",
     "CONV_DELETE_MANY",
+    "CONV_DRAFT_HISTORY",
     "CONV_GET",
     "CONV_LIST",
     "CONV_PIN",
+    "CONV_RESTORE_DRAFT",
     "CONV_SET_CUSTOM_DATA",
     "CONV_SET_DRAFT",
     "CONV_SUBSCRIBE",
@@ -142,6 +147,15 @@ CONV_SET_CUSTOM_DATA = Rpc(
     ConvSetCustomDataParams,
     list[ConvOperationResult],
     client_method="conv_set_custom_data",
+)
+CONV_DRAFT_HISTORY = Rpc(
+    "conv.draft_history",
+    ConvDraftHistoryParams,
+    ConvDraftHistoryResult,
+    client_method="conv_draft_history",
+)
+CONV_RESTORE_DRAFT = Rpc(
+    "conv.restore_draft", ConvRestoreDraftParams, ConvInfo, client_method="conv_restore_draft"
 )
 CONV_SUBSCRIBE = Rpc(
     "conv.subscribe", ConvSubscribeParams, ConvSubscribeResult, client_method="subscribe"

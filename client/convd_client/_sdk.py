@@ -11,10 +11,12 @@ import concurrent.futures
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from convd_schemas import JsonRpcErrCode, TIMErrCode
+import anyio
+
+from convd_schemas import ConvInfo, ConvKey, JsonRpcErrCode, TIMConvEvent, TIMErrCode
 
 from ._threads import limit_stop_waits
 from .blocking import BlockingClient
@@ -26,6 +28,7 @@ from .errors import (
     DaemonUnavailable,
     ProtocolError,
     RequestTimeout,
+    RevisionConflict,
 )
 
 __all__ = ["SdkCore", "SdkUninitialized", "callback_error"]
@@ -93,6 +96,12 @@ class SdkCore:
     ) -> None:
         self.sdk_app_id = sdk_app_id
         self.client = BlockingClient(socket_path, timeout=timeout, require_connection=False)
+        # Draft compare-and-set (issue 9 section 3): the revisions this instance has seen,
+        # noted from every event before the face's own listener runs.
+        self._revisions: dict[tuple[str, int], int] = {}
+        self._revisions_lock = threading.Lock()
+        self._draft_lock: anyio.Lock | None = None
+        self.client.add_event_listener(self._note_event)
         self.client.add_event_listener(on_event)
         if on_state is not None:
             self.client.add_state_listener(on_state)
@@ -214,3 +223,83 @@ class SdkCore:
             self._user_id = None
             self._logging_in = False
         return self.run(lambda client: client.logout(), done)
+
+    # -- draft compare-and-set (issue 9 section 3) -------------------------------------------
+    # Both faces send, with their own draft writes, the revision they last saw of the
+    # conversation (from an event, a get or list, or their own last write) as if_revision,
+    # so that a window that missed a newer draft cannot silently overwrite it.
+
+    def _note_event(self, event: ConvEvent) -> None:
+        if event.event is TIMConvEvent.kTIMConvEvent_Del:
+            self.forget_revisions(event.keys)
+        else:
+            self.note_revisions(event.conversations)
+
+    def note_revisions(self, infos: Iterable[ConvInfo]) -> None:
+        """Remember the draft revisions of these conversations as seen."""
+        for info in infos:
+            self.note_revision(info, info.conv_draft_revision)
+
+    def note_revision(self, key: ConvKey | ConvInfo, revision: int) -> None:
+        """Remember ``revision`` as seen of the conversation ``key``."""
+        conv = (key.conv_id, int(key.conv_type))
+        with self._revisions_lock:
+            # Revisions never go back, not even across delete and re-create: an older
+            # answer arriving late must not replace a newer one.
+            if revision > self._revisions.get(conv, -1):
+                self._revisions[conv] = revision
+
+    def forget_revisions(self, keys: Iterable[ConvKey]) -> None:
+        """Forget what was seen of these conversations (deleted)."""
+        with self._revisions_lock:
+            for key in keys:
+                self._revisions.pop((key.conv_id, int(key.conv_type)), None)
+
+    def seen_revision(self, key: ConvKey) -> int | None:
+        """The draft revision this instance last saw of ``key``, or None."""
+        with self._revisions_lock:
+            return self._revisions.get((key.conv_id, int(key.conv_type)))
+
+    def noted(self, result: T) -> T:
+        """Note the revisions of a ConvInfo (or a list of them) a call returned; return it."""
+        if isinstance(result, ConvInfo):
+            self.note_revisions((result,))
+        elif isinstance(result, list):
+            self.note_revisions(item for item in result if isinstance(item, ConvInfo))
+        return result
+
+    async def write_draft(
+        self,
+        key: ConvKey,
+        write: Callable[[int | None], Awaitable[ConvInfo]],
+        *,
+        if_revision: int | None = None,
+        compare_and_set: bool = True,
+    ) -> ConvInfo:
+        """Run one of the face's draft writes (set, clear, restore) as ``write(if_revision)``.
+
+        ``if_revision`` is the caller's own when given; else, with ``compare_and_set``, the
+        revision this instance last saw of the conversation (none seen: no condition). The
+        instance's draft writes run one at a time, so that its own writes in a row each see
+        the revision the one before produced. The result, or the current state a conflict
+        reports, is noted as seen: after a conflict the caller has seen the current draft,
+        and writing again overwrites it.
+
+        :raises RevisionConflict: the draft moved on (90001); ``current`` holds it
+        """
+        if self._draft_lock is None:
+            self._draft_lock = anyio.Lock()  # on the client's loop, where every call runs
+        async with self._draft_lock:
+            revision = if_revision
+            if revision is None and compare_and_set:
+                revision = self.seen_revision(key)
+            try:
+                info = await write(revision)
+            except RevisionConflict as conflict:
+                if conflict.current is None:
+                    self.forget_revisions((key,))
+                else:
+                    self.note_revisions((conflict.current,))
+                raise
+            self.note_revisions((info,))
+            return info

@@ -308,6 +308,8 @@ class BlockingClient:
     conv_pin = _blocking(Client.conv_pin)
     conv_delete_many = _blocking(Client.conv_delete_many)
     conv_set_custom_data = _blocking(Client.conv_set_custom_data)
+    conv_draft_history = _blocking(Client.conv_draft_history)
+    conv_restore_draft = _blocking(Client.conv_restore_draft)
     subscribe = _blocking(Client.subscribe)
     unsubscribe = _blocking(Client.unsubscribe)
     daemon_status = _blocking(Client.daemon_status)

@@ -22,7 +22,9 @@ means a C2C conversation. With ``--type c2c|group`` the name is the raw user or 
 * ``conv delete-many`` / ``set-custom-data``: an array with a result per conversation,
   ``{"conversation_id", "conv_id", "conv_type", "result_code", "result_info"}``;
 * ``draft get``: ``{"text": str|null, "revision": int, "draft": Draft|null}``;
-* ``draft set`` / ``draft clear``: the ConvInfo after the change;
+* ``draft set`` / ``draft clear`` / ``draft restore``: the ConvInfo after the change;
+* ``draft history``: ``{"conv_draft_revision": int, "versions": [{"revision", "draft",
+  "replaced_at", "replaced_by", "replaced_how"}, ...]}`` (newest first);
 * ``backup``: the ``daemon.backup`` result; ``socket-path``: ``{"socket_path": str}``;
 * ``watch``: per event ``{"seq", "event", "conversation_ids", "conv_array", "origin"}``
   (``event``: 0 Add, 1 Del, 2 Update; ``conversation_ids``: V2 ids; ``conv_array``: as the
@@ -39,6 +41,7 @@ import os
 import select
 import stat
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -51,12 +54,19 @@ from convd_schemas import (
     ConvInfo,
     ConvKey,
     ConvOperationResult,
+    DraftVersion,
     TIMConvEvent,
     TIMConvType,
     TIMErrCode,
     __version__,
 )
-from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_GROUP_ID_BYTES, MAX_USER_ID_BYTES
+from convd_schemas.limits import (
+    DEFAULT_DRAFT_HISTORY,
+    DEFAULT_PAGE_SIZE,
+    MAX_DRAFT_HISTORY,
+    MAX_GROUP_ID_BYTES,
+    MAX_USER_ID_BYTES,
+)
 from convd_schemas.paths import SOCKET_ENV, default_runtime_dir, default_socket_path
 
 from ._loop import quiet_cancelled_read_race
@@ -273,6 +283,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--if-revision", type=int, help="only if the draft is still at this revision"
     )
     draft_clear.set_defaults(run=_cmd_draft_clear, needs_user=True)
+    draft_history = command(
+        "history",
+        "list a conversation's earlier drafts, newest first (each set, clear or restore keeps "
+        "the draft it replaced)",
+        draft_commands,
+    )
+    _conv_argument(draft_history)
+    draft_history.add_argument(
+        "--count", type=int, default=DEFAULT_DRAFT_HISTORY, help="at most this many (1..1000)"
+    )
+    draft_history.set_defaults(run=_cmd_draft_history, needs_user=True)
+    draft_restore = command(
+        "restore",
+        "make an earlier draft (its REVISION from `draft history`) the current one again",
+        draft_commands,
+    )
+    _conv_argument(draft_restore)
+    draft_restore.add_argument(
+        "revision", type=int, metavar="REVISION", help="the version's revision"
+    )
+    draft_restore.add_argument(
+        "--if-revision", type=int, help="only if the current draft is still at this revision"
+    )
+    draft_restore.set_defaults(run=_cmd_draft_restore, needs_user=True)
 
     backup = command("backup", "have the daemon write a copy of its database", commands)
     backup.add_argument("path", type=Path, help="the file to write (made absolute here)")
@@ -663,6 +697,42 @@ async def _cmd_draft_clear(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _version_line(version: DraftVersion) -> str:
+    """``draft history``'s plain output: one line per version."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(version.replaced_at))
+    text = draft_text(version.draft) or ""
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    how = {"set": "overwritten", "cancel": "cleared", "restore": "replaced by a restore"}
+    return (
+        f"rev {version.revision}  {when}  "
+        f"{how.get(version.replaced_how, version.replaced_how)} by {version.replaced_by}  "
+        + json.dumps(shown, ensure_ascii=False)
+    )
+
+
+async def _cmd_draft_history(client: Client, args: argparse.Namespace) -> int:
+    key: ConvKey = args.key
+    result = await client.conv_draft_history(key.conv_id, key.conv_type, args.count)
+    if args.json:
+        _print_json(result)
+    else:
+        sys.stdout.write(f"current revision {result.conv_draft_revision}\n")
+        sys.stdout.write("".join(_version_line(v) + "\n" for v in result.versions))
+    return EXIT_OK
+
+
+async def _cmd_draft_restore(client: Client, args: argparse.Namespace) -> int:
+    key: ConvKey = args.key
+    info = await client.conv_restore_draft(
+        key.conv_id, key.conv_type, args.revision, if_revision=args.if_revision
+    )
+    if args.json:
+        _print_json(info)
+    else:
+        sys.stdout.write(f"revision {info.conv_draft_revision}\n")
+    return EXIT_OK
+
+
 async def _cmd_backup(client: Client, args: argparse.Namespace) -> int:
     result = await client.daemon_backup(args.path, overwrite=args.overwrite)
     if args.json:
@@ -789,6 +859,12 @@ def _prepare(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         value = getattr(args, option, None)
         if value is not None and value < 0:
             _usage(parser, f"--{option.replace('_', '-')} must not be negative")
+    if getattr(args, "revision", None) is not None and args.revision < 0:
+        _usage(parser, "REVISION must not be negative")
+    if getattr(args, "draft_command", None) == "history" and not (
+        1 <= args.count <= MAX_DRAFT_HISTORY
+    ):
+        _usage(parser, f"--count must be 1..{MAX_DRAFT_HISTORY}")
     if getattr(args, "page_size", None) is not None and not 1 <= args.page_size <= 1000:
         _usage(parser, "--page-size must be 1..1000")
     try:
@@ -841,6 +917,11 @@ def _error_message(args: argparse.Namespace, exc: ConvdError) -> str:
         current = exc.data.get("conv_draft_revision", 0) if isinstance(exc.data, dict) else 0
         expected = getattr(args, "if_revision", None)
         message = f"draft revision is {current}" + ("" if expected is None else f", not {expected}")
+    elif exc.code == ConvdErrCode.DRAFT_VERSION_NOT_FOUND:
+        message = (
+            f"no revision {getattr(args, 'revision', '?')} in the draft history (see "
+            "`convctl draft history`)"
+        )
     elif isinstance(exc.data, str) and exc.data:
         message = f"{exc.message}: {exc.data}"  # e.g. which param was invalid
     return f"error {exc.code}: {message}"

@@ -35,6 +35,8 @@ from anyio.abc import ByteStream, TaskGroup
 from convd_schemas import (
     ConvCancelDraftParams,
     ConvDeleteManyParams,
+    ConvDraftHistoryParams,
+    ConvDraftHistoryResult,
     ConvGetParams,
     ConvInfo,
     ConvKey,
@@ -43,6 +45,7 @@ from convd_schemas import (
     ConvListResult,
     ConvOperationResult,
     ConvPinParams,
+    ConvRestoreDraftParams,
     ConvSetCustomDataParams,
     ConvSetDraftParams,
     ConvSubscribeResult,
@@ -55,7 +58,7 @@ from convd_schemas import (
     SessionLoginResult,
     TIMConvType,
 )
-from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_GET_CONVS
+from convd_schemas.limits import DEFAULT_DRAFT_HISTORY, DEFAULT_PAGE_SIZE, MAX_GET_CONVS
 from convd_schemas.paths import default_socket_path
 
 from . import _rpc
@@ -509,6 +512,50 @@ class Client:
             convs=[_key(conv) for conv in convs], custom_data=custom_data
         )
         return await self._request(_rpc.CONV_SET_CUSTOM_DATA, params, timeout)
+
+    async def conv_draft_history(
+        self,
+        conv_id: str,
+        conv_type: TIMConvType,
+        count: int = DEFAULT_DRAFT_HISTORY,
+        *,
+        timeout: float | None = None,
+    ) -> ConvDraftHistoryResult:
+        """A conversation's earlier drafts, newest first, and its current revision
+        (``conv.draft_history``, convd extension).
+
+        :param count: at most this many versions, 1..1000
+        :raises ConversationNotFound: no such conversation (6004)
+        """
+        params = ConvDraftHistoryParams(conv_id=conv_id, conv_type=conv_type, count=count)
+        return await self._request(_rpc.CONV_DRAFT_HISTORY, params, timeout)
+
+    async def conv_restore_draft(
+        self,
+        conv_id: str,
+        conv_type: TIMConvType,
+        revision: int,
+        *,
+        if_revision: int | None = None,
+        timeout: float | None = None,
+    ) -> ConvInfo:
+        """Make the earlier draft ``revision`` the current one again (``conv.restore_draft``,
+        convd extension); the draft it replaces is kept in the history.
+
+        :param revision: the ``revision`` of a version from :meth:`conv_draft_history`
+        :param if_revision: restore only if the stored ``conv_draft_revision`` still equals this
+        :return: the conversation after the change, with its new ``conv_draft_revision``
+        :raises DraftVersionNotFound: the history holds no such version (90006)
+        :raises ConversationNotFound: no such conversation (6004)
+        :raises RevisionConflict: the revision differs; ``current`` holds the stored state
+        """
+        params = ConvRestoreDraftParams(
+            conv_id=conv_id,
+            conv_type=conv_type,
+            revision=revision,
+            if_revision=msgspec.UNSET if if_revision is None else if_revision,
+        )
+        return await self._request(_rpc.CONV_RESTORE_DRAFT, params, timeout)
 
     # -- events -------------------------------------------------------------------------------
 

@@ -13,15 +13,32 @@ Reading differs by face, as in the SDK:
   through V2.
 * The C face's text (:func:`draft_text`, used by ``convctl``) is the text elements joined,
   falling back to ``draft_user_define`` for a draft without text.
+
+Draft info (reply-to, quote, mentions) lives in ``draft_user_define`` as a JSON object (see
+:class:`DraftInfo` and the README's "Draft info" section). :func:`parse_draft_info` reads it
+back, and answers None for anything else (plain text above all), so apps that keep plain text
+there are unaffected.
 """
 
 from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import msgspec
 
 from convd_schemas import Draft, DraftMessage, MessageElem, TIMElemType
 
-__all__ = ["draft_text", "text_draft", "v2_draft_text"]
+__all__ = [
+    "DRAFT_INFO_TYPES",
+    "DraftInfo",
+    "draft_info_draft",
+    "draft_text",
+    "parse_draft_info",
+    "text_draft",
+    "v2_draft_text",
+]
 
 _TEXT = int(TIMElemType.kTIMElem_Text)
 
@@ -73,3 +90,88 @@ def v2_draft_text(draft: Draft | None) -> str | None:
     if draft.draft_user_define:
         return draft.draft_user_define
     return _element_text(draft) or ""
+
+
+#: The values of a draft info's ``type``: the draft replies to, or quotes, ``messageID``.
+DRAFT_INFO_TYPES: Final = ("reply", "quote")
+
+
+@dataclass
+class DraftInfo:
+    """What a draft refers to besides its text: the message it replies to or quotes, and the
+    users it mentions, kept as a JSON object in ``draft_user_define`` (modelled on the SDK's
+    web chat engine's draft info: ``messageID`` and ``type`` "reply" / "quote").
+
+    :param text: the draft's text (what the input box shows)
+    :param messageID: the id of the message replied to or quoted ("" for none)
+    :param type: "reply" or "quote" with a ``messageID``, else ""
+    :param abstract: a short summary of that message, for the input box's banner
+    :param atUserList: user ids mentioned (the SDK's @ message's list; its @all marker too)
+    :param extra: other members of the object, kept as they were
+    """
+
+    text: str = ""
+    messageID: str = ""
+    type: str = ""
+    abstract: str = ""
+    atUserList: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def toJSON(self) -> str:
+        """The JSON object for ``draft_user_define`` (members left empty are left out)."""
+        members: dict[str, Any] = dict(self.extra)
+        for name in ("text", "messageID", "type", "abstract"):
+            value = getattr(self, name)
+            if value:
+                members[name] = value
+        if self.atUserList:
+            members["atUserList"] = list(self.atUserList)
+        return json.dumps(members, ensure_ascii=False, separators=(",", ":"))
+
+
+_STRING_MEMBERS = ("text", "messageID", "type", "abstract")
+#: The members that make an object a draft info rather than some other JSON an app stored.
+_MARKERS = ("messageID", "atUserList")
+
+
+def parse_draft_info(user_define: str | None) -> DraftInfo | None:
+    """The draft info kept in ``user_define``, or None when it holds anything else.
+
+    A draft info is a JSON object with a ``messageID`` (a non-empty string, with ``type``
+    "reply" or "quote") or an ``atUserList`` (a list of strings), or both; ``text`` and
+    ``abstract`` are strings when present. Plain text, other JSON, or an object with a
+    member of the wrong type is not one (None): the app's own data is left alone.
+    """
+    if not user_define or not user_define.lstrip().startswith("{"):
+        return None
+    try:
+        members = json.loads(user_define)
+    except ValueError:
+        return None
+    if not isinstance(members, dict) or not any(name in members for name in _MARKERS):
+        return None
+    for name in _STRING_MEMBERS:
+        if name in members and not isinstance(members[name], str):
+            return None
+    mentions = members.get("atUserList", [])
+    if not isinstance(mentions, list) or not all(isinstance(m, str) for m in mentions):
+        return None
+    message_id = members.get("messageID", "")
+    kind = members.get("type", "")
+    if bool(message_id) != bool(kind) or (kind and kind not in DRAFT_INFO_TYPES):
+        return None  # a reference needs both an id and what it is
+    known = (*_STRING_MEMBERS, "atUserList")
+    return DraftInfo(
+        text=members.get("text", ""),
+        messageID=message_id,
+        type=kind,
+        abstract=members.get("abstract", ""),
+        atUserList=list(mentions),
+        extra={k: v for k, v in members.items() if k not in known},
+    )
+
+
+def draft_info_draft(info: DraftInfo, edit_time: int | None = None) -> Draft:
+    """A draft holding ``info``: its JSON in ``draft_user_define`` and its ``text`` as the
+    text element (so C-face readers and ``convctl`` show the text, not the JSON)."""
+    return text_draft(info.text, info.toJSON(), edit_time)

@@ -28,6 +28,7 @@ __all__ = [
     "ConvdError",
     "ConversationNotFound",
     "DaemonUnavailable",
+    "DraftVersionNotFound",
     "InvalidIdentifier",
     "InvalidParameters",
     "NotLoggedIn",
@@ -178,6 +179,20 @@ class BackupFailed(ConvdError):
         self.errno: str | None = fields.get("errno")
 
 
+class DraftVersionNotFound(ConvdError):
+    """``conv.restore_draft`` named a revision the draft history does not hold (90006).
+
+    :attr:`revision` is the revision asked for.
+    """
+
+    CODE = ConvdErrCode.DRAFT_VERSION_NOT_FOUND
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(code, message, data)
+        fields = data if isinstance(data, dict) else {}
+        self.revision: int | None = fields.get("revision")
+
+
 _BY_CODE: dict[int, type[ConvdError]] = {
     int(TIMErrCode.ERR_SDK_NOT_LOGGED_IN): NotLoggedIn,
     int(TIMErrCode.ERR_INVALID_CONVERSATION): ConversationNotFound,
@@ -192,6 +207,7 @@ _BY_CODE: dict[int, type[ConvdError]] = {
     int(ConvdErrCode.DRAFT_REVISION_CONFLICT): RevisionConflict,
     int(ConvdErrCode.SEQ_TOO_OLD): SeqTooOld,
     int(ConvdErrCode.BACKUP_FAILED): BackupFailed,
+    int(ConvdErrCode.DRAFT_VERSION_NOT_FOUND): DraftVersionNotFound,
 }
 
 

@@ -77,10 +77,28 @@ Conflict-safe drafts (convd extension)
     ConvInfo; on a conflict it gets code 90001 and, as ``json_params``, the current ConvInfo
     (with the current draft and revision), or ``""`` when the conversation no longer exists.
 
+Compare-and-set by default (convd extension)
+    This module remembers the ``conv_draft_revision`` it last saw of each conversation (from
+    an event, :func:`TIMConvGetConvList` / :func:`TIMConvGetConvInfo` / :func:`TIMConvCreate`,
+    or its own last draft write) and sends it as ``if_revision`` with its own draft writes
+    (:func:`TIMConvSetDraft`, :func:`TIMConvCancelDraft`, :func:`TIMConvRestoreDraft`), so a
+    process that has not seen a newer draft cannot silently overwrite it. A refused
+    synchronous write returns :data:`TIM_ERR_CONFLICT` (-90001), writes nothing, and the
+    callback of :func:`TIMSetConvDraftConflictCallback` gets the current ConvInfo (with the
+    current draft); having seen it, the next write goes through. A conversation this module
+    has seen nothing of is written unconditionally. Opt out with ``json_sdk_config`` key
+    ``convd_draft_compare_and_set``: false (every write then overwrites, as in the SDK).
+
+Draft history (convd extension)
+    :func:`TIMConvGetDraftHistory` lists a conversation's earlier drafts (every set, clear or
+    restore keeps the draft it replaced; by default the last 20, none older than 30 days);
+    :func:`TIMConvRestoreDraft` makes one of them the current draft again.
+
 Configuration (convd extension keys of ``json_sdk_config``)
     ``convd_socket_path``: the daemon's socket (default ``$CONVD_SOCKET``, else the per-user
-    default path); ``convd_timeout``: seconds a call may take (default 10). The SDK's own keys
-    are accepted and ignored.
+    default path); ``convd_timeout``: seconds a call may take (default 10);
+    ``convd_draft_compare_and_set``: send the last seen revision with draft writes (default
+    true). The SDK's own keys are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -94,6 +112,8 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from convd_schemas import (
+    ConvdErrCode,
+    ConvDraftHistoryResult,
     ConvInfo,
     ConvKey,
     ConvOperationResult,
@@ -104,6 +124,7 @@ from convd_schemas import (
     TIMResult,
     __version__,
 )
+from convd_schemas.limits import MAX_DRAFT_HISTORY
 
 from ._sdk import SdkCore, SdkUninitialized, callback_error
 from .client import DEFAULT_TIMEOUT, Client, ConvEvent
@@ -120,6 +141,7 @@ from .errors import (
 from .v2 import conversation_id, parse_conversation_id
 
 __all__ = [
+    "TIM_ERR_CONFLICT",
     "TIM_ERR_CONV",
     "TIM_ERR_INTERNAL",
     "TIM_ERR_IO",
@@ -135,12 +157,15 @@ __all__ = [
     "TIMConvCreate",
     "TIMConvDelete",
     "TIMConvDeleteConversationList",
+    "TIMConvDraftConflictCallback",
     "TIMConvEvent",
     "TIMConvEventCallback",
     "TIMConvGetConvInfo",
     "TIMConvGetConvList",
+    "TIMConvGetDraftHistory",
     "TIMConvGetTotalUnreadMessageCount",
     "TIMConvPinConversation",
+    "TIMConvRestoreDraft",
     "TIMConvSetConversationCustomData",
     "TIMConvSetDraft",
     "TIMConvSetDraftIfRevision",
@@ -154,6 +179,7 @@ __all__ = [
     "TIMLoginStatus",
     "TIMLogout",
     "TIMResult",
+    "TIMSetConvDraftConflictCallback",
     "TIMSetConvEventCallback",
     "TIMSetConvTotalUnreadMessageCountChangedCallback",
     "TIMUninit",
@@ -192,6 +218,12 @@ TIM_ERR_IO: Final = -int(TIMErrCode.ERR_IO_OPERATION_FAILED)
 TIM_ERR_TIMEOUT: Final = -RequestTimeout.CODE
 #: convd extension: any other failure of a synchronous call (-ERR_SDK_INTERNAL_ERROR).
 TIM_ERR_INTERNAL: Final = -int(TIMErrCode.ERR_SDK_INTERNAL_ERROR)
+#: convd extension: a synchronous draft write was refused because the draft moved on since
+#: the revision this module last saw (-90001, draft revision conflict); nothing was written.
+TIM_ERR_CONFLICT: Final = -int(ConvdErrCode.DRAFT_REVISION_CONFLICT)
+#: convd extension: ``void (*)(const char* json_conv_info, const void* user_data)``, the
+#: current ConvInfo after a refused synchronous draft write (``""``: no longer exists).
+TIMConvDraftConflictCallback = Callable[[str, Any], object]
 
 kTIMConv_C2C: Final = int(TIMConvType.kTIMConv_C2C)
 kTIMConv_Group: Final = int(TIMConvType.kTIMConv_Group)
@@ -221,6 +253,9 @@ class _GetConvParam(msgspec.Struct, forbid_unknown_fields=True):
 _lock = threading.Lock()
 _core: SdkCore | None = None
 _event_callback: tuple[TIMConvEventCallback, Any] | None = None
+_conflict_callback: tuple[TIMConvDraftConflictCallback, Any] | None = None
+#: Send the last seen revision with this module's draft writes (``convd_draft_compare_and_set``).
+_draft_cas = True
 
 _draft_decoder = msgspec.json.Decoder(Draft)
 _get_decoder = msgspec.json.Decoder(list[_GetConvParam])
@@ -247,7 +282,7 @@ def TIMInit(sdk_app_id: int, json_sdk_config: str | bytes | None = None) -> int:
         ``convd_timeout``); empty or None for the defaults
     :return: TIM_SUCC; TIM_ERR_PARAM for a bad ``sdk_app_id``; TIM_ERR_JSON for a bad config
     """
-    global _core
+    global _core, _draft_cas
     if isinstance(sdk_app_id, bool) or not isinstance(sdk_app_id, int) or sdk_app_id < 0:
         return TIM_ERR_PARAM
     config: dict[str, Any] = {}
@@ -265,6 +300,9 @@ def TIMInit(sdk_app_id: int, json_sdk_config: str | bytes | None = None) -> int:
         return TIM_ERR_JSON
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         return TIM_ERR_JSON
+    compare_and_set = config.get("convd_draft_compare_and_set", True)
+    if not isinstance(compare_and_set, bool):
+        return TIM_ERR_JSON
     with _lock:
         if _core is not None:
             return TIM_SUCC
@@ -276,6 +314,7 @@ def TIMInit(sdk_app_id: int, json_sdk_config: str | bytes | None = None) -> int:
         )
         core.start()
         _core = core
+        _draft_cas = compare_and_set
     return TIM_SUCC
 
 
@@ -366,7 +405,11 @@ def TIMConvCreate(conv_id: str, conv_type: int, cb: TIMCommCallback | None, user
     if key is None:
         return TIM_ERR_PARAM
     return _start(
-        core, lambda c: c.conv_create(key.conv_id, key.conv_type), cb, user_data, _conv_json
+        core,
+        lambda c: _noting(core, c.conv_create(key.conv_id, key.conv_type)),
+        cb,
+        user_data,
+        _conv_json,
     )
 
 
@@ -392,7 +435,7 @@ def TIMConvGetConvList(cb: TIMCommCallback | None, user_data: Any) -> int:
     core, result = _ready()
     if core is None:
         return result
-    return _start(core, lambda c: c.conv_list_all(), cb, user_data, _conv_json)
+    return _start(core, lambda c: _noting(core, c.conv_list_all()), cb, user_data, _conv_json)
 
 
 def TIMConvGetConvInfo(
@@ -424,7 +467,7 @@ def TIMConvGetConvInfo(
         keys.append(key)
     if not keys:
         return TIM_ERR_PARAM
-    return _start(core, lambda c: c.conv_get(keys), cb, user_data, _conv_json)
+    return _start(core, lambda c: _noting(core, c.conv_get(keys)), cb, user_data, _conv_json)
 
 
 def TIMConvPinConversation(
@@ -567,7 +610,16 @@ def TIMConvSetDraft(conv_id: str, conv_type: int, json_draft_param: str | bytes)
     draft = _parse_draft(json_draft_param)
     if isinstance(draft, int):
         return draft
-    return _run_sync(core, lambda c: c.conv_set_draft(key.conv_id, key.conv_type, draft))
+    return _run_sync(
+        core,
+        lambda c: core.write_draft(
+            key,
+            lambda revision: c.conv_set_draft(
+                key.conv_id, key.conv_type, draft, if_revision=revision
+            ),
+            compare_and_set=_draft_cas,
+        ),
+    )
 
 
 def TIMConvCancelDraft(conv_id: str, conv_type: int) -> int:
@@ -584,7 +636,25 @@ def TIMConvCancelDraft(conv_id: str, conv_type: int) -> int:
     key = _key(conv_id, conv_type)
     if key is None:
         return TIM_ERR_PARAM
-    return _run_sync(core, lambda c: c.conv_cancel_draft(key.conv_id, key.conv_type))
+
+    async def cancel(c: Client) -> ConvInfo:
+        try:
+            return await core.write_draft(
+                key,
+                lambda revision: c.conv_cancel_draft(
+                    key.conv_id, key.conv_type, if_revision=revision
+                ),
+                compare_and_set=_draft_cas,
+            )
+        except RevisionConflict as conflict:
+            if conflict.current is None:
+                # Deleted since it was seen: no conversation, as without compare-and-set.
+                raise ConversationNotFound(
+                    int(TIMErrCode.ERR_INVALID_CONVERSATION), "no such conversation"
+                ) from conflict
+            raise
+
+    return _run_sync(core, cancel)
 
 
 def TIMConvSetDraftIfRevision(
@@ -617,7 +687,13 @@ def TIMConvSetDraftIfRevision(
         return draft
     return _start(
         core,
-        lambda c: c.conv_set_draft(key.conv_id, key.conv_type, draft, if_revision=if_revision),
+        lambda c: core.write_draft(
+            key,
+            lambda revision: c.conv_set_draft(
+                key.conv_id, key.conv_type, draft, if_revision=revision
+            ),
+            if_revision=if_revision,
+        ),
         cb,
         user_data,
         _conv_json,
@@ -640,11 +716,97 @@ def TIMConvCancelDraftIfRevision(
         return TIM_ERR_PARAM
     return _start(
         core,
-        lambda c: c.conv_cancel_draft(key.conv_id, key.conv_type, if_revision=if_revision),
+        lambda c: core.write_draft(
+            key,
+            lambda revision: c.conv_cancel_draft(key.conv_id, key.conv_type, if_revision=revision),
+            if_revision=if_revision,
+        ),
         cb,
         user_data,
         _conv_json,
     )
+
+
+# -- draft history (convd extension) -----------------------------------------------------------
+
+
+def TIMConvGetDraftHistory(
+    conv_id: str, conv_type: int, count: int, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """convd extension: a conversation's earlier drafts, newest first (``conv.draft_history``).
+
+    Every set, clear or restore of a draft keeps the draft it replaced (not "no draft"); by
+    default the last 20 per conversation, none older than 30 days. ``json_params``: an
+    object ``{"conv_draft_revision": N, "versions": [{"revision", "draft", "replaced_at",
+    "replaced_by", "replaced_how"}, ...]}``, ``draft`` being a Draft object and
+    ``conv_draft_revision`` the current draft's revision. Callback code 6004 when there is
+    no such conversation.
+
+    :param count: at most this many versions, 1..1000
+    :return: TIM_SUCC; TIM_ERR_PARAM for a bad id, type or count
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    key = _key(conv_id, conv_type)
+    if key is None or not _is_revision(count) or not 1 <= count <= MAX_DRAFT_HISTORY:
+        return TIM_ERR_PARAM
+
+    async def history(c: Client) -> ConvDraftHistoryResult:
+        found = await c.conv_draft_history(key.conv_id, key.conv_type, count)
+        core.note_revision(key, found.conv_draft_revision)
+        return found
+
+    return _start(core, history, cb, user_data, _json)
+
+
+def TIMConvRestoreDraft(
+    conv_id: str, conv_type: int, revision: int, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """convd extension: make the earlier draft ``revision`` (from
+    :func:`TIMConvGetDraftHistory`) the current draft again (``conv.restore_draft``).
+
+    The restored draft gets a new revision, the conversation moves to the top (as by a set)
+    and kTIMConvEvent_Update fires; the draft it replaces is kept in the history. Sent with
+    the last revision this module saw (compare-and-set, see the module documentation).
+    Asynchronous: the callback gets code 0 and the new ConvInfo; 90006 (no such version:
+    never kept, pruned, or deleted with its conversation); 90001 and the current ConvInfo
+    when the draft moved on since this module last saw it; 6004 when there is no such
+    conversation.
+
+    :return: TIM_SUCC; TIM_ERR_PARAM for a bad id, type or revision
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    key = _key(conv_id, conv_type)
+    if key is None or not _is_revision(revision):
+        return TIM_ERR_PARAM
+    return _start(
+        core,
+        lambda c: core.write_draft(
+            key,
+            lambda if_revision: c.conv_restore_draft(
+                key.conv_id, key.conv_type, revision, if_revision=if_revision
+            ),
+            compare_and_set=_draft_cas,
+        ),
+        cb,
+        user_data,
+        _conv_json,
+    )
+
+
+def TIMSetConvDraftConflictCallback(
+    cb: TIMConvDraftConflictCallback | None, user_data: Any
+) -> None:
+    """convd extension: register ``cb(json_conv_info, user_data)``, called on the logic thread
+    when :func:`TIMConvSetDraft` or :func:`TIMConvCancelDraft` returned
+    :data:`TIM_ERR_CONFLICT`: ``json_conv_info`` is the conversation as it is now (its
+    current draft and ``conv_draft_revision``), ``""`` when it no longer exists. None
+    removes it."""
+    global _conflict_callback
+    _conflict_callback = None if cb is None else (cb, user_data)
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -782,9 +944,25 @@ def _start(
     return TIM_SUCC
 
 
+async def _noting(core: SdkCore, call: Awaitable[T]) -> T:
+    """``call``'s result, its ConvInfo revisions noted as seen (compare-and-set)."""
+    return core.noted(await call)
+
+
+def _report_conflict(core: SdkCore, conflict: RevisionConflict) -> None:
+    registered = _conflict_callback
+    if registered is not None:
+        cb, user_data = registered
+        current = "" if conflict.current is None else _json(conflict.current)
+        core.post(cb, current, user_data)
+
+
 def _run_sync(core: SdkCore, fn: Callable[[Client], Awaitable[object]]) -> int:
     try:
         core.run_sync(fn)
+    except RevisionConflict as conflict:
+        _report_conflict(core, conflict)
+        return TIM_ERR_CONFLICT
     except NotLoggedIn:
         return TIM_ERR_NOTLOGIN
     except (ConversationNotFound, InvalidIdentifier):

@@ -53,6 +53,32 @@ Unread counts
     convd receives no messages, so no conversation has unread messages:
     ``getTotalUnreadMessageCount`` reports 0 (from this process, without asking convd: the
     answer cannot differ), and ``onTotalUnreadMessageCountChanged`` is never called.
+Compare-and-set by default (convd extension)
+    The manager remembers the ``draftRevision`` it last saw of each conversation (from an
+    event, ``getConversation`` / ``getConversationList``, or its own last draft write) and
+    sends it as ``ifRevision`` with ``setConversationDraft`` (set and clear) and
+    ``restoreConversationDraft``, unless ``ifRevision`` is given: a window that has not seen a
+    newer draft cannot silently overwrite it. The refusal reaches the callback as above
+    (``onDraftConflict`` with the current conversation, else ``onError(90001, desc)``);
+    having seen the current draft, writing again overwrites it. A conversation the manager
+    has seen nothing of is written unconditionally. Opt out per call with
+    ``overwrite=True``, or for the manager with ``draftCompareAndSet = False`` (every write
+    then overwrites, as in the SDK).
+
+Draft history (convd extension)
+    ``getConversationDraftHistory`` lists a conversation's earlier drafts
+    (:class:`V2TIMDraftVersion`, newest first: every set, clear or restore keeps the draft it
+    replaced; by default the last 20, none older than 30 days), and
+    ``restoreConversationDraft`` makes one of them the current draft again.
+
+Draft info (convd extension)
+    ``V2TIMConversation.draftInfo`` is the reply-to / quote / mentions object an app keeps
+    in ``draft_user_define`` (:class:`V2TIMDraftInfo`, see the README's "Draft info"), or None
+    when that holds plain text or anything else. ``draftText`` is unchanged: the user define
+    itself, so for such a draft it is the JSON, as the SDK's own UI kits keep it. Pass
+    ``V2TIMDraftInfo(...).toJSON()`` as ``draftText`` to ``setConversationDraft`` to write
+    one: the user define gets the JSON and the text element only its ``text``, so C-face
+    readers and ``convctl`` see the text.
 
 Listeners
     ``addConversationListener`` registers a :class:`V2TIMConversationListener` (or any object
@@ -69,7 +95,6 @@ Listeners
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
 import threading
@@ -83,17 +108,19 @@ from convd_schemas import (
     ConvInfo,
     ConvKey,
     ConvOperationResult,
+    Draft,
+    DraftVersion,
     TIMConvEvent,
     TIMConvType,
     TIMErrCode,
     __version__,
 )
-from convd_schemas.limits import MAX_PAGE_SIZE
+from convd_schemas.limits import MAX_DRAFT_HISTORY, MAX_PAGE_SIZE
 
 from ._sdk import SdkCore, callback_error
 from ._threads import report_callback_error
 from .client import DEFAULT_TIMEOUT, Client, ConnectionState, ConvEvent
-from .drafts import text_draft, v2_draft_text
+from .drafts import DraftInfo, parse_draft_info, text_draft, v2_draft_text
 from .errors import ConversationNotFound, DaemonUnavailable, RevisionConflict
 
 __all__ = [
@@ -104,6 +131,8 @@ __all__ = [
     "V2TIMConversationOperationResult",
     "V2TIMConversationResult",
     "V2TIMConversationType",
+    "V2TIMDraftInfo",
+    "V2TIMDraftVersion",
     "V2TIMLoginStatus",
     "V2TIMManager",
     "V2TIMSDKConfig",
@@ -141,6 +170,11 @@ class V2TIMLoginStatus(enum.IntEnum):
     V2TIM_STATUS_LOGINED = 1
     V2TIM_STATUS_LOGINING = 2
     V2TIM_STATUS_LOGOUT = 3
+
+
+#: convd extension: a draft's reply-to / quote / mentions (see :class:`~convd_client.drafts.
+#: DraftInfo` and the module documentation).
+V2TIMDraftInfo = DraftInfo
 
 
 def conversation_id(conv_id: str, conv_type: int) -> str:
@@ -194,6 +228,9 @@ class V2TIMConversation:
     markList: list[int] = field(default_factory=list)
     customData: str = ""
     conversationGroupList: list[str] = field(default_factory=list)
+    #: convd extension: the draft's reply-to / quote / mentions, parsed from its user define;
+    #: None when there is no draft or the user define holds anything else (plain text).
+    draftInfo: V2TIMDraftInfo | None = None
 
     @classmethod
     def from_conv_info(cls, info: ConvInfo) -> V2TIMConversation:
@@ -219,6 +256,42 @@ class V2TIMConversation:
             markList=list(info.conv_mark_array),
             customData=info.conv_custom_data,
             conversationGroupList=list(info.conv_conversation_group_array),
+            draftInfo=None if draft is None else parse_draft_info(draft.draft_user_define),
+        )
+
+
+@dataclass
+class V2TIMDraftVersion:
+    """convd extension: an earlier draft of a conversation, from
+    :meth:`V2TIMConversationManager.getConversationDraftHistory`.
+
+    ``revision`` is the ``draftRevision`` it had (pass it to ``restoreConversationDraft``);
+    ``draftText``, ``draftTimestamp`` and ``draftInfo`` read as :class:`V2TIMConversation`'s;
+    ``replacedAt`` (Unix seconds), ``replacedBy`` (the id of the connection whose change
+    replaced it) and ``replacedHow`` ("set", "cancel" or "restore") say what replaced it.
+    """
+
+    revision: int
+    draftText: str | None
+    draftTimestamp: int
+    replacedAt: int
+    replacedBy: str
+    replacedHow: str
+    draftInfo: V2TIMDraftInfo | None = None
+
+    @classmethod
+    def from_wire(cls, version: DraftVersion) -> V2TIMDraftVersion:
+        """The V2 view of a ``conv.draft_history`` version."""
+        draft: Draft = version.draft
+        edit_time = draft.draft_edit_time
+        return cls(
+            revision=version.revision,
+            draftText=v2_draft_text(draft),
+            draftTimestamp=0 if isinstance(edit_time, msgspec.UnsetType) else edit_time,
+            replacedAt=version.replaced_at,
+            replacedBy=version.replaced_by,
+            replacedHow=version.replaced_how,
+            draftInfo=parse_draft_info(draft.draft_user_define),
         )
 
 
@@ -430,6 +503,9 @@ class V2TIMConversationManager:
         self._manager = manager
         self._listeners: list[object] = []
         self._listeners_lock = threading.Lock()
+        #: convd extension: send the last seen ``draftRevision`` with this manager's draft
+        #: writes (compare-and-set, see the module documentation); False: always overwrite.
+        self.draftCompareAndSet = True
 
     # -- listeners ----------------------------------------------------------------------------
 
@@ -509,6 +585,13 @@ class V2TIMConversationManager:
         if not core.run(fn, done):
             _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
 
+    def _noted(self, infos: list[ConvInfo]) -> list[ConvInfo]:
+        """Note the revisions of conversations a read returned (compare-and-set)."""
+        core = self._manager._core
+        if core is not None:
+            core.note_revisions(infos)
+        return infos
+
     def _invalid(self, callback: Any, desc: str) -> None:
         core = self._manager._core
         if core is None:
@@ -524,14 +607,21 @@ class V2TIMConversationManager:
         draftText: str | None,
         callback: V2TIMCallback | None,
         ifRevision: int | None = None,
+        *,
+        overwrite: bool = False,
     ) -> None:
         """Set (or, with an empty or None text, clear) a conversation's draft.
 
         Setting creates the conversation when needed and moves it to the top of its section;
-        clearing does not reorder.
+        clearing does not reorder. Sent with the last ``draftRevision`` this manager saw
+        (compare-and-set, see the module documentation). A ``draftText`` that is a draft info
+        (``V2TIMDraftInfo.toJSON()``) is kept whole in the user define, and its ``text`` as
+        the text element.
 
         :param ifRevision: convd extension: write only if the draft is still at this
             ``draftRevision``; a conflict reports 90001 (see the module documentation)
+        :param overwrite: convd extension: write whatever the revision (no compare-and-set
+            for this call)
         """
         key = parse_conversation_id(conversationID)
         if key is None:
@@ -540,26 +630,129 @@ class V2TIMConversationManager:
         if ifRevision is not None and (not isinstance(ifRevision, int) or ifRevision < 0):
             self._invalid(callback, "ifRevision must be a revision (an int >= 0)")
             return
+        core = self._manager._core
+        compare = self.draftCompareAndSet and not overwrite
         if draftText:
             text = draftText
+            info = parse_draft_info(text)
+            # A draft info keeps its JSON in the user define (what draftText reads back)
+            # and only its text as the element that C-face readers see.
+            draft = text_draft(text) if info is None else text_draft(info.text, text)
 
             async def write(client: Client) -> None:
-                await client.conv_set_draft(
-                    key.conv_id, key.conv_type, text_draft(text), if_revision=ifRevision
+                assert core is not None
+                await core.write_draft(
+                    key,
+                    lambda revision: client.conv_set_draft(
+                        key.conv_id, key.conv_type, draft, if_revision=revision
+                    ),
+                    if_revision=ifRevision,
+                    compare_and_set=compare,
                 )
 
             fn = write
         else:
 
             async def clear(client: Client) -> None:
-                # No conversation means no draft to clear: that is a success.
-                with contextlib.suppress(ConversationNotFound):
-                    await client.conv_cancel_draft(
-                        key.conv_id, key.conv_type, if_revision=ifRevision
+                assert core is not None
+                try:
+                    await core.write_draft(
+                        key,
+                        lambda revision: client.conv_cancel_draft(
+                            key.conv_id, key.conv_type, if_revision=revision
+                        ),
+                        if_revision=ifRevision,
+                        compare_and_set=compare,
                     )
+                except ConversationNotFound:
+                    pass  # no conversation means no draft to clear: that is a success
+                except RevisionConflict as conflict:
+                    # Deleted since this manager saw it: no draft either, nothing lost.
+                    if conflict.current is not None or ifRevision is not None:
+                        raise
 
             fn = clear
         self._start(callback, fn, lambda _: callback.onSuccess() if callback else None, True)
+
+    def getConversationDraftHistory(
+        self,
+        conversationID: str,
+        count: int,
+        callback: V2TIMValueCallback[list[V2TIMDraftVersion]] | None,
+    ) -> None:
+        """convd extension: the conversation's earlier drafts, newest first.
+
+        Every set, clear or restore keeps the draft it replaced (not "no draft"); by default
+        the last 20, none older than 30 days. 6004 when the conversation does not exist,
+        6017 for a ``count`` outside 1..1000.
+        """
+        key = parse_conversation_id(conversationID)
+        if key is None:
+            self._invalid(callback, f"invalid conversationID {conversationID!r}")
+            return
+        if isinstance(count, bool) or not isinstance(count, int):
+            self._invalid(callback, "count is invalid")
+            return
+        if not 1 <= count <= MAX_DRAFT_HISTORY:
+            self._invalid(callback, f"count must be 1..{MAX_DRAFT_HISTORY}")
+            return
+        core = self._manager._core
+
+        async def history(client: Client) -> list[V2TIMDraftVersion]:
+            found = await client.conv_draft_history(key.conv_id, key.conv_type, count)
+            if core is not None:
+                core.note_revision(key, found.conv_draft_revision)
+            return [V2TIMDraftVersion.from_wire(v) for v in found.versions]
+
+        self._start(
+            callback, history, lambda value: callback.onSuccess(value) if callback else None
+        )
+
+    def restoreConversationDraft(
+        self,
+        conversationID: str,
+        revision: int,
+        callback: V2TIMCallback | None,
+        ifRevision: int | None = None,
+        *,
+        overwrite: bool = False,
+    ) -> None:
+        """convd extension: make the earlier draft ``revision`` (a
+        :class:`V2TIMDraftVersion`'s) the current draft again.
+
+        It gets a new ``draftRevision``, the conversation moves to the top (as by a set) and
+        ``onConversationChanged`` fires; the draft it replaces is kept in the history. Sent
+        with the last ``draftRevision`` this manager saw, unless ``ifRevision`` or
+        ``overwrite`` say otherwise (as :meth:`setConversationDraft`); a conflict reports
+        90001 (``onDraftConflict``). 90006 when the history holds no such version (never
+        kept, pruned, or deleted with its conversation), 6004 when the conversation does not
+        exist.
+        """
+        key = parse_conversation_id(conversationID)
+        if key is None:
+            self._invalid(callback, f"invalid conversationID {conversationID!r}")
+            return
+        for name, value in (("revision", revision), ("ifRevision", ifRevision)):
+            if value is None and name == "ifRevision":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                self._invalid(callback, f"{name} must be a revision (an int >= 0)")
+                return
+        core = self._manager._core
+        compare = self.draftCompareAndSet and not overwrite
+
+        async def restore(client: Client) -> None:
+            assert core is not None
+            await core.write_draft(
+                key,
+                lambda if_revision: client.conv_restore_draft(
+                    key.conv_id, key.conv_type, revision, if_revision=if_revision
+                ),
+                if_revision=ifRevision,
+                compare_and_set=compare,
+            )
+
+        self._start(callback, restore, lambda _: callback.onSuccess() if callback else None, True)
 
     def getConversation(
         self, conversationID: str, callback: V2TIMValueCallback[V2TIMConversation] | None
@@ -576,6 +769,7 @@ class V2TIMConversationManager:
                 raise ConversationNotFound(
                     ERR_INVALID_CONVERSATION, f"no conversation {conversationID!r}"
                 )
+            self._noted(found)
             return V2TIMConversation.from_conv_info(found[0])
 
         self._start(callback, get, lambda value: callback.onSuccess(value) if callback else None)
@@ -622,6 +816,7 @@ class V2TIMConversationManager:
 
         async def page(client: Client) -> V2TIMConversationResult:
             result = await client.conv_list(next_seq, page_size)
+            self._noted(result.conversation_list_result_conv_list)
             return V2TIMConversationResult(
                 conversationList=[
                     V2TIMConversation.from_conv_info(c)
@@ -652,7 +847,8 @@ class V2TIMConversationManager:
             keys.append(key)
 
         async def get(client: Client) -> list[V2TIMConversation]:
-            return [V2TIMConversation.from_conv_info(c) for c in await client.conv_get(keys)]
+            found = self._noted(await client.conv_get(keys))
+            return [V2TIMConversation.from_conv_info(c) for c in found]
 
         self._start(callback, get, lambda value: callback.onSuccess(value) if callback else None)
 

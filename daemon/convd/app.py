@@ -177,6 +177,8 @@ async def run_daemon(config: Config) -> None:
                 durability=config.durability,
                 kept_changes=config.kept_changes,
                 kept_seconds=config.kept_seconds,
+                draft_history=config.draft_history,
+                draft_history_seconds=config.draft_history_seconds,
             ) as store,
             _open_channels(plan) as channels,
         ):

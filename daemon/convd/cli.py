@@ -16,6 +16,11 @@ from pathlib import Path
 import anyio
 
 from convd_schemas import __version__
+from convd_schemas.limits import (
+    DEFAULT_DRAFT_HISTORY,
+    DEFAULT_DRAFT_HISTORY_SECONDS,
+    MAX_DRAFT_HISTORY,
+)
 
 from .app import run_daemon
 from .config import DEFAULT_KEPT_CHANGES, DEFAULT_KEPT_SECONDS, Config, default_database_path
@@ -62,6 +67,16 @@ def _kept_changes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not _KEEP_MIN <= value <= _KEEP_MAX:
         raise argparse.ArgumentTypeError(f"must be from {_KEEP_MIN} to {_KEEP_MAX}, not {value}")
+    return value
+
+
+def _draft_history(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= MAX_DRAFT_HISTORY:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_DRAFT_HISTORY}, not {value}")
     return value
 
 
@@ -132,6 +147,23 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             help="also keep every change younger than this (e.g. 7d, 12h, 30m, 0 for no age "
             "bound), up to 10 times --keep-changes: a subscriber away for less can always "
             "resume (default: 7d)",
+        )
+        parser.add_argument(
+            "--draft-history",
+            type=_draft_history,
+            default=default(DEFAULT_DRAFT_HISTORY),
+            metavar="N",
+            help="earlier drafts kept per conversation, so that an overwritten draft can be "
+            "restored (conv.draft_history / conv.restore_draft; 0 keeps none; at most "
+            f"{MAX_DRAFT_HISTORY}) (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--draft-history-for",
+            type=_duration,
+            default=default(DEFAULT_DRAFT_HISTORY_SECONDS),
+            metavar="DURATION",
+            help="and none older than this (e.g. 30d, 12h, 0 for no age bound); both bounds "
+            f"hold at once (default: {DEFAULT_DRAFT_HISTORY_SECONDS // 86400}d)",
         )
     parser.add_argument(
         "--db",
@@ -249,6 +281,8 @@ def _serve(args: argparse.Namespace) -> int:
         durability=args.durability,
         kept_changes=args.keep_changes,
         kept_seconds=args.keep_changes_for,
+        draft_history=args.draft_history,
+        draft_history_seconds=args.draft_history_for,
     )
     try:
         anyio.run(

@@ -8,6 +8,7 @@ from typing import Literal
 
 import msgspec
 
+from convd_schemas.limits import DEFAULT_DRAFT_HISTORY, DEFAULT_DRAFT_HISTORY_SECONDS
 from convd_schemas.paths import default_runtime_dir, default_socket_path
 
 __all__ = [
@@ -54,6 +55,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     #: How this daemon was started, written into its lock files so that a refused second
     #: convd can say how to stop it: "systemd" when a service manager runs it.
     role: Literal["systemd", "foreground"] = "foreground"
+    #: Draft history: versions kept per conversation (``--draft-history``, 0: none) ...
+    draft_history: int = DEFAULT_DRAFT_HISTORY
+    #: ... none older than this many seconds (``--draft-history-for``, 0: no age bound).
+    draft_history_seconds: int = DEFAULT_DRAFT_HISTORY_SECONDS
 
     @classmethod
     def resolve(
@@ -64,6 +69,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         durability: Durability = "full",
         kept_changes: int = DEFAULT_KEPT_CHANGES,
         kept_seconds: int = DEFAULT_KEPT_SECONDS,
+        draft_history: int = DEFAULT_DRAFT_HISTORY,
+        draft_history_seconds: int = DEFAULT_DRAFT_HISTORY_SECONDS,
     ) -> Config:
         fallback = False
         if socket is None:
@@ -78,4 +85,6 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             kept_seconds=kept_seconds,
             # systemd sets INVOCATION_ID for every unit it starts.
             role="systemd" if os.environ.get("INVOCATION_ID") else "foreground",
+            draft_history=draft_history,
+            draft_history_seconds=draft_history_seconds,
         )

@@ -65,6 +65,7 @@ class ConvdErrCode(IntEnum):
     SEQ_TOO_OLD = 90003
     SUBSCRIPTION_NOT_FOUND = 90004
     BACKUP_FAILED = 90005
+    DRAFT_VERSION_NOT_FOUND = 90006
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -221,6 +222,17 @@ ERROR_TABLE: dict[int, ErrorInfo] = {
                 "is full. Nothing is left at `path` by a failed backup. `data` is `{path, errno}`, "
                 "`errno` being the OS error's symbolic name (`EEXIST`, `EACCES`, `ENOENT`, "
                 "`ENOSPC`, ...) or null."
+            ),
+        ),
+        ErrorInfo(
+            code=ConvdErrCode.DRAFT_VERSION_NOT_FOUND,
+            message="Draft version not found",
+            description=(
+                "`conv.restore_draft`: the conversation's draft history holds no version with "
+                "that `revision`: it never did (a revision with no draft is not kept), or it "
+                "was pruned (beyond the newest `convd --draft-history` versions, or older than "
+                "`--draft-history-for`), or the conversation was deleted since (its history "
+                "goes with it). Nothing was written. `data` is `{revision, detail}`."
             ),
         ),
     )

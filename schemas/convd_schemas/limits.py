@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "DEFAULT_DRAFT_HISTORY",
+    "DEFAULT_DRAFT_HISTORY_SECONDS",
     "DEFAULT_PAGE_SIZE",
     "MAX_BATCH_CONVS",
     "MAX_BATCH_SIZE",
     "MAX_CUSTOM_DATA_BYTES",
     "MAX_DRAFT_ELEMENTS",
+    "MAX_DRAFT_HISTORY",
     "MAX_DRAFT_TEXT_BYTES",
     "MAX_GET_CONVS",
     "MAX_GROUP_ID_BYTES",
@@ -53,3 +56,9 @@ MAX_USER_DEFINE_CHARS: Final = 64 * 1024
 MAX_BATCH_CONVS: Final = 100
 #: Largest custom data of one conversation, in UTF-8 bytes (the SDK's limit).
 MAX_CUSTOM_DATA_BYTES: Final = 256
+#: Draft history (issue 9 section 3): the versions of a draft kept per conversation by
+#: default (``convd --draft-history``), their default age bound (``--draft-history-for``),
+#: and the most that can be kept or asked for in one ``conv.draft_history``.
+DEFAULT_DRAFT_HISTORY: Final = 20
+DEFAULT_DRAFT_HISTORY_SECONDS: Final = 30 * 86400
+MAX_DRAFT_HISTORY: Final = 1000

@@ -13,9 +13,11 @@ import msgspec
 from .enums import TIMConvEvent
 from .errors import ConvdErrCode, TIMErrCode
 from .limits import (
+    DEFAULT_DRAFT_HISTORY,
     DEFAULT_PAGE_SIZE,
     MAX_BATCH_CONVS,
     MAX_CUSTOM_DATA_BYTES,
+    MAX_DRAFT_HISTORY,
     MAX_GET_CONVS,
     MAX_INT,
     MAX_PAGE_SIZE,
@@ -27,6 +29,8 @@ __all__ = [
     "NOTIFICATIONS",
     "ConvCancelDraftParams",
     "ConvDeleteManyParams",
+    "ConvDraftHistoryParams",
+    "ConvDraftHistoryResult",
     "ConvEventAdd",
     "ConvEventDel",
     "ConvEventFinish",
@@ -38,6 +42,7 @@ __all__ = [
     "ConvListParams",
     "ConvListResult",
     "ConvPinParams",
+    "ConvRestoreDraftParams",
     "ConvSetCustomDataParams",
     "ConvSetDraftParams",
     "ConvSubscribeParams",
@@ -46,6 +51,7 @@ __all__ = [
     "DaemonBackupParams",
     "DaemonBackupResult",
     "DaemonStatus",
+    "DraftVersion",
     "EmptyParams",
     "EmptyResult",
     "MethodSpec",
@@ -212,6 +218,92 @@ class ConvSetCustomDataParams(_Params):
             '6017); "" removes it. Stored as given, opaque to convd.'
         ),
     ]
+
+
+class ConvDraftHistoryParams(_Params):
+    """A conversation's earlier drafts, newest first (convd extension: draft history).
+
+    Every change of a draft (set, clear, restore) keeps the draft it replaced, unless that
+    was "no draft": by default the last 20 versions per conversation, none older than 30
+    days (``convd --draft-history`` / ``--draft-history-for``). Deleting the conversation
+    deletes its history.
+    """
+
+    conv_id: ConvId
+    conv_type: ConvTypeField
+    count: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, le=MAX_DRAFT_HISTORY, description="At most this many versions, newest first."
+        ),
+    ] = DEFAULT_DRAFT_HISTORY
+
+
+class DraftVersion(msgspec.Struct, kw_only=True):
+    """One earlier draft of a conversation, as it was before a change replaced it."""
+
+    revision: Annotated[
+        int,
+        msgspec.Meta(
+            description="The `conv_draft_revision` this draft had while it was the current "
+            "one: pass it to `conv.restore_draft`."
+        ),
+    ]
+    draft: Annotated[
+        Draft, msgspec.Meta(description="The draft (its text, user define, edit time).")
+    ]
+    replaced_at: Annotated[int, msgspec.Meta(description="Unix seconds when a change replaced it.")]
+    replaced_by: Annotated[
+        str,
+        msgspec.Meta(
+            description="The `origin` of the change that replaced it: the id of the "
+            "connection that made it, as its `conv.event` carries it."
+        ),
+    ]
+    replaced_how: Annotated[
+        str,
+        msgspec.Meta(
+            description="`set`: another draft was set; `cancel`: the draft was cleared "
+            "(`conv.cancel_draft`, or an empty draft); `restore`: an earlier version was "
+            "restored over it."
+        ),
+    ]
+
+
+class ConvDraftHistoryResult(msgspec.Struct, kw_only=True):
+    """The current revision and the earlier drafts of a conversation."""
+
+    conv_draft_revision: Annotated[
+        int,
+        msgspec.Meta(
+            description="The current draft's revision: pass it as `if_revision` to "
+            "`conv.restore_draft` to restore only if nobody changed the draft since."
+        ),
+    ]
+    versions: Annotated[
+        list[DraftVersion], msgspec.Meta(description="Earlier drafts, newest first.")
+    ]
+
+
+class ConvRestoreDraftParams(_Params):
+    """Make an earlier draft the current one again (convd extension: draft history).
+
+    The draft of version ``revision`` becomes the current draft with a new revision and the
+    current time as its edit time; the conversation is activated (as by a set) and an Update
+    event is sent. The draft it replaces goes into the history too, so a restore can itself
+    be undone. Restoring a version whose content equals the current draft (or the current
+    revision itself) changes nothing. A revision the history does not hold answers 90006.
+    """
+
+    conv_id: ConvId
+    conv_type: ConvTypeField
+    revision: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, le=MAX_INT, description="The `revision` of a version from `conv.draft_history`."
+        ),
+    ]
+    if_revision: IfRevision | msgspec.UnsetType = msgspec.UNSET
 
 
 class ConvSubscribeParams(_Params):
@@ -554,6 +646,29 @@ METHODS: tuple[MethodSpec, ...] = (
             *_CONV_ERRORS,
             *_KEY_ERRORS,
             TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
+        ),
+        requires_login=True,
+        writes=True,
+    ),
+    MethodSpec(
+        name="conv.draft_history",
+        summary="A conversation's earlier drafts, newest first (convd extension).",
+        params=ConvDraftHistoryParams,
+        result=ConvDraftHistoryResult,
+        errors=(*_CONV_ERRORS, *_KEY_ERRORS, TIMErrCode.ERR_INVALID_CONVERSATION),
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.restore_draft",
+        summary="Make an earlier draft the current one again (convd extension).",
+        params=ConvRestoreDraftParams,
+        result=ConvInfo,
+        errors=(
+            *_CONV_ERRORS,
+            *_KEY_ERRORS,
+            TIMErrCode.ERR_INVALID_CONVERSATION,
+            ConvdErrCode.DRAFT_REVISION_CONFLICT,
+            ConvdErrCode.DRAFT_VERSION_NOT_FOUND,
         ),
         requires_login=True,
         writes=True,

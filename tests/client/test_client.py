@@ -440,6 +440,8 @@ COROUTINES = {
     "conv.pin": "conv_pin",
     "conv.delete_many": "conv_delete_many",
     "conv.set_custom_data": "conv_set_custom_data",
+    "conv.draft_history": "conv_draft_history",
+    "conv.restore_draft": "conv_restore_draft",
     "conv.subscribe": "subscribe",
     "conv.unsubscribe": "unsubscribe",
     "daemon.status": "daemon_status",

@@ -47,6 +47,7 @@ EXAMPLES = {
     "watch",
     "socat-status",
     "batch",
+    "draft-history",
 }
 #: The examples whose program and single output block are run and compared as they are.
 PLAIN = sorted(EXAMPLES - {"two-terminals", "socat-status"})

@@ -46,6 +46,8 @@ LOGIN_REQUIRED: dict[str, dict[str, Any]] = {
     "conv.pin": {**_key("bob"), "is_pinned": True},
     "conv.delete_many": {"convs": [_key("bob")]},
     "conv.set_custom_data": {"convs": [_key("bob")], "custom_data": "x"},
+    "conv.draft_history": _key("bob"),
+    "conv.restore_draft": {**_key("bob"), "revision": 1},
     "conv.subscribe": {},
     "conv.unsubscribe": {"subscription": 1},
 }

@@ -12,6 +12,7 @@ from .errors import (
     DomainError,
     DraftRevisionConflict,
     DraftTooLarge,
+    DraftVersionNotFound,
     InvalidGroupId,
     InvalidMessageElement,
     InvalidParameter,
@@ -36,6 +37,7 @@ from .models import (
     ConvType,
     Draft,
     DraftElement,
+    DraftVersion,
 )
 from .ports import Store, StoreTransaction, WriteOperation
 from .service import BatchOutcome, ConversationPage, ConversationService, Limits
@@ -60,6 +62,8 @@ __all__ = [
     "DraftElement",
     "DraftRevisionConflict",
     "DraftTooLarge",
+    "DraftVersion",
+    "DraftVersionNotFound",
     "EventBus",
     "InvalidGroupId",
     "InvalidMessageElement",

@@ -10,6 +10,7 @@ __all__ = [
     "DomainError",
     "DraftRevisionConflict",
     "DraftTooLarge",
+    "DraftVersionNotFound",
     "InvalidGroupId",
     "InvalidMessageElement",
     "InvalidParameter",
@@ -121,3 +122,14 @@ class SeqTooOld(DomainError):
 
 class TooManyConversations(DomainError):
     """A batch request names more conversations than the SDK allows in one request."""
+
+
+class DraftVersionNotFound(DomainError):
+    """A restore named a revision that the conversation's draft history does not hold."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(
+            f"the draft history holds no version with revision {revision} (never kept, "
+            "pruned, or deleted with its conversation); nothing was written"
+        )
+        self.revision = revision

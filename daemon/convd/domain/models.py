@@ -19,6 +19,7 @@ __all__ = [
     "ConversationRow",
     "Draft",
     "DraftElement",
+    "DraftVersion",
 ]
 
 #: Pinned conversations carry this bit in their active time, so one descending sort gives
@@ -124,3 +125,18 @@ class Change(msgspec.Struct, frozen=True):
     key: ConvKey
     conversation: Conversation | None
     origin: str
+
+
+class DraftVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """An earlier draft of a conversation, kept in its draft history (issue 9 section 3).
+
+    ``revision`` is the draft revision it had while it was current; ``replaced_at`` (Unix
+    seconds, the store's clock), ``replaced_by`` (the origin of the change) and
+    ``replaced_how`` (``"set"``, ``"cancel"`` or ``"restore"``) say what replaced it.
+    """
+
+    draft: Draft
+    revision: int
+    replaced_at: int
+    replaced_by: str
+    replaced_how: str

@@ -6,7 +6,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from .models import Account, BackupInfo, Change, Conversation, ConversationRow, ConvKey
+from .models import (
+    Account,
+    BackupInfo,
+    Change,
+    Conversation,
+    ConversationRow,
+    ConvKey,
+    Draft,
+    DraftVersion,
+)
 
 __all__ = ["Store", "StoreTransaction", "WriteOperation"]
 
@@ -63,6 +72,30 @@ class StoreTransaction(Protocol):
         before the next batch starts and before the write's caller is answered."""
         ...
 
+    def keep_draft_version(
+        self,
+        account_id: int,
+        key: ConvKey,
+        draft: Draft,
+        *,
+        revision: int,
+        replaced_by: str,
+        replaced_how: str,
+    ) -> None:
+        """Add ``draft`` (current at ``revision`` until now) to the conversation's draft
+        history, stamped with the store's clock, and prune that history to its bounds (the
+        newest N versions, none older than the age bound) in the same transaction.
+
+        ``delete_conversation`` deletes the conversation's history with it.
+        """
+        ...
+
+    def get_draft_version(
+        self, account_id: int, key: ConvKey, revision: int
+    ) -> DraftVersion | None:
+        """The kept version with this revision, or None (never kept, pruned, or too old)."""
+        ...
+
 
 #: A write: a synchronous function of one transaction, run by the store's writer.
 WriteOperation = Callable[[StoreTransaction], T]
@@ -100,6 +133,11 @@ class Store(Protocol):
 
     async def oldest_kept_seq(self, account_id: int) -> int:
         """The seq after which every change is still kept (0 when nothing was pruned)."""
+        ...
+
+    async def draft_history(self, account_id: int, key: ConvKey, limit: int) -> list[DraftVersion]:
+        """At most ``limit`` kept versions of the conversation's draft, newest first (none
+        beyond the history's bounds, even if not yet pruned)."""
         ...
 
     async def backup(self, target: Path, *, overwrite: bool) -> BackupInfo:

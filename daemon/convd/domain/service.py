@@ -13,6 +13,7 @@ from .errors import (
     DomainError,
     DraftRevisionConflict,
     DraftTooLarge,
+    DraftVersionNotFound,
     InvalidGroupId,
     InvalidMessageElement,
     InvalidParameter,
@@ -34,6 +35,7 @@ from .models import (
     ConvType,
     Draft,
     DraftElement,
+    DraftVersion,
 )
 from .ports import Store, StoreTransaction
 
@@ -72,6 +74,10 @@ class Limits:
     max_batch_convs = 100
     #: Largest custom data of one conversation, in UTF-8 bytes.
     max_custom_data_bytes = 256
+    #: Draft history: versions kept per conversation, and their age bound (seconds), by
+    #: default (``convd --draft-history`` / ``--draft-history-for``).
+    draft_history = 20
+    draft_history_seconds = 30 * 86400
 
 
 #: What a batch operation did for one conversation: its key, and None when it succeeded, or
@@ -249,6 +255,7 @@ class ConversationService:
             if draft.same_content(current.draft):
                 return current  # nothing changes: no revision bump, no activation
             seq = tx.next_seq(account.id)
+            self._keep_previous(tx, account, current, origin, "set")
             # Setting a draft activates the conversation: it moves to the top of its section.
             updated = _replace(
                 current, draft=draft, draft_revision=current.draft_revision + 1, order_key=seq
@@ -273,6 +280,62 @@ class ConversationService:
             return self._clear_draft(tx, account, current, origin)
 
         return await self._store.write(operation)
+
+    async def restore_draft(
+        self,
+        account: Account,
+        key: ConvKey,
+        *,
+        revision: int,
+        if_revision: int | None = None,
+        origin: str,
+    ) -> Conversation:
+        """Make the kept version ``revision`` the current draft again (draft history).
+
+        A new revision, the current time as edit time, the conversation activated (as by a
+        set) and an Update change; the draft it replaces is kept in the history too.
+        Restoring the current revision, or a version equal to the current draft, changes
+        nothing.
+        """
+        validate_key(key)
+        now = int(self._clock())
+
+        def operation(tx: StoreTransaction) -> Conversation:
+            current = tx.get_conversation(account.id, key)
+            if current is None:
+                if if_revision is not None and if_revision != 0:
+                    raise DraftRevisionConflict(if_revision, None)
+                raise ConversationNotFound(_not_found(key))
+            _check_revision(if_revision, current)
+            if revision == current.draft_revision:
+                return current
+            version = tx.get_draft_version(account.id, key, revision)
+            if version is None:
+                raise DraftVersionNotFound(revision)
+            if version.draft.same_content(current.draft):
+                return current
+            seq = tx.next_seq(account.id)
+            self._keep_previous(tx, account, current, origin, "restore")
+            restored = Draft(version.draft.texts, version.draft.user_define, now)
+            updated = _replace(
+                current, draft=restored, draft_revision=current.draft_revision + 1, order_key=seq
+            )
+            self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+            return updated
+
+        return await self._store.write(operation)
+
+    async def draft_history(
+        self, account: Account, key: ConvKey, count: int
+    ) -> tuple[Conversation, list[DraftVersion]]:
+        """The conversation and at most ``count`` of its earlier drafts, newest first."""
+        validate_key(key)
+        if count < 1:
+            raise InvalidParameter("count must be at least 1")
+        found = await self._store.get_conversations(account.id, [key])
+        if not found:
+            raise ConversationNotFound(_not_found(key))
+        return found[0], await self._store.draft_history(account.id, key, count)
 
     async def pin(self, account: Account, key: ConvKey, *, is_pinned: bool, origin: str) -> None:
         validate_key(key)
@@ -435,10 +498,34 @@ class ConversationService:
         if current.draft is None:
             return current
         seq = tx.next_seq(account.id)
+        self._keep_previous(tx, account, current, origin, "cancel")
         # Clearing a draft does not activate the conversation (its order key stays).
         updated = _replace(current, draft=None, draft_revision=current.draft_revision + 1)
         self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
         return updated
+
+    def _keep_previous(
+        self,
+        tx: StoreTransaction,
+        account: Account,
+        current: Conversation,
+        origin: str,
+        how: str,
+    ) -> None:
+        """Keep the draft a change is about to replace in the draft history.
+
+        "No draft" is not kept: restoring it is what clearing does, and it would take a slot
+        of the bounded history from a draft someone wrote.
+        """
+        if current.draft is not None:
+            tx.keep_draft_version(
+                account.id,
+                current.key,
+                current.draft,
+                revision=current.draft_revision,
+                replaced_by=origin,
+                replaced_how=how,
+            )
 
     def _record(
         self,

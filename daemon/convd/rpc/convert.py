@@ -6,7 +6,15 @@ from typing import cast
 
 import msgspec
 
-from convd_schemas import ConvInfo, ConvKey, Draft, DraftMessage, MessageElem, TIMConvType
+from convd_schemas import (
+    ConvInfo,
+    ConvKey,
+    Draft,
+    DraftMessage,
+    DraftVersion,
+    MessageElem,
+    TIMConvType,
+)
 from convd_schemas.enums import TIMElemType
 
 from .. import domain
@@ -17,6 +25,7 @@ __all__ = [
     "domain_elements",
     "domain_key",
     "domain_keys",
+    "draft_version",
     "listed_conv_info",
     "wire_draft",
 ]
@@ -99,3 +108,14 @@ def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
 def deleted_conv(key: domain.ConvKey) -> ConvKey:
     """What a Del event carries for a deleted conversation: its id and type."""
     return ConvKey(conv_id=key.conv_id, conv_type=_WIRE_CONV_TYPES[key.conv_type])
+
+
+def draft_version(version: domain.DraftVersion) -> DraftVersion:
+    """An earlier draft, as ``conv.draft_history`` lists it."""
+    return DraftVersion(
+        revision=version.revision,
+        draft=wire_draft(version.draft),
+        replaced_at=version.replaced_at,
+        replaced_by=version.replaced_by,
+        replaced_how=version.replaced_how,
+    )

@@ -26,6 +26,7 @@ _CODES: dict[type[domain.DomainError], int] = {
     domain.BackupFailed: ConvdErrCode.BACKUP_FAILED,
     domain.StorageFailure: TIMErrCode.ERR_SDK_COMM_DATABASE_FAILURE,
     domain.TooManyConversations: TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
+    domain.DraftVersionNotFound: ConvdErrCode.DRAFT_VERSION_NOT_FOUND,
 }
 
 
@@ -54,6 +55,8 @@ def wire_error(error: domain.DomainError) -> dict[str, Any]:
         data = {"path": error.path, "errno": error.errno_name, "detail": detail}
     elif isinstance(error, domain.StorageFailure):
         data = {"reason": error.reason, "detail": detail}
+    elif isinstance(error, domain.DraftVersionNotFound):
+        data = {"revision": error.revision, "detail": detail}
     else:
         data = {"detail": detail}
     return {"code": code, "message": ERROR_TABLE[code].message, "data": data}

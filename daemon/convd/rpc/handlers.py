@@ -18,12 +18,15 @@ from convd_schemas import (
     METHODS,
     ConvCancelDraftParams,
     ConvDeleteManyParams,
+    ConvDraftHistoryParams,
+    ConvDraftHistoryResult,
     ConvGetParams,
     ConvInfo,
     ConvKeyParams,
     ConvListParams,
     ConvListResult,
     ConvPinParams,
+    ConvRestoreDraftParams,
     ConvSetCustomDataParams,
     ConvSetDraftParams,
     ConvSubscribeParams,
@@ -41,7 +44,14 @@ from convd_schemas import (
 from convd_schemas.limits import DEFAULT_PAGE_SIZE, MAX_SUBSCRIPTIONS
 
 from .. import domain
-from .convert import conv_info, domain_elements, domain_key, domain_keys, listed_conv_info
+from .convert import (
+    conv_info,
+    domain_elements,
+    domain_key,
+    domain_keys,
+    draft_version,
+    listed_conv_info,
+)
 from .dispatcher import Error, Handler, InvalidParams, Result, Success
 from .errors import operation_results, wire_error
 from .session import Session, Subscription
@@ -87,6 +97,8 @@ class Methods:
             "conv.pin": self.conv_pin,
             "conv.delete_many": self.conv_delete_many,
             "conv.set_custom_data": self.conv_set_custom_data,
+            "conv.draft_history": self.conv_draft_history,
+            "conv.restore_draft": self.conv_restore_draft,
             "conv.subscribe": self.conv_subscribe,
             "conv.unsubscribe": self.conv_unsubscribe,
             "daemon.status": self.daemon_status,
@@ -198,6 +210,26 @@ class Methods:
             origin=session.origin,
         )
         return operation_results(outcomes)
+
+    async def conv_draft_history(self, session: Session, params: ConvDraftHistoryParams) -> Any:
+        conversation, versions = await self._service.draft_history(
+            session.require_account(), domain_key(params.conv_id, params.conv_type), params.count
+        )
+        return ConvDraftHistoryResult(
+            conv_draft_revision=conversation.draft_revision,
+            versions=[draft_version(v) for v in versions],
+        )
+
+    async def conv_restore_draft(self, session: Session, params: ConvRestoreDraftParams) -> Any:
+        conversation = await self._service.restore_draft(
+            session.require_account(),
+            domain_key(params.conv_id, params.conv_type),
+            revision=params.revision,
+            if_revision=_unset_to_none(params.if_revision),
+            origin=session.origin,
+        )
+        # The ConvInfo its event was encoded from, if anyone subscribes: converted once.
+        return session.encoder.conv_info(conversation)
 
     # -- events ------------------------------------------------------------------------------
 

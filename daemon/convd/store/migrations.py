@@ -192,6 +192,31 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE conversation ADD COLUMN custom_data TEXT NOT NULL DEFAULT '';
     """,
+    # 8: draft history (issue 9 section 3). Every change of a draft keeps the draft it
+    # replaced (never "no draft"): its text, user define and edit time, the revision it had,
+    # and when, by whom (the change's origin) and how (set / cancel / restore) it was
+    # replaced. Bounded per conversation by count and age (convd --draft-history,
+    # --draft-history-for), pruned in the writing transaction; deleted with its conversation.
+    # The primary key lists a conversation's versions newest first; the age index prunes an
+    # account's expired versions. A rowid table, not WITHOUT ROWID: a row holds up to 12 KiB
+    # of text and 64 KiB of user define, too large for WITHOUT ROWID's b-tree pages.
+    """
+    CREATE TABLE draft_history (
+        account_id        INTEGER NOT NULL REFERENCES account (id),
+        conv_type         INTEGER NOT NULL,
+        conv_id           TEXT    NOT NULL,
+        revision          INTEGER NOT NULL,   -- its draft revision while it was current
+        draft_texts       TEXT    NOT NULL,   -- JSON array of strings
+        draft_user_define TEXT    NOT NULL,
+        draft_edit_time   INTEGER NOT NULL,
+        replaced_at       INTEGER NOT NULL,   -- Unix seconds
+        replaced_by       TEXT    NOT NULL,   -- origin of the change that replaced it
+        replaced_how      TEXT    NOT NULL,   -- 'set', 'cancel' or 'restore'
+        PRIMARY KEY (account_id, conv_type, conv_id, revision)
+    ) STRICT;
+
+    CREATE INDEX draft_history_by_age ON draft_history (account_id, replaced_at);
+    """,
 )
 
 #: Gives a database a new change history (``convd restore`` runs it on the installed copy).

@@ -26,6 +26,8 @@ from ..domain import (
     Conversation,
     ConversationRow,
     ConvKey,
+    DraftVersion,
+    Limits,
     WriteOperation,
 )
 from .maintenance import backup_database
@@ -34,11 +36,13 @@ from .opening import DatabaseError, check_database
 from .writer import (
     CONV_COLUMNS,
     CONV_TYPES,
+    DRAFT_VERSION_COLUMNS,
     ROW_COLUMNS,
     GroupCommitWriter,
     Retention,
     StoreStats,
     conversation_from_row,
+    draft_version_from_row,
     environment_reason,
     run_on_connection_thread,
     storage_failure,
@@ -98,6 +102,8 @@ class SqliteStore:
         self.stats = StoreStats()
         self._checkpointer = checkpointer
         self._group_commit = GroupCommitWriter(writer, retention=retention, stats=self.stats)
+        # Bounds the draft history's reads, as its writes are bounded (and by the same clock).
+        self._draft_retention = retention
 
     async def run(self) -> None:
         """The store's background work: the writer, and the WAL's upkeep. Runs until cancelled."""
@@ -183,6 +189,22 @@ class SqliteStore:
             (account_id, seq, limit),
         )
         return [_change(tuple(row)) for row in rows]
+
+    async def draft_history(self, account_id: int, key: ConvKey, limit: int) -> list[DraftVersion]:
+        retention = self._draft_retention
+        rows = await self._read(
+            f"SELECT {DRAFT_VERSION_COLUMNS} FROM draft_history "
+            "WHERE account_id = ? AND conv_type = ? AND conv_id = ? AND replaced_at >= ? "
+            "ORDER BY revision DESC LIMIT ?",
+            (
+                account_id,
+                int(key.conv_type),
+                key.conv_id,
+                retention.draft_cutoff(int(retention.clock())),
+                max(0, min(limit, retention.draft_versions)),
+            ),
+        )
+        return [draft_version_from_row(tuple(row)) for row in rows]
 
     async def backup(self, target: Path, *, overwrite: bool) -> BackupInfo:
         # A fresh connection in a worker thread: neither the reader nor the writer waits.
@@ -335,6 +357,8 @@ async def open_store(
     kept_seconds: int = 0,
     durability: str = "full",
     clock: Callable[[], float] = time.time,
+    draft_history: int = Limits.draft_history,
+    draft_history_seconds: int = Limits.draft_history_seconds,
 ) -> AsyncIterator[SqliteStore]:
     """Open the database at ``path``: check it (read-only), then create or migrate it.
 
@@ -371,7 +395,13 @@ async def open_store(
             writer,
             reader,
             str(next(iter(rows))[0]),
-            retention=Retention(kept_changes, kept_seconds, clock),
+            retention=Retention(
+                kept_changes,
+                kept_seconds,
+                clock,
+                draft_versions=draft_history,
+                draft_seconds=draft_history_seconds,
+            ),
             durability=durability,
             checkpointer=checkpointer,
         )

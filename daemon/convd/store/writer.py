@@ -31,6 +31,8 @@ from ..domain import (
     ConvKey,
     ConvType,
     Draft,
+    DraftVersion,
+    Limits,
     StorageFailure,
     WriteOperation,
 )
@@ -38,6 +40,7 @@ from ..domain import (
 __all__ = [
     "CONV_COLUMNS",
     "CONV_TYPES",
+    "DRAFT_VERSION_COLUMNS",
     "ROW_COLUMNS",
     "GroupCommitWriter",
     "Retention",
@@ -45,6 +48,7 @@ __all__ = [
     "conversation_from_row",
     "draft_document",
     "draft_from_document",
+    "draft_version_from_row",
     "environment_reason",
     "run_on_connection_thread",
     "storage_failure",
@@ -67,6 +71,8 @@ ROW_COLUMNS: Final = (
 )
 CONV_TYPES: Final = {int(t): t for t in ConvType}
 _encoder = msgspec.json.Encoder()
+#: The draft history keeps a version's texts as a JSON array of strings.
+_texts_decoder = msgspec.json.Decoder(tuple[str, ...])
 
 
 # A draft is stored as one document in the shape of the SDK's json_draft_param (the schema's
@@ -139,6 +145,24 @@ def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
     )
 
 
+#: The columns of a draft_history row that make a DraftVersion (draft_version_from_row).
+DRAFT_VERSION_COLUMNS: Final = (
+    "revision, draft_texts, draft_user_define, draft_edit_time, replaced_at, replaced_by, "
+    "replaced_how"
+)
+
+
+def draft_version_from_row(row: tuple[Any, ...]) -> DraftVersion:
+    revision, texts, user_define, edit_time, replaced_at, replaced_by, replaced_how = row
+    return DraftVersion(
+        draft=Draft(_texts_decoder.decode(texts), user_define, edit_time),
+        revision=revision,
+        replaced_at=replaced_at,
+        replaced_by=replaced_by,
+        replaced_how=replaced_how,
+    )
+
+
 async def run_on_connection_thread(
     db: aiosqlite.Connection, function: Callable[[sqlite3.Connection], T]
 ) -> T:
@@ -193,14 +217,28 @@ class Retention:
 
     CEILING_FACTOR: Final = 10
 
-    __slots__ = ("changes", "clock", "seconds")
+    __slots__ = ("changes", "clock", "draft_seconds", "draft_versions", "seconds")
 
     def __init__(
-        self, changes: int, seconds: int = 0, clock: Callable[[], float] = time.time
+        self,
+        changes: int,
+        seconds: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        draft_versions: int = Limits.draft_history,
+        draft_seconds: int = Limits.draft_history_seconds,
     ) -> None:
         self.changes = changes
         self.seconds = seconds
         self.clock = clock
+        #: Draft history: versions kept per conversation (0: none), and the age bound in
+        #: seconds (0: none). Unlike the change feed, both bounds hold at once.
+        self.draft_versions = draft_versions
+        self.draft_seconds = draft_seconds
+
+    def draft_cutoff(self, now: int) -> int:
+        """Draft versions replaced before this (Unix seconds) are past the age bound."""
+        return now - self.draft_seconds if self.draft_seconds else -(2**63)
 
 
 class _Transaction:
@@ -276,6 +314,77 @@ class _Transaction:
             "DELETE FROM conversation WHERE account_id = ? AND conv_type = ? AND conv_id = ?",
             (account_id, int(key.conv_type), key.conv_id),
         )
+        # Its draft history goes with it, in the same transaction, whichever call deletes.
+        self._conn.execute(
+            "DELETE FROM draft_history WHERE account_id = ? AND conv_type = ? AND conv_id = ?",
+            (account_id, int(key.conv_type), key.conv_id),
+        )
+
+    def keep_draft_version(
+        self,
+        account_id: int,
+        key: ConvKey,
+        draft: Draft,
+        *,
+        revision: int,
+        replaced_by: str,
+        replaced_how: str,
+    ) -> None:
+        retention = self._retention
+        if retention.draft_versions <= 0:
+            return
+        conv = (account_id, int(key.conv_type), key.conv_id)
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO draft_history "
+            f"(account_id, conv_type, conv_id, {DRAFT_VERSION_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *conv,
+                revision,
+                _encoder.encode(draft.texts).decode(),
+                draft.user_define,
+                draft.edit_time,
+                self._now,
+                replaced_by,
+                replaced_how,
+            ),
+        )
+        # The newest N versions of this conversation stay (the subquery is NULL, and nothing
+        # goes, while it has N or fewer) ...
+        self._conn.execute(
+            "DELETE FROM draft_history WHERE account_id = ? AND conv_type = ? AND conv_id = ? "
+            "AND revision <= (SELECT revision FROM draft_history "
+            "WHERE account_id = ? AND conv_type = ? AND conv_id = ? "
+            "ORDER BY revision DESC LIMIT 1 OFFSET ?)",
+            (*conv, *conv, retention.draft_versions),
+        )
+        # ... and no version of the account's conversations outlives the age bound, even of
+        # one nobody writes again (the age index finds them without a scan).
+        if retention.draft_seconds:
+            self._conn.execute(
+                "DELETE FROM draft_history WHERE account_id = ? AND replaced_at < ?",
+                (account_id, retention.draft_cutoff(self._now)),
+            )
+
+    def get_draft_version(
+        self, account_id: int, key: ConvKey, revision: int
+    ) -> DraftVersion | None:
+        retention = self._retention
+        conv = (account_id, int(key.conv_type), key.conv_id)
+        # Only among the newest N: a lowered --draft-history counts before the next prune.
+        row = self._conn.execute(
+            f"SELECT {DRAFT_VERSION_COLUMNS} FROM ("
+            f"SELECT {DRAFT_VERSION_COLUMNS} FROM draft_history "
+            "WHERE account_id = ? AND conv_type = ? AND conv_id = ? "
+            "ORDER BY revision DESC LIMIT ?) WHERE revision = ? AND replaced_at >= ?",
+            (
+                *conv,
+                max(0, retention.draft_versions),
+                revision,
+                retention.draft_cutoff(self._now),
+            ),
+        ).fetchone()
+        return None if row is None else draft_version_from_row(row)
 
     def retire_revision(self, account_id: int, key: ConvKey, revision: int, seq: int) -> None:
         # Keep as many last revisions as the change history keeps changes (one delete takes
