@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .enums import TIMConvEvent, TIMConvType, TIMElemType, TIMResult
+from .enums import TIMConversationMarkType, TIMConvEvent, TIMConvType, TIMElemType, TIMResult
 from .envelope import ErrorObject, Notification, Request, RequestId, Response
 from .errors import ERROR_TABLE, ConvdErrCode, ErrorInfo, JsonRpcErrCode, TIMErrCode
 from .methods import (
@@ -22,9 +22,22 @@ from .methods import (
     ConvEventStart,
     ConvEventUpdate,
     ConvGetParams,
+    ConvGroupAddParams,
+    ConvGroupCreateParams,
+    ConvGroupDeleteParams,
+    ConvGroupEventConversationsAdded,
+    ConvGroupEventConversationsDeleted,
+    ConvGroupEventCreated,
+    ConvGroupEventDeleted,
+    ConvGroupEventNameChanged,
+    ConvGroupEventParams,
+    ConvGroupRemoveParams,
+    ConvGroupRenameParams,
     ConvKeyParams,
+    ConvListByFilterParams,
     ConvListParams,
     ConvListResult,
+    ConvMarkParams,
     ConvPinParams,
     ConvSetDraftParams,
     ConvSubscribeParams,
@@ -41,7 +54,15 @@ from .methods import (
     SessionLoginResult,
     StoreStatus,
 )
-from .types import ConvInfo, ConvKey, Draft, DraftMessage, MessageElem
+from .types import (
+    ConversationOperationResult,
+    ConvInfo,
+    ConvKey,
+    ConvListFilter,
+    Draft,
+    DraftMessage,
+    MessageElem,
+)
 
 __all__ = [
     "ERROR_TABLE",
@@ -55,17 +76,32 @@ __all__ = [
     "ConvEventStart",
     "ConvEventUpdate",
     "ConvGetParams",
+    "ConvGroupAddParams",
+    "ConvGroupCreateParams",
+    "ConvGroupDeleteParams",
+    "ConvGroupEventConversationsAdded",
+    "ConvGroupEventConversationsDeleted",
+    "ConvGroupEventCreated",
+    "ConvGroupEventDeleted",
+    "ConvGroupEventNameChanged",
+    "ConvGroupEventParams",
+    "ConvGroupRemoveParams",
+    "ConvGroupRenameParams",
     "ConvInfo",
     "ConvKey",
     "ConvKeyParams",
+    "ConvListByFilterParams",
+    "ConvListFilter",
     "ConvListParams",
     "ConvListResult",
+    "ConvMarkParams",
     "ConvPinParams",
     "ConvSetDraftParams",
     "ConvSubscribeParams",
     "ConvSubscribeResult",
     "ConvUnsubscribeParams",
     "ConvdErrCode",
+    "ConversationOperationResult",
     "DaemonBackupParams",
     "DaemonBackupResult",
     "DaemonStatus",
@@ -88,6 +124,7 @@ __all__ = [
     "StoreStatus",
     "TIMConvEvent",
     "TIMConvType",
+    "TIMConversationMarkType",
     "TIMElemType",
     "TIMErrCode",
     "TIMResult",

@@ -53,6 +53,10 @@ class TIMErrCode(IntEnum):
     ERR_SDK_INTERNAL_ERROR = 7012
     ERR_SDK_MSG_BODY_SIZE_LIMIT = 8001
     ERR_SDK_GROUP_INVALID_ID = 8501
+    ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT = 51006
+    ERR_SVR_CONV_CONV_GROUP_NOT_EXIST = 51009
+    ERR_SVR_CONV_CONV_GROUP_TOTAL_COUNT_EXCEED_LIMIT = 51010
+    ERR_SVR_CONV_CONV_GROUP_NAME_EXCEED_LENGTH = 51011
 
 
 class ConvdErrCode(IntEnum):
@@ -212,6 +216,29 @@ ERROR_TABLE: dict[int, ErrorInfo] = {
                 "`errno` being the OS error's symbolic name (`EEXIST`, `EACCES`, `ENOENT`, "
                 "`ENOSPC`, ...) or null."
             ),
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
+            message="Too many conversations in one request",
+            description=(
+                "A mark or conversation-group call named more than 100 conversations (the "
+                "SDK's batch limit); nothing was changed."
+            ),
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NOT_EXIST,
+            message="Conversation group does not exist",
+            description="The account has no conversation group of that name.",
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SVR_CONV_CONV_GROUP_TOTAL_COUNT_EXCEED_LIMIT,
+            message="Too many conversation groups",
+            description="An account has at most 20 conversation groups, as in the SDK.",
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NAME_EXCEED_LENGTH,
+            message="Conversation group name too long",
+            description="A conversation group name is at most 32 bytes of UTF-8, as in the SDK.",
         ),
     )
 }

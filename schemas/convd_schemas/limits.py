@@ -7,6 +7,9 @@ from typing import Final
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_BATCH_SIZE",
+    "MAX_CONV_GROUPS",
+    "MAX_CONV_GROUP_NAME_BYTES",
+    "MAX_CONV_OPERATION_IDS",
     "MAX_DRAFT_ELEMENTS",
     "MAX_DRAFT_TEXT_BYTES",
     "MAX_GET_CONVS",
@@ -46,3 +49,11 @@ MAX_DRAFT_TEXT_BYTES: Final = 12 * 1024
 #: Other draft bounds (the SDK documents none; these keep one draft well inside one line).
 MAX_DRAFT_ELEMENTS: Final = 32
 MAX_USER_DEFINE_CHARS: Final = 64 * 1024
+#: Most conversations one mark or conversation-group call may name (the SDK's batch limit,
+#: ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT 51006).
+MAX_CONV_OPERATION_IDS: Final = 100
+#: Most conversation groups per account (ERR_SVR_CONV_CONV_GROUP_TOTAL_COUNT_EXCEED_LIMIT 51010).
+MAX_CONV_GROUPS: Final = 20
+#: Longest conversation group name, in UTF-8 bytes (ERR_SVR_CONV_CONV_GROUP_NAME_EXCEED_LENGTH
+#: 51011); a name is at least one byte.
+MAX_CONV_GROUP_NAME_BYTES: Final = 32

@@ -7,9 +7,23 @@ from typing import Annotated
 import msgspec
 
 from .enums import TIMConvType
-from .limits import MAX_DRAFT_ELEMENTS, MAX_DRAFT_TEXT_BYTES, MAX_INT, MAX_USER_DEFINE_CHARS
+from .limits import (
+    MAX_CONV_GROUP_NAME_BYTES,
+    MAX_DRAFT_ELEMENTS,
+    MAX_DRAFT_TEXT_BYTES,
+    MAX_INT,
+    MAX_USER_DEFINE_CHARS,
+)
 
-__all__ = ["ConvInfo", "ConvKey", "Draft", "DraftMessage", "MessageElem"]
+__all__ = [
+    "ConvInfo",
+    "ConvKey",
+    "ConvListFilter",
+    "ConversationOperationResult",
+    "Draft",
+    "DraftMessage",
+    "MessageElem",
+]
 
 ConvId = Annotated[
     str,
@@ -105,8 +119,8 @@ class ConvKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
     """A conversation, as the SDK's ConvInfo object, plus convd's ``conv_draft_revision``.
 
-    It carries the SDK's keys that mean something on one machine. Marks, custom data and
-    conversation groups have no storage yet, so they hold their empty values; the receive
+    It carries the SDK's keys that mean something on one machine. Custom data has no storage
+    yet, so it holds its empty value; marks and conversation groups are stored; the receive
     option is always Receive (0) and the display name is the id.
     """
 
@@ -145,14 +159,21 @@ class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
     ] = 0
     conv_mark_array: Annotated[
         list[int],
-        msgspec.Meta(description="Marks (TIMConversationMarkType bits); none yet: []."),
+        msgspec.Meta(
+            description="Marks (TIMConversationMarkType: Star 0x1, Unread 0x2, Fold 0x4, "
+            "Hide 0x8, or a custom mark 1 << n with 32 <= n < 64), one item per mark, "
+            "ascending; set with `conv.mark`."
+        ),
     ] = msgspec.field(default_factory=list)
     conv_custom_data: Annotated[
         str, msgspec.Meta(description='Per-conversation custom data; none yet: "".')
     ] = ""
     conv_conversation_group_array: Annotated[
         list[str],
-        msgspec.Meta(description="Names of the conversation groups it is in; none yet: []."),
+        msgspec.Meta(
+            description="Names of the conversation groups it is in, in the order it was "
+            "added to them (`conv.group_*`)."
+        ),
     ] = msgspec.field(default_factory=list)
     conv_draft_revision: Annotated[
         int,
@@ -166,3 +187,101 @@ class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
             "changed it since.",
         ),
     ]
+
+
+#: A mark as the SDK types it: an unsigned 64-bit integer.
+MarkType = Annotated[
+    int,
+    msgspec.Meta(
+        ge=0,
+        description="A TIMConversationMarkType (an unsigned 64-bit number): Star 0x1, Unread "
+        "0x2, Fold 0x4, Hide 0x8, or a custom mark 1 << n with 32 <= n < 64.",
+    ),
+]
+#: A conversation group's name: 1..32 bytes of UTF-8 (the SDK's limit). The byte length is
+#: checked by convd (51011), not by the schema (which counts characters).
+GroupName = Annotated[
+    str,
+    msgspec.Meta(
+        description=f"A conversation group's name: 1..{MAX_CONV_GROUP_NAME_BYTES} bytes of "
+        "UTF-8 (longer: 51011; empty: 6017).",
+        examples=["friends"],
+    ),
+]
+
+
+class ConversationOperationResult(msgspec.Struct, kw_only=True):
+    """The outcome for one conversation of a batch call (the SDK's
+    TIMConversationOperationResult)."""
+
+    conversation_operation_result_conversation_id: Annotated[
+        str,
+        msgspec.Meta(
+            description="The conversation, as a V2 id: `c2c_<userID>` or `group_<groupID>`."
+        ),
+    ]
+    conversation_operation_result_result_code: Annotated[
+        int,
+        msgspec.Meta(
+            description="0: done (also when nothing had to change); 6004: no such conversation."
+        ),
+    ]
+    conversation_operation_result_result_info: Annotated[
+        str, msgspec.Meta(description='What went wrong; "" on success.')
+    ] = ""
+
+
+class ConvListFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which conversations a filtered list holds (the SDK's TIMConversationListFilter, 7.x keys,
+    plus convd's ``conversation_list_filter_has_draft``). A key left out does not filter;
+    given keys must all hold."""
+
+    conversation_list_filter_conv_type: (
+        Annotated[TIMConvType, msgspec.Meta(description="Only this type: 1 = C2C, 2 = Group.")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    conversation_list_filter_mark_type: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=0,
+                description="Only conversations that carry every mark of this value (an "
+                "unsigned 64-bit number; larger: 6017); 0: only conversations without any mark.",
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    conversation_list_filter_conversation_group: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                description='Only the conversations of this conversation group; "": only '
+                "conversations in no group. An unknown group gives an empty list."
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    conversation_list_filter_has_unread_count: Annotated[
+        bool,
+        msgspec.Meta(
+            description="true: only conversations with unread messages. convd receives no "
+            "messages, so none has: the list is then empty."
+        ),
+    ] = False
+    conversation_list_filter_has_group_at_info: Annotated[
+        bool,
+        msgspec.Meta(
+            description="true: only conversations with @ information. convd receives no "
+            "messages, so none has: the list is then empty."
+        ),
+    ] = False
+    conversation_list_filter_has_draft: (
+        Annotated[
+            bool,
+            msgspec.Meta(
+                description="convd extension: true, only conversations with a draft; false, "
+                "only those without."
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET

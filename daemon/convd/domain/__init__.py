@@ -12,6 +12,9 @@ from .errors import (
     DomainError,
     DraftRevisionConflict,
     DraftTooLarge,
+    GroupLimitExceeded,
+    GroupNameTooLong,
+    GroupNotFound,
     InvalidGroupId,
     InvalidMessageElement,
     InvalidParameter,
@@ -21,8 +24,9 @@ from .errors import (
     SeqTooOld,
     StorageFailure,
     SubscriptionNotFound,
+    TooManyConversations,
 )
-from .events import EventBus, Sink
+from .events import EventBus, GroupSink, Sink
 from .models import (
     PINNED_BIT,
     Account,
@@ -30,10 +34,15 @@ from .models import (
     Change,
     ChangeKind,
     Conversation,
+    ConversationFilter,
+    ConversationGroup,
     ConvKey,
     ConvType,
     Draft,
     DraftElement,
+    GroupChange,
+    GroupChangeKind,
+    Outcome,
 )
 from .ports import Store, StoreTransaction, WriteOperation
 from .service import ConversationPage, ConversationService, Limits
@@ -48,6 +57,8 @@ __all__ = [
     "ConvKey",
     "ConvType",
     "Conversation",
+    "ConversationFilter",
+    "ConversationGroup",
     "ConversationNotFound",
     "ConversationPage",
     "ConversationService",
@@ -57,12 +68,19 @@ __all__ = [
     "DraftRevisionConflict",
     "DraftTooLarge",
     "EventBus",
+    "GroupChange",
+    "GroupChangeKind",
+    "GroupLimitExceeded",
+    "GroupNameTooLong",
+    "GroupNotFound",
+    "GroupSink",
     "InvalidGroupId",
     "InvalidMessageElement",
     "InvalidParameter",
     "InvalidUserId",
     "Limits",
     "NotLoggedIn",
+    "Outcome",
     "PinLimitExceeded",
     "SeqTooOld",
     "Sink",
@@ -70,5 +88,6 @@ __all__ = [
     "Store",
     "StoreTransaction",
     "SubscriptionNotFound",
+    "TooManyConversations",
     "WriteOperation",
 ]

@@ -10,6 +10,9 @@ __all__ = [
     "DomainError",
     "DraftRevisionConflict",
     "DraftTooLarge",
+    "GroupLimitExceeded",
+    "GroupNameTooLong",
+    "GroupNotFound",
     "InvalidGroupId",
     "InvalidMessageElement",
     "InvalidParameter",
@@ -19,6 +22,7 @@ __all__ = [
     "SeqTooOld",
     "StorageFailure",
     "SubscriptionNotFound",
+    "TooManyConversations",
 ]
 
 
@@ -116,3 +120,19 @@ class SeqTooOld(DomainError):
         super().__init__(f"{reason}; reload the conversation list and subscribe without since_seq")
         self.oldest_seq = oldest_seq
         self.current_seq = current_seq
+
+
+class TooManyConversations(DomainError):
+    """A batch call named more conversations than the SDK allows in one request."""
+
+
+class GroupNotFound(DomainError):
+    """The account has no conversation group of that name."""
+
+
+class GroupLimitExceeded(DomainError):
+    """The account has as many conversation groups as the SDK allows."""
+
+
+class GroupNameTooLong(DomainError):
+    """A conversation group name longer than the SDK allows."""

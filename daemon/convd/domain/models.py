@@ -15,8 +15,13 @@ __all__ = [
     "ConvKey",
     "ConvType",
     "Conversation",
+    "ConversationFilter",
+    "ConversationGroup",
     "Draft",
     "DraftElement",
+    "GroupChange",
+    "GroupChangeKind",
+    "Outcome",
 ]
 
 #: Pinned conversations carry this bit in their active time, so one descending sort gives
@@ -80,6 +85,11 @@ class Conversation(msgspec.Struct, frozen=True):
     draft: Draft | None = None
     draft_revision: int = 0
     unread_num: int = 0
+    #: The conversation's marks: a bitmask of the SDK's TIMConversationMarkType values
+    #: (bits 0..3, and custom marks in bits 32..63), as an unsigned 64-bit number.
+    marks: int = 0
+    #: Names of the conversation groups it is in, in the order it was added to them.
+    groups: tuple[str, ...] = ()
 
     @property
     def key(self) -> ConvKey:
@@ -109,3 +119,57 @@ class Change(msgspec.Struct, frozen=True):
     key: ConvKey
     conversation: Conversation | None
     origin: str
+
+
+class ConversationFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which conversations a filtered list holds; None does not filter, the others must all
+    hold.
+
+    ``mark_type``: conversations carrying every bit of it; 0, those without any mark.
+    ``group``: the conversations of that group; "", those in no group.
+    """
+
+    conv_type: ConvType | None = None
+    mark_type: int | None = None
+    group: str | None = None
+    has_draft: bool | None = None
+
+
+class ConversationGroup(msgspec.Struct, frozen=True):
+    """A conversation group of an account: its store id and its name."""
+
+    id: int
+    name: str
+
+
+class GroupChangeKind(IntEnum):
+    CREATED = 0
+    DELETED = 1
+    NAME_CHANGED = 2
+    CONVERSATIONS_ADDED = 3
+    CONVERSATIONS_DELETED = 4
+
+
+class GroupChange(msgspec.Struct, frozen=True, kw_only=True):
+    """One committed change of an account's conversation groups.
+
+    It is not a change of the change sequence: ``seq`` is the account's sequence when it was
+    committed (its conversations' Update changes come first, with seqs up to it), and it is
+    not kept for resuming subscribers. ``conversations`` are the states after the change (for
+    CONVERSATIONS_DELETED: no longer in the group); ``old_name`` is set for NAME_CHANGED.
+    """
+
+    seq: int
+    kind: GroupChangeKind
+    name: str
+    conversations: tuple[Conversation, ...] = ()
+    old_name: str | None = None
+    origin: str = ""
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What a batch operation did to one conversation: ``error`` None when it succeeded
+    (also when nothing had to change)."""
+
+    key: ConvKey
+    error: Exception | None = None

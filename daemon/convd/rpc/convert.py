@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import msgspec
 
-from convd_schemas import ConvInfo, ConvKey, Draft, DraftMessage, MessageElem, TIMConvType
+from convd_schemas import (
+    ConversationOperationResult,
+    ConvGroupEventConversationsAdded,
+    ConvGroupEventConversationsDeleted,
+    ConvGroupEventCreated,
+    ConvGroupEventDeleted,
+    ConvGroupEventNameChanged,
+    ConvGroupEventParams,
+    ConvInfo,
+    ConvKey,
+    ConvListFilter,
+    Draft,
+    DraftMessage,
+    MessageElem,
+    TIMConvType,
+)
 from convd_schemas.enums import TIMElemType
 
 from .. import domain
@@ -13,8 +31,12 @@ __all__ = [
     "conv_info",
     "deleted_conv",
     "domain_elements",
+    "domain_filter",
     "domain_key",
     "domain_keys",
+    "group_event",
+    "mark_array",
+    "operation_results",
     "wire_draft",
 ]
 
@@ -67,6 +89,8 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
         conv_is_pinned=conversation.is_pinned,
         # convd knows no remarks, nicknames or group names: the id is the display name.
         conv_show_name=conversation.conv_id,
+        conv_mark_array=mark_array(conversation.marks),
+        conv_conversation_group_array=list(conversation.groups),
         conv_draft_revision=conversation.draft_revision,
     )
 
@@ -74,3 +98,73 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
 def deleted_conv(key: domain.ConvKey) -> ConvKey:
     """What a Del event carries for a deleted conversation: its id and type."""
     return ConvKey(conv_id=key.conv_id, conv_type=_WIRE_CONV_TYPES[key.conv_type])
+
+
+def mark_array(marks: int) -> list[int]:
+    """A marks bitmask as ConvInfo's ``conv_mark_array``: one mark per set bit, ascending."""
+    return [1 << bit for bit in range(marks.bit_length()) if marks >> bit & 1]
+
+
+_V2_PREFIXES = {domain.ConvType.C2C: "c2c_", domain.ConvType.GROUP: "group_"}
+
+
+def operation_results(
+    outcomes: list[domain.Outcome], code: Callable[[Exception], tuple[int, str]]
+) -> list[ConversationOperationResult]:
+    """A batch call's outcomes as the SDK's TIMConversationOperationResult list; ``code``
+    gives a failure's code and text."""
+    results = []
+    for outcome in outcomes:
+        result_code, info = (0, "") if outcome.error is None else code(outcome.error)
+        results.append(
+            ConversationOperationResult(
+                conversation_operation_result_conversation_id=_V2_PREFIXES[outcome.key.conv_type]
+                + outcome.key.conv_id,
+                conversation_operation_result_result_code=result_code,
+                conversation_operation_result_result_info=info,
+            )
+        )
+    return results
+
+
+def _unset(value: Any) -> Any:
+    return None if value is msgspec.UNSET else value
+
+
+def domain_filter(wire: ConvListFilter) -> domain.ConversationFilter | None:
+    """The filter as the domain takes it; None when nothing can match (unread messages and
+    @ information, which convd never has)."""
+    if wire.conversation_list_filter_has_unread_count:
+        return None
+    if wire.conversation_list_filter_has_group_at_info:
+        return None
+    conv_type = _unset(wire.conversation_list_filter_conv_type)
+    return domain.ConversationFilter(
+        conv_type=None if conv_type is None else _DOMAIN_CONV_TYPES[conv_type],
+        mark_type=_unset(wire.conversation_list_filter_mark_type),
+        group=_unset(wire.conversation_list_filter_conversation_group),
+        has_draft=_unset(wire.conversation_list_filter_has_draft),
+    )
+
+
+def group_event(
+    change: domain.GroupChange, subscription: int, infos: Callable[[domain.Conversation], ConvInfo]
+) -> ConvGroupEventParams:
+    """The ``conv.group_event`` params of a change of the conversation groups."""
+    kind = change.kind
+    head: dict[str, Any] = {
+        "subscription": subscription,
+        "seq": change.seq,
+        "origin": change.origin,
+        "group_name": change.name,
+    }
+    conv_array = [infos(c) for c in change.conversations]
+    if kind is domain.GroupChangeKind.CREATED:
+        return ConvGroupEventCreated(**head, conv_array=conv_array)
+    if kind is domain.GroupChangeKind.DELETED:
+        return ConvGroupEventDeleted(**head)
+    if kind is domain.GroupChangeKind.NAME_CHANGED:
+        return ConvGroupEventNameChanged(**head, old_name=change.old_name or "")
+    if kind is domain.GroupChangeKind.CONVERSATIONS_ADDED:
+        return ConvGroupEventConversationsAdded(**head, conv_array=conv_array)
+    return ConvGroupEventConversationsDeleted(**head, conv_array=conv_array)

@@ -9,7 +9,7 @@ from convd_schemas import ERROR_TABLE, ConvdErrCode, TIMErrCode
 from .. import domain
 from .convert import conv_info
 
-__all__ = ["wire_error"]
+__all__ = ["outcome_code", "wire_error"]
 
 _CODES: dict[type[domain.DomainError], int] = {
     domain.NotLoggedIn: TIMErrCode.ERR_SDK_NOT_LOGGED_IN,
@@ -25,6 +25,10 @@ _CODES: dict[type[domain.DomainError], int] = {
     domain.SubscriptionNotFound: ConvdErrCode.SUBSCRIPTION_NOT_FOUND,
     domain.BackupFailed: ConvdErrCode.BACKUP_FAILED,
     domain.StorageFailure: TIMErrCode.ERR_SDK_COMM_DATABASE_FAILURE,
+    domain.TooManyConversations: TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
+    domain.GroupNotFound: TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NOT_EXIST,
+    domain.GroupLimitExceeded: TIMErrCode.ERR_SVR_CONV_CONV_GROUP_TOTAL_COUNT_EXCEED_LIMIT,
+    domain.GroupNameTooLong: TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NAME_EXCEED_LENGTH,
 }
 
 
@@ -56,3 +60,10 @@ def wire_error(error: domain.DomainError) -> dict[str, Any]:
     else:
         data = {"detail": detail}
     return {"code": code, "message": ERROR_TABLE[code].message, "data": data}
+
+
+def outcome_code(error: Exception) -> tuple[int, str]:
+    """One conversation's failure in a batch call: its code and text (the call succeeded)."""
+    if not isinstance(error, domain.DomainError):
+        raise TypeError(f"no wire code for {type(error).__name__}") from error
+    return int(wire_error(error)["code"]), str(error)

@@ -28,6 +28,7 @@ from ..domain import (
     PINNED_BIT,
     Change,
     Conversation,
+    ConversationGroup,
     ConvKey,
     ConvType,
     Draft,
@@ -44,6 +45,7 @@ __all__ = [
     "conversation_from_row",
     "environment_reason",
     "run_on_connection_thread",
+    "signed_marks",
     "storage_failure",
 ]
 
@@ -57,7 +59,7 @@ MAX_BATCH: Final = 256
 
 CONV_COLUMNS: Final = (
     "conv_type, conv_id, order_key, is_pinned, unread_num, draft_texts, draft_user_define, "
-    "draft_edit_time, draft_revision"
+    "draft_edit_time, draft_revision, marks, conv_groups"
 )
 CONV_TYPES: Final = {int(t): t for t in ConvType}
 _texts_decoder = msgspec.json.Decoder(tuple[str, ...])
@@ -77,15 +79,32 @@ class StoreStats:
 
 
 def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
-    conv_type, conv_id, order_key, is_pinned, unread, texts, user_define, edit_time, rev = row
+    conv_type, conv_id, order_key, is_pinned, unread, texts, user_define, edit_time, rev = row[:9]
+    marks, groups = row[9:11]
     draft = (
         None
         if texts is None
         else Draft(_texts_decoder.decode(texts), user_define or "", edit_time or 0)
     )
     return Conversation(
-        CONV_TYPES[conv_type], conv_id, order_key, bool(is_pinned), draft, rev, unread
+        CONV_TYPES[conv_type],
+        conv_id,
+        order_key,
+        bool(is_pinned),
+        draft,
+        rev,
+        unread,
+        marks & _UINT64,
+        () if groups is None else _texts_decoder.decode(groups),
     )
+
+
+_UINT64: Final = (1 << 64) - 1
+
+
+def signed_marks(marks: int) -> int:
+    """The SDK's unsigned 64-bit marks as the signed integer SQLite stores (same bits)."""
+    return marks - (1 << 64) if marks >= 1 << 63 else marks
 
 
 async def run_on_connection_thread(
@@ -198,7 +217,7 @@ class _Transaction:
         draft = conversation.draft
         self._conn.execute(
             f"INSERT OR REPLACE INTO conversation (account_id, {CONV_COLUMNS}, active_time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 account_id,
                 int(conversation.conv_type),
@@ -210,6 +229,8 @@ class _Transaction:
                 None if draft is None else draft.user_define,
                 None if draft is None else draft.edit_time,
                 conversation.draft_revision,
+                signed_marks(conversation.marks),
+                _encoder.encode(conversation.groups).decode() if conversation.groups else None,
                 conversation.active_time,
             ),
         )
@@ -306,6 +327,40 @@ class _Transaction:
             (sdk_app_id, user_id),
         ).fetchone()
         return int(row[0])
+
+    def get_group(self, account_id: int, name: str) -> ConversationGroup | None:
+        row = self._conn.execute(
+            "SELECT id FROM conversation_group WHERE account_id = ? AND name = ?",
+            (account_id, name),
+        ).fetchone()
+        return None if row is None else ConversationGroup(int(row[0]), name)
+
+    def count_groups(self, account_id: int) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM conversation_group WHERE account_id = ?", (account_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def create_group(self, account_id: int, name: str) -> ConversationGroup:
+        row = self._conn.execute(
+            "INSERT INTO conversation_group (account_id, name) VALUES (?, ?) RETURNING id",
+            (account_id, name),
+        ).fetchone()
+        return ConversationGroup(int(row[0]), name)
+
+    def rename_group(self, group: ConversationGroup, name: str) -> None:
+        self._conn.execute("UPDATE conversation_group SET name = ? WHERE id = ?", (name, group.id))
+
+    def delete_group(self, group: ConversationGroup) -> None:
+        self._conn.execute("DELETE FROM conversation_group WHERE id = ?", (group.id,))
+
+    def group_members(self, group: ConversationGroup) -> list[ConvKey]:
+        rows = self._conn.execute(
+            "SELECT conv_type, conv_id FROM conversation_group_member WHERE group_id = ? "
+            "ORDER BY active_time DESC",
+            (group.id,),
+        ).fetchall()
+        return [ConvKey(CONV_TYPES[conv_type], conv_id) for conv_type, conv_id in rows]
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self.callbacks.append(callback)
