@@ -19,11 +19,19 @@ import msgspec
 from convd_schemas import (
     METHODS,
     ConvCancelDraftParams,
+    ConversationOperationResult,
     ConvGetParams,
+    ConvGroupAddParams,
+    ConvGroupCreateParams,
+    ConvGroupDeleteParams,
+    ConvGroupRemoveParams,
+    ConvGroupRenameParams,
     ConvInfo,
     ConvKeyParams,
+    ConvListByFilterParams,
     ConvListParams,
     ConvListResult,
+    ConvMarkParams,
     ConvPinParams,
     ConvSetDraftParams,
     ConvSubscribeParams,
@@ -48,7 +56,15 @@ __all__ = [
     "CONV_CREATE",
     "CONV_DELETE",
     "CONV_GET",
+    "CONV_GROUP_ADD",
+    "CONV_GROUP_CREATE",
+    "CONV_GROUP_DELETE",
+    "CONV_GROUP_LIST",
+    "CONV_GROUP_REMOVE",
+    "CONV_GROUP_RENAME",
     "CONV_LIST",
+    "CONV_LIST_BY_FILTER",
+    "CONV_MARK",
     "CONV_PIN",
     "CONV_SET_DRAFT",
     "CONV_SUBSCRIBE",
@@ -126,6 +142,40 @@ CONV_CANCEL_DRAFT = Rpc(
     "conv.cancel_draft", ConvCancelDraftParams, ConvInfo, client_method="conv_cancel_draft"
 )
 CONV_PIN = Rpc("conv.pin", ConvPinParams, EmptyResult, client_method="conv_pin")
+CONV_MARK = Rpc(
+    "conv.mark", ConvMarkParams, list[ConversationOperationResult], client_method="conv_mark"
+)
+CONV_LIST_BY_FILTER = Rpc(
+    "conv.list_by_filter",
+    ConvListByFilterParams,
+    ConvListResult,
+    client_method="conv_list_by_filter",
+)
+CONV_GROUP_CREATE = Rpc(
+    "conv.group_create",
+    ConvGroupCreateParams,
+    list[ConversationOperationResult],
+    client_method="conv_group_create",
+)
+CONV_GROUP_LIST = Rpc("conv.group_list", EmptyParams, list[str], client_method="conv_group_list")
+CONV_GROUP_DELETE = Rpc(
+    "conv.group_delete", ConvGroupDeleteParams, EmptyResult, client_method="conv_group_delete"
+)
+CONV_GROUP_RENAME = Rpc(
+    "conv.group_rename", ConvGroupRenameParams, EmptyResult, client_method="conv_group_rename"
+)
+CONV_GROUP_ADD = Rpc(
+    "conv.group_add",
+    ConvGroupAddParams,
+    list[ConversationOperationResult],
+    client_method="conv_group_add",
+)
+CONV_GROUP_REMOVE = Rpc(
+    "conv.group_remove",
+    ConvGroupRemoveParams,
+    list[ConversationOperationResult],
+    client_method="conv_group_remove",
+)
 CONV_SUBSCRIBE = Rpc(
     "conv.subscribe", ConvSubscribeParams, ConvSubscribeResult, client_method="subscribe"
 )
