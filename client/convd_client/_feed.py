@@ -38,7 +38,13 @@ from convd_schemas import (
     TIMConvType,
 )
 from convd_schemas.limits import DEFAULT_PAGE_SIZE
-from convd_schemas.methods import ConvEventFinish, ConvEventStart
+from convd_schemas.methods import (
+    ConvEventFinish,
+    ConvEventStart,
+    ConvGroupEventConversationsDeleted,
+    ConvGroupEventNameChanged,
+    ConvGroupEventParams,
+)
 
 from . import _rpc
 from ._connection import Connection
@@ -50,6 +56,8 @@ __all__ = [
     "ChangeFeed",
     "ConvEvent",
     "EventListener",
+    "GroupEvent",
+    "GroupEventListener",
     "Resync",
     "ResyncListener",
     "StateListener",
@@ -91,6 +99,34 @@ class ConvEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupEvent:
+    """A change of the account's conversation groups (a ``conv.group_event`` notification).
+
+    Group events are live only: the daemon does not replay them on resume, so after a
+    reconnect (or a sync frame's Finish) re-list the groups to learn what changed meanwhile.
+    The conversations a group event names also got Update events before it (their
+    ``conv_conversation_group_array`` changed).
+
+    :param kind: ``"created"``, ``"deleted"``, ``"name_changed"``, ``"conversations_added"``
+        or ``"conversations_deleted"``
+    :param group_name: the group (for ``name_changed``: its new name)
+    :param conversations: the conversations created with it, added to or removed from it
+    :param old_name: for ``name_changed``, the old name; otherwise ``""``
+    :param reason: for ``conversations_deleted``: 0, a call removed them
+    :param seq: the account's change seq when it was committed (not a change of its own)
+    :param origin: id of the daemon connection that made the change
+    """
+
+    kind: str
+    group_name: str
+    conversations: tuple[ConvInfo, ...]
+    old_name: str
+    reason: int
+    seq: int
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """The events missed while disconnected could not be replayed; here is the whole list.
 
@@ -127,11 +163,13 @@ class _Frame:
 #: Listener callables may be plain functions or coroutine functions.
 EventListener = Callable[[ConvEvent], Awaitable[None] | None]
 ResyncListener = Callable[[Resync], Awaitable[None] | None]
+GroupEventListener = Callable[[GroupEvent], Awaitable[None] | None]
 StateListener = Callable[[ConnectionState], Awaitable[None] | None]
 
-_Item = ConvEvent | Resync | _StateChange
+_Item = ConvEvent | Resync | _StateChange | GroupEvent
 
 _EVENT = msgspec.json.Decoder(ConvEventParams)
+_GROUP_EVENT = msgspec.json.Decoder(ConvGroupEventParams)
 
 _EVENT_KINDS: dict[type[ConvEventParams], TIMConvEvent] = {
     ConvEventAdd: TIMConvEvent.kTIMConvEvent_Add,
@@ -203,6 +241,7 @@ class ChangeFeed:
         self._event_listeners: list[EventListener] = []
         self._resync_listeners: list[ResyncListener] = []
         self._state_listeners: list[StateListener] = []
+        self._group_listeners: list[GroupEventListener] = []
         # Created by open(), so that a feed never opened leaves nothing open.
         self._queue_send: MemoryObjectSendStream[_Item] | None = None
         self._queue_receive: MemoryObjectReceiveStream[_Item] | None = None
@@ -231,6 +270,8 @@ class ChangeFeed:
                     listeners = list(self._event_listeners)
                 elif isinstance(item, Resync):
                     listeners = list(self._resync_listeners)
+                elif isinstance(item, GroupEvent):
+                    listeners = list(self._group_listeners)
                 else:
                     listeners = list(self._state_listeners)
                     argument = item.state
@@ -263,6 +304,8 @@ class ChangeFeed:
             return self._resync_listeners
         if kind is ConnectionState:
             return self._state_listeners
+        if kind is GroupEvent:
+            return self._group_listeners
         raise TypeError(f"no listeners of {kind!r}")
 
     def _emit(self, item: _Item) -> bool:
@@ -471,6 +514,9 @@ class ChangeFeed:
 
     def on_notification(self, method: str, params: msgspec.Raw) -> None:
         """Take one notification from the connection's reader (must not block)."""
+        if method == "conv.group_event":
+            self._on_group_event(params)
+            return
         if method != "conv.event":
             logger.debug("ignoring the %s notification", method)
             return
@@ -514,6 +560,31 @@ class ChangeFeed:
                 self._hold_last = event.seq
             return
         self._queue_event(event)
+
+    def _on_group_event(self, params: msgspec.Raw) -> None:
+        """A change of the conversation groups: to the group listeners, in order with the
+        events around it (live only: never held, replayed or reloaded)."""
+        if not self._accepting or self._overflowed:
+            return
+        try:
+            decoded = _GROUP_EVENT.decode(params)
+        except msgspec.DecodeError as exc:
+            logger.error("dropping a conv.group_event that does not match the contract: %s", exc)
+            return
+        if self._subscription is not None and decoded.subscription != self._subscription:
+            return
+        tag = type(decoded).__struct_config__.tag
+        event = GroupEvent(
+            kind=str(tag),
+            group_name=decoded.group_name,
+            conversations=tuple(getattr(decoded, "conv_array", ())),
+            old_name=decoded.old_name if isinstance(decoded, ConvGroupEventNameChanged) else "",
+            reason=decoded.reason if isinstance(decoded, ConvGroupEventConversationsDeleted) else 0,
+            seq=decoded.seq,
+            origin=decoded.origin,
+        )
+        if not self._emit(event):
+            self._drop_connection()
 
     def _queue_event(self, event: ConvEvent) -> None:
         if self._last_seq is not None and event.seq <= self._last_seq:

@@ -23,10 +23,17 @@ from convd_schemas import (
     ConvDraftHistoryParams,
     ConvDraftHistoryResult,
     ConvGetParams,
+    ConvGroupAddParams,
+    ConvGroupCreateParams,
+    ConvGroupDeleteParams,
+    ConvGroupRemoveParams,
+    ConvGroupRenameParams,
     ConvInfo,
     ConvKeyParams,
+    ConvListByFilterParams,
     ConvListParams,
     ConvListResult,
+    ConvMarkParams,
     ConvOperationResult,
     ConvPinParams,
     ConvRestoreDraftParams,
@@ -56,7 +63,15 @@ __all__ = [
     "CONV_DELETE_MANY",
     "CONV_DRAFT_HISTORY",
     "CONV_GET",
+    "CONV_GROUP_ADD",
+    "CONV_GROUP_CREATE",
+    "CONV_GROUP_DELETE",
+    "CONV_GROUP_LIST",
+    "CONV_GROUP_REMOVE",
+    "CONV_GROUP_RENAME",
     "CONV_LIST",
+    "CONV_LIST_BY_FILTER",
+    "CONV_MARK",
     "CONV_PIN",
     "CONV_RESTORE_DRAFT",
     "CONV_SET_CUSTOM_DATA",
@@ -156,6 +171,38 @@ CONV_DRAFT_HISTORY = Rpc(
 )
 CONV_RESTORE_DRAFT = Rpc(
     "conv.restore_draft", ConvRestoreDraftParams, ConvInfo, client_method="conv_restore_draft"
+)
+CONV_MARK = Rpc("conv.mark", ConvMarkParams, list[ConvOperationResult], client_method="conv_mark")
+CONV_LIST_BY_FILTER = Rpc(
+    "conv.list_by_filter",
+    ConvListByFilterParams,
+    ConvListResult,
+    client_method="conv_list_by_filter",
+)
+CONV_GROUP_CREATE = Rpc(
+    "conv.group_create",
+    ConvGroupCreateParams,
+    list[ConvOperationResult],
+    client_method="conv_group_create",
+)
+CONV_GROUP_LIST = Rpc("conv.group_list", EmptyParams, list[str], client_method="conv_group_list")
+CONV_GROUP_DELETE = Rpc(
+    "conv.group_delete", ConvGroupDeleteParams, EmptyResult, client_method="conv_group_delete"
+)
+CONV_GROUP_RENAME = Rpc(
+    "conv.group_rename", ConvGroupRenameParams, EmptyResult, client_method="conv_group_rename"
+)
+CONV_GROUP_ADD = Rpc(
+    "conv.group_add",
+    ConvGroupAddParams,
+    list[ConvOperationResult],
+    client_method="conv_group_add",
+)
+CONV_GROUP_REMOVE = Rpc(
+    "conv.group_remove",
+    ConvGroupRemoveParams,
+    list[ConvOperationResult],
+    client_method="conv_group_remove",
 )
 CONV_SUBSCRIBE = Rpc(
     "conv.subscribe", ConvSubscribeParams, ConvSubscribeResult, client_method="subscribe"

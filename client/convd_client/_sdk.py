@@ -20,7 +20,7 @@ from convd_schemas import ConvInfo, ConvKey, JsonRpcErrCode, TIMConvEvent, TIMEr
 
 from ._threads import limit_stop_waits
 from .blocking import BlockingClient
-from .client import Client, ConnectionState, ConvEvent
+from .client import Client, ConnectionState, ConvEvent, GroupEvent
 from .errors import (
     ClientClosed,
     ConvdClientError,
@@ -83,6 +83,8 @@ class SdkCore:
         Finish included (the SDK instance subscribes with ``sync``: after every login and
         every reconnect its listeners get Start, the list or the missed changes, Finish)
     :param on_state: runs on the logic thread on every connection state change
+    :param on_group_event: runs on the logic thread for every change of the conversation
+        groups, in order with the events
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class SdkCore:
         timeout: float,
         on_event: Callable[[ConvEvent], object],
         on_state: Callable[[ConnectionState], object] | None = None,
+        on_group_event: Callable[[GroupEvent], object] | None = None,
     ) -> None:
         self.sdk_app_id = sdk_app_id
         self.client = BlockingClient(socket_path, timeout=timeout, require_connection=False)
@@ -105,6 +108,8 @@ class SdkCore:
         self.client.add_event_listener(on_event)
         if on_state is not None:
             self.client.add_state_listener(on_state)
+        if on_group_event is not None:
+            self.client.add_group_event_listener(on_group_event)
         self._lock = threading.Lock()
         self._user_id: str | None = None
         self._logging_in = False

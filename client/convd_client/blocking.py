@@ -32,7 +32,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._loop import quiet_cancelled_read_race
 from ._threads import CallbackThread
-from .client import Client, ConnectionState, ConvEvent, Resync
+from .client import Client, ConnectionState, ConvEvent, GroupEvent, Resync
 from .errors import ClientClosed
 
 __all__ = ["BlockingClient"]
@@ -273,6 +273,17 @@ class BlockingClient:
         if relay is not None:
             self._client.remove_event_listener(relay)
 
+    def add_group_event_listener(self, listener: Callable[[GroupEvent], object]) -> None:
+        """Call ``listener(event)`` on the callback thread for every change of the
+        conversation groups, in order with the conversation events."""
+        self._client.add_group_event_listener(self._relay("group", listener))
+
+    def remove_group_event_listener(self, listener: Callable[[GroupEvent], object]) -> None:
+        """Stop calling ``listener``."""
+        relay = self._unrelay("group", listener)
+        if relay is not None:
+            self._client.remove_group_event_listener(relay)
+
     def add_resync_listener(self, listener: Callable[[Resync], object]) -> None:
         """Call ``listener(resync)`` on the callback thread when the list had to be reloaded."""
         self._client.add_resync_listener(self._relay("resync", listener))
@@ -310,6 +321,14 @@ class BlockingClient:
     conv_set_custom_data = _blocking(Client.conv_set_custom_data)
     conv_draft_history = _blocking(Client.conv_draft_history)
     conv_restore_draft = _blocking(Client.conv_restore_draft)
+    conv_mark = _blocking(Client.conv_mark)
+    conv_list_by_filter = _blocking(Client.conv_list_by_filter)
+    conv_group_create = _blocking(Client.conv_group_create)
+    conv_group_list = _blocking(Client.conv_group_list)
+    conv_group_delete = _blocking(Client.conv_group_delete)
+    conv_group_rename = _blocking(Client.conv_group_rename)
+    conv_group_add = _blocking(Client.conv_group_add)
+    conv_group_remove = _blocking(Client.conv_group_remove)
     subscribe = _blocking(Client.subscribe)
     unsubscribe = _blocking(Client.unsubscribe)
     daemon_status = _blocking(Client.daemon_status)

@@ -21,6 +21,11 @@ means a C2C conversation. With ``--type c2c|group`` the name is the raw user or 
 * ``conv delete`` / ``pin`` / ``unpin``: ``{}``;
 * ``conv delete-many`` / ``set-custom-data``: an array with a result per conversation,
   ``{"conversation_id", "conv_id", "conv_type", "result_code", "result_info"}``;
+* ``conv mark`` / ``unmark``, ``group create`` / ``add`` / ``remove``: an array of
+  TIMConversationOperationResult, one per conversation (exit status 1 if one failed);
+* ``group list``: an array of names; ``group delete`` / ``rename``: ``{}``;
+* ``conv list`` with ``--conv-type`` / ``--mark`` / ``--group`` / ``--has-draft`` /
+  ``--no-draft``: as ``conv list``, the conversations that match (``conv.list_by_filter``);
 * ``draft get``: ``{"text": str|null, "revision": int, "draft": Draft|null}``;
 * ``draft set`` / ``draft clear`` / ``draft restore``: the ConvInfo after the change;
 * ``draft history``: ``{"conv_draft_revision": int, "versions": [{"revision", "draft",
@@ -53,8 +58,10 @@ from convd_schemas import (
     ConvdErrCode,
     ConvInfo,
     ConvKey,
+    ConvListFilter,
     ConvOperationResult,
     DraftVersion,
+    TIMConversationMarkType,
     TIMConvEvent,
     TIMConvType,
     TIMErrCode,
@@ -164,9 +171,9 @@ def _conv_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _convs_argument(parser: argparse.ArgumentParser) -> None:
+def _convs_argument(parser: argparse.ArgumentParser, nargs: str = "+") -> None:
     parser.add_argument(
-        "convs", metavar="CONV", nargs="+", help="c2c_<userID>, group_<groupID>, or a user id"
+        "convs", metavar="CONV", nargs=nargs, help="c2c_<userID>, group_<groupID>, or a user id"
     )
     parser.add_argument(
         "--type",
@@ -174,6 +181,31 @@ def _convs_argument(parser: argparse.ArgumentParser) -> None:
         choices=sorted(_CONV_TYPES),
         help="each CONV is a raw id of this type (no c2c_/group_ prefix)",
     )
+
+
+#: ``--mark``'s names for the SDK's marks (TIMConversationMarkType).
+_MARKS = {
+    "star": int(TIMConversationMarkType.kTIMConversationMarkTypeStar),
+    "unread": int(TIMConversationMarkType.kTIMConversationMarkTypeUnread),
+    "fold": int(TIMConversationMarkType.kTIMConversationMarkTypeFold),
+    "hide": int(TIMConversationMarkType.kTIMConversationMarkTypeHide),
+    "none": 0,
+}
+
+
+def _mark_value(text: str) -> int:
+    """A ``--mark`` value: a mark's name or a number (decimal or 0x...)."""
+    if text.lower() in _MARKS:
+        return _MARKS[text.lower()]
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise UsageError(
+            f"invalid mark {text!r}: use star, unread, fold, hide or a number"
+        ) from None
+    if value < 0:
+        raise UsageError("--mark must not be negative")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,6 +255,69 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PAGE_SIZE,
         help=f"conversations fetched (and printed) at a time (default: {DEFAULT_PAGE_SIZE})",
     )
+    conv_list.add_argument(
+        "--conv-type", choices=sorted(_CONV_TYPES), help="only conversations of this type"
+    )
+    conv_list.add_argument(
+        "--mark",
+        dest="filter_mark",
+        metavar="MARK",
+        help="only conversations with this mark (star, unread, fold, hide, or a number such "
+        "as 0x100000000); none: only unmarked ones",
+    )
+    conv_list.add_argument(
+        "--group",
+        dest="filter_group",
+        metavar="NAME",
+        help='only the conversations of this conversation group; "": only those in no group',
+    )
+    drafts = conv_list.add_mutually_exclusive_group()
+    drafts.add_argument(
+        "--has-draft", dest="has_draft", action="store_const", const=True, help="only with a draft"
+    )
+    drafts.add_argument(
+        "--no-draft", dest="has_draft", action="store_const", const=False, help="only without"
+    )
+    for name, help_text, run in (
+        ("mark", "set a mark on conversations", _cmd_conv_mark),
+        ("unmark", "clear a mark on conversations", _cmd_conv_unmark),
+    ):
+        sub = command(name, help_text, conv_commands)
+        _convs_argument(sub, "+")
+        sub.add_argument(
+            "--mark",
+            required=True,
+            metavar="MARK",
+            help="star, unread, fold, hide, or a custom mark 1 << n (32 <= n < 64) as a number",
+        )
+        sub.set_defaults(run=run, needs_user=True)
+
+    group = command("group", "list and change conversation groups")
+    group_commands = group.add_subparsers(dest="group_command", metavar="ACTION", required=True)
+    group_list = command("list", "list the conversation groups", group_commands)
+    group_list.set_defaults(run=_cmd_group_list, needs_user=True)
+    group_create = command(
+        "create", "create a conversation group (with conversations in it)", group_commands
+    )
+    group_create.add_argument("name", metavar="NAME", help="1..32 bytes of UTF-8")
+    _convs_argument(group_create, "*")
+    group_create.set_defaults(run=_cmd_group_create, needs_user=True)
+    group_delete = command("delete", "delete a conversation group", group_commands)
+    group_delete.add_argument("name", metavar="NAME")
+    group_delete.set_defaults(run=_cmd_group_delete, needs_user=True)
+    group_rename = command("rename", "rename a conversation group", group_commands)
+    group_rename.add_argument("name", metavar="OLD")
+    group_rename.add_argument("new_name", metavar="NEW")
+    group_rename.set_defaults(run=_cmd_group_rename, needs_user=True)
+    for name, help_text, run in (
+        ("add", "add conversations to a conversation group", _cmd_group_add),
+        ("remove", "remove conversations from a conversation group", _cmd_group_remove),
+    ):
+        sub = command(name, help_text, group_commands)
+        sub.add_argument("name", metavar="NAME")
+        _convs_argument(sub, "+")
+        sub.set_defaults(run=run, needs_user=True)
+
     for name, help_text, run in (
         ("get", "show a conversation", _cmd_conv_get),
         ("create", "create a conversation (or show the existing one)", _cmd_conv_create),
@@ -549,8 +644,12 @@ async def _cmd_conv_list(client: Client, args: argparse.Namespace) -> int:
     pinned_seen: set[tuple[str, int]] = set()
     printed = 0
     next_seq = 0
+    where: ConvListFilter | None = getattr(args, "list_filter", None)
     while True:
-        page = await client.conv_list(next_seq, args.page_size)
+        if where is None:
+            page = await client.conv_list(next_seq, args.page_size)
+        else:
+            page = await client.conv_list_by_filter(where, next_seq, args.page_size)
         convs = []
         for info in page.conversation_list_result_conv_list:
             key = (info.conv_id, int(info.conv_type))
@@ -733,6 +832,63 @@ async def _cmd_draft_restore(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _cmd_conv_mark(client: Client, args: argparse.Namespace) -> int:
+    return _batch_done(args, "marked", await client.conv_mark(args.keys, args.mark_value, True))
+
+
+async def _cmd_conv_unmark(client: Client, args: argparse.Namespace) -> int:
+    return _batch_done(args, "unmarked", await client.conv_mark(args.keys, args.mark_value, False))
+
+
+async def _cmd_group_list(client: Client, args: argparse.Namespace) -> int:
+    names = await client.conv_group_list()
+    if args.json:
+        _print_json(names)
+    else:
+        sys.stdout.write("".join(name + "\n" for name in names))
+    return EXIT_OK
+
+
+async def _cmd_group_create(client: Client, args: argparse.Namespace) -> int:
+    results = await client.conv_group_create(args.name, args.keys)
+    if not results and not args.json:
+        sys.stdout.write(f"created {args.name}\n")
+        return EXIT_OK
+    return _batch_done(args, f"created {args.name} with", results)
+
+
+def _group_done(args: argparse.Namespace, what: str) -> int:
+    if args.json:
+        _print_json({})
+    else:
+        sys.stdout.write(f"{what}\n")
+    return EXIT_OK
+
+
+async def _cmd_group_delete(client: Client, args: argparse.Namespace) -> int:
+    await client.conv_group_delete(args.name)
+    return _group_done(args, f"deleted {args.name}")
+
+
+async def _cmd_group_rename(client: Client, args: argparse.Namespace) -> int:
+    await client.conv_group_rename(args.name, args.new_name)
+    return _group_done(args, f"renamed {args.name} to {args.new_name}")
+
+
+async def _cmd_group_add(client: Client, args: argparse.Namespace) -> int:
+    return _batch_done(
+        args, f"added to {args.name}:", await client.conv_group_add(args.name, args.keys)
+    )
+
+
+async def _cmd_group_remove(client: Client, args: argparse.Namespace) -> int:
+    return _batch_done(
+        args,
+        f"removed from {args.name}:",
+        await client.conv_group_remove(args.name, args.keys),
+    )
+
+
 async def _cmd_backup(client: Client, args: argparse.Namespace) -> int:
     result = await client.daemon_backup(args.path, overwrite=args.overwrite)
     if args.json:
@@ -872,10 +1028,34 @@ def _prepare(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             args.key = _conv_key(args.conv, args.conv_type)
         if hasattr(args, "convs"):
             args.keys = [_conv_key(conv, args.conv_type) for conv in args.convs]
+        if hasattr(args, "convs"):
+            args.keys = [_conv_key(conv, args.conv_type) for conv in args.convs]
+        if hasattr(args, "mark") and args.mark is not None:
+            args.mark_value = _mark_value(args.mark)
+        if args.command == "conv" and args.conv_command == "list":
+            args.list_filter = _list_filter(args)
         if hasattr(args, "text") and args.text in (None, "-"):
             args.text = _read_stdin_text()
     except UsageError as exc:
         _usage(parser, str(exc))
+
+
+def _list_filter(args: argparse.Namespace) -> ConvListFilter | None:
+    """``conv list``'s filter, or None when no filter option was given."""
+    conv_type = getattr(args, "conv_type", None)
+    mark = getattr(args, "filter_mark", None)
+    group = getattr(args, "filter_group", None)
+    has_draft = getattr(args, "has_draft", None)
+    if conv_type is None and mark is None and group is None and has_draft is None:
+        return None
+    return ConvListFilter(
+        conversation_list_filter_conv_type=(
+            msgspec.UNSET if conv_type is None else _CONV_TYPES[conv_type]
+        ),
+        conversation_list_filter_mark_type=msgspec.UNSET if mark is None else _mark_value(mark),
+        conversation_list_filter_conversation_group=msgspec.UNSET if group is None else group,
+        conversation_list_filter_has_draft=msgspec.UNSET if has_draft is None else has_draft,
+    )
 
 
 def _socket_path(args: argparse.Namespace) -> Path:

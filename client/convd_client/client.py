@@ -38,11 +38,19 @@ from convd_schemas import (
     ConvDraftHistoryParams,
     ConvDraftHistoryResult,
     ConvGetParams,
+    ConvGroupAddParams,
+    ConvGroupCreateParams,
+    ConvGroupDeleteParams,
+    ConvGroupRemoveParams,
+    ConvGroupRenameParams,
     ConvInfo,
     ConvKey,
     ConvKeyParams,
+    ConvListByFilterParams,
+    ConvListFilter,
     ConvListParams,
     ConvListResult,
+    ConvMarkParams,
     ConvOperationResult,
     ConvPinParams,
     ConvRestoreDraftParams,
@@ -63,7 +71,16 @@ from convd_schemas.paths import default_socket_path
 
 from . import _rpc
 from ._connection import Connection
-from ._feed import ChangeFeed, ConvEvent, EventListener, Resync, ResyncListener, StateListener
+from ._feed import (
+    ChangeFeed,
+    ConvEvent,
+    EventListener,
+    GroupEvent,
+    GroupEventListener,
+    Resync,
+    ResyncListener,
+    StateListener,
+)
 from ._framing import DEFAULT_MAX_LINE
 from ._pipe import default_pipe_connector
 from ._rpc import Rpc
@@ -78,6 +95,8 @@ __all__ = [
     "Connector",
     "ConvEvent",
     "EventListener",
+    "GroupEvent",
+    "GroupEventListener",
     "Resync",
     "ResyncListener",
     "StateListener",
@@ -295,6 +314,17 @@ class Client:
     def remove_event_listener(self, listener: EventListener) -> None:
         """Stop calling ``listener``; unknown listeners are ignored."""
         self._feed.remove_listener(ConvEvent, listener)
+
+    def add_group_event_listener(self, listener: GroupEventListener) -> None:
+        """Call ``listener(event)`` for every :class:`GroupEvent` (a change of the account's
+        conversation groups), in order with the conversation events; same rules as
+        :meth:`add_event_listener`. Group events are live only: after a reconnect, re-list
+        the groups (:meth:`conv_group_list`) rather than expect the missed ones."""
+        self._feed.add_listener(GroupEvent, listener)
+
+    def remove_group_event_listener(self, listener: GroupEventListener) -> None:
+        """Stop calling ``listener``; unknown listeners are ignored."""
+        self._feed.remove_listener(GroupEvent, listener)
 
     def add_resync_listener(self, listener: ResyncListener) -> None:
         """Call ``listener(resync)`` when missed events had to be replaced by the whole list."""
@@ -556,6 +586,101 @@ class Client:
             if_revision=msgspec.UNSET if if_revision is None else if_revision,
         )
         return await self._request(_rpc.CONV_RESTORE_DRAFT, params, timeout)
+
+    async def conv_mark(
+        self,
+        convs: Iterable[ConvKey | tuple[str, int]],
+        mark_type: int,
+        enable_mark: bool = True,
+        *,
+        timeout: float | None = None,
+    ) -> list[ConvOperationResult]:
+        """Set (or with ``enable_mark`` False, clear) one mark on conversations (``conv.mark``).
+
+        :param mark_type: Star 0x1, Unread 0x2, Fold 0x4, Hide 0x8 (TIMConversationMarkType),
+            or a custom mark ``1 << n``, 32 <= n < 64
+        :return: one result per conversation (code 6004 for one that does not exist)
+        :raises InvalidParameters: not one mark, or no conversation (6017)
+        :raises ConvdError: more than 100 conversations (51006)
+        """
+        params = ConvMarkParams(
+            convs=[_key(conv) for conv in convs], mark_type=mark_type, enable_mark=enable_mark
+        )
+        return await self._request(_rpc.CONV_MARK, params, timeout)
+
+    async def conv_list_by_filter(
+        self,
+        filter: ConvListFilter | None = None,
+        next_seq: int = 0,
+        count: int = DEFAULT_PAGE_SIZE,
+        *,
+        timeout: float | None = None,
+    ) -> ConvListResult:
+        """One page of the conversations matching ``filter`` (``conv.list_by_filter``), in
+        list order, paged as :meth:`conv_list`."""
+        params = ConvListByFilterParams(
+            next_seq=next_seq, count=count, filter=filter or ConvListFilter()
+        )
+        return await self._request(_rpc.CONV_LIST_BY_FILTER, params, timeout)
+
+    async def conv_group_create(
+        self,
+        group_name: str,
+        convs: Iterable[ConvKey | tuple[str, int]] = (),
+        *,
+        timeout: float | None = None,
+    ) -> list[ConvOperationResult]:
+        """Create a conversation group holding ``convs`` (``conv.group_create``).
+
+        :raises ConvdError: 20 groups exist (51010), the name is over 32 bytes (51011) or
+            taken (6017)
+        """
+        params = ConvGroupCreateParams(group_name=group_name, convs=[_key(c) for c in convs])
+        return await self._request(_rpc.CONV_GROUP_CREATE, params, timeout)
+
+    async def conv_group_list(self, *, timeout: float | None = None) -> list[str]:
+        """The account's conversation group names, oldest first (``conv.group_list``)."""
+        return await self._request(_rpc.CONV_GROUP_LIST, EmptyParams(), timeout)
+
+    async def conv_group_delete(self, group_name: str, *, timeout: float | None = None) -> None:
+        """Delete a conversation group; its conversations stay (``conv.group_delete``).
+
+        :raises ConvdError: no such group (51009)
+        """
+        params = ConvGroupDeleteParams(group_name=group_name)
+        await self._request(_rpc.CONV_GROUP_DELETE, params, timeout)
+
+    async def conv_group_rename(
+        self, old_name: str, new_name: str, *, timeout: float | None = None
+    ) -> None:
+        """Rename a conversation group (``conv.group_rename``).
+
+        :raises ConvdError: no such group (51009), the new name is taken (6017)
+        """
+        params = ConvGroupRenameParams(old_name=old_name, new_name=new_name)
+        await self._request(_rpc.CONV_GROUP_RENAME, params, timeout)
+
+    async def conv_group_add(
+        self,
+        group_name: str,
+        convs: Iterable[ConvKey | tuple[str, int]],
+        *,
+        timeout: float | None = None,
+    ) -> list[ConvOperationResult]:
+        """Add conversations to a conversation group (``conv.group_add``)."""
+        params = ConvGroupAddParams(group_name=group_name, convs=[_key(c) for c in convs])
+        return await self._request(_rpc.CONV_GROUP_ADD, params, timeout)
+
+    async def conv_group_remove(
+        self,
+        group_name: str,
+        convs: Iterable[ConvKey | tuple[str, int]],
+        *,
+        timeout: float | None = None,
+    ) -> list[ConvOperationResult]:
+        """Remove conversations from a conversation group (``conv.group_remove``)."""
+        params = ConvGroupRemoveParams(group_name=group_name, convs=[_key(c) for c in convs])
+        return await self._request(_rpc.CONV_GROUP_REMOVE, params, timeout)
 
     # -- events -------------------------------------------------------------------------------
 

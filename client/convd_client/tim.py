@@ -116,18 +116,21 @@ from convd_schemas import (
     ConvDraftHistoryResult,
     ConvInfo,
     ConvKey,
+    ConvListFilter,
+    ConvListResult,
     ConvOperationResult,
     Draft,
+    TIMConversationMarkType,
     TIMConvEvent,
     TIMConvType,
     TIMErrCode,
     TIMResult,
     __version__,
 )
-from convd_schemas.limits import MAX_DRAFT_HISTORY
+from convd_schemas.limits import MAX_DRAFT_HISTORY, MAX_PAGE_SIZE
 
 from ._sdk import SdkCore, SdkUninitialized, callback_error
-from .client import DEFAULT_TIMEOUT, Client, ConvEvent
+from .client import DEFAULT_TIMEOUT, Client, ConvEvent, GroupEvent
 from .errors import (
     ClientClosed,
     ConversationNotFound,
@@ -152,25 +155,34 @@ __all__ = [
     "TIM_ERR_TIMEOUT",
     "TIM_SUCC",
     "TIMCommCallback",
+    "TIMConvAddConversationsToGroup",
     "TIMConvCancelDraft",
     "TIMConvCancelDraftIfRevision",
     "TIMConvCreate",
+    "TIMConvCreateConversationGroup",
     "TIMConvDelete",
+    "TIMConvDeleteConversationGroup",
     "TIMConvDeleteConversationList",
+    "TIMConvDeleteConversationsFromGroup",
     "TIMConvDraftConflictCallback",
     "TIMConvEvent",
     "TIMConvEventCallback",
     "TIMConvGetConvInfo",
     "TIMConvGetConvList",
+    "TIMConvGetConversationGroupList",
+    "TIMConvGetConversationListByFilter",
     "TIMConvGetDraftHistory",
     "TIMConvGetTotalUnreadMessageCount",
+    "TIMConvMarkConversation",
     "TIMConvPinConversation",
+    "TIMConvRenameConversationGroup",
     "TIMConvRestoreDraft",
     "TIMConvSetConversationCustomData",
     "TIMConvSetDraft",
     "TIMConvSetDraftIfRevision",
     "TIMConvTotalUnreadMessageCountChangedCallback",
     "TIMConvType",
+    "TIMConversationMarkType",
     "TIMGetLoginStatus",
     "TIMGetLoginUserID",
     "TIMGetSDKVersion",
@@ -179,6 +191,11 @@ __all__ = [
     "TIMLoginStatus",
     "TIMLogout",
     "TIMResult",
+    "TIMSetConvConversationGroupCreatedCallback",
+    "TIMSetConvConversationGroupDeletedCallback",
+    "TIMSetConvConversationGroupNameChangedCallback",
+    "TIMSetConvConversationsAddedToGroupCallback",
+    "TIMSetConvConversationsDeletedFromGroupCallback",
     "TIMSetConvDraftConflictCallback",
     "TIMSetConvEventCallback",
     "TIMSetConvTotalUnreadMessageCountChangedCallback",
@@ -250,8 +267,20 @@ class _GetConvParam(msgspec.Struct, forbid_unknown_fields=True):
     get_conversation_list_param_conv_type: int
 
 
+#: ``void (*)(const char* group_name, const char* conversation_array, const void* user_data)``
+#: (created, conversations added to / deleted from a group)
+TIMConvConversationGroupCallback = Callable[[str, str, Any], object]
+#: ``void (*)(const char* group_name, const void* user_data)`` (group deleted)
+TIMConvConversationGroupDeletedCallback = Callable[[str, Any], object]
+#: ``void (*)(const char* old_name, const char* new_name, const void* user_data)``
+TIMConvConversationGroupNameChangedCallback = Callable[[str, str, Any], object]
+
 _lock = threading.Lock()
 _core: SdkCore | None = None
+#: The conversation-group callbacks, by the group event's kind.
+_group_callbacks: dict[str, tuple[Callable[..., object], Any]] = {}
+_ids_decoder = msgspec.json.Decoder(list[str])
+_filter_decoder = msgspec.json.Decoder(ConvListFilter)
 _event_callback: tuple[TIMConvEventCallback, Any] | None = None
 _conflict_callback: tuple[TIMConvDraftConflictCallback, Any] | None = None
 #: Send the last seen revision with this module's draft writes (``convd_draft_compare_and_set``).
@@ -311,6 +340,7 @@ def TIMInit(sdk_app_id: int, json_sdk_config: str | bytes | None = None) -> int:
             socket_path=socket_path or None,
             timeout=float(timeout),
             on_event=_deliver_event,
+            on_group_event=_deliver_group_event,
         )
         core.start()
         _core = core
@@ -581,6 +611,269 @@ def TIMSetConvTotalUnreadMessageCountChangedCallback(
 ) -> None:
     """Accepted, and never called: convd receives no messages, so the total unread count
     stays 0 and never changes (see :func:`TIMConvGetTotalUnreadMessageCount`)."""
+
+
+# -- marks, filtered lists and conversation groups ---------------------------------------------
+
+
+def TIMConvMarkConversation(
+    conversation_id_array: str | bytes,
+    mark_type: int,
+    enable_mark: bool,
+    cb: TIMCommCallback | None,
+    user_data: Any,
+) -> int:
+    """Set (``enable_mark``) or clear one mark on conversations (``conv.mark``).
+
+    :param conversation_id_array: a JSON array of V2 ids (``"c2c_<userID>"``,
+        ``"group_<groupID>"``), 1..100 of them
+    :param mark_type: ``TIMConversationMarkType`` (Star 0x1, Unread 0x2, Fold 0x4, Hide 0x8)
+        or a custom mark ``1 << n``, 32 <= n < 64
+    :return: TIM_SUCC; TIM_ERR_JSON when the array is not a JSON array of strings;
+        TIM_ERR_PARAM for an id without a ``c2c_``/``group_`` prefix or a negative mark.
+        ``json_params``: an array of TIMConversationOperationResult (code 6004 for a
+        conversation that does not exist). Callback code 6017 for a value that is not one
+        mark or an empty array, 51006 for more than 100 ids. Each conversation whose marks
+        change fires kTIMConvEvent_Update.
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    keys = _conversation_ids(conversation_id_array)
+    if isinstance(keys, int):
+        return keys
+    if not _is_revision(mark_type) or not isinstance(enable_mark, bool | int):
+        return TIM_ERR_PARAM
+    enable = bool(enable_mark)
+    return _start(
+        core, lambda c: c.conv_mark(keys, mark_type, enable), cb, user_data, _results_json
+    )
+
+
+def TIMConvGetConversationListByFilter(
+    filter: str | bytes,
+    next_seq: int,
+    count: int,
+    cb: TIMCommCallback | None,
+    user_data: Any,
+) -> int:
+    """A page of the conversations matching ``filter`` (``conv.list_by_filter``), the SDK's
+    7.x signature: paging as :func:`TIMConvGetConvList`'s daemon pages.
+
+    :param filter: a TIMConversationListFilter JSON object:
+        ``conversation_list_filter_conv_type``, ``conversation_list_filter_mark_type`` (0:
+        unmarked), ``conversation_list_filter_conversation_group`` (``""``: in no group),
+        ``conversation_list_filter_has_unread_count`` and
+        ``conversation_list_filter_has_group_at_info`` (true matches nothing: convd has no
+        messages), and convd's ``conversation_list_filter_has_draft``; a key left out does
+        not filter
+    :param next_seq: 0 for the first page, then the previous result's
+        ``conversation_list_result_next_seq``
+    :param count: page size, 1..1000
+    :return: TIM_SUCC; TIM_ERR_JSON for bad JSON or unknown keys; TIM_ERR_PARAM for a bad
+        ``next_seq`` or ``count``. ``json_params``: a TIMConversationListResult object.
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    if not isinstance(filter, str | bytes):
+        return TIM_ERR_PARAM
+    try:
+        parsed = _filter_decoder.decode(filter or b"{}")
+    except msgspec.DecodeError:
+        return TIM_ERR_JSON
+    if not _is_revision(next_seq) or not _is_revision(count) or not 1 <= count <= MAX_PAGE_SIZE:
+        return TIM_ERR_PARAM
+    return _start(
+        core,
+        lambda c: c.conv_list_by_filter(parsed, next_seq, count),
+        cb,
+        user_data,
+        _page_json,
+    )
+
+
+def TIMConvCreateConversationGroup(
+    group_name: str, conversation_id_array: str | bytes, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """Create a conversation group holding the conversations (``conv.group_create``).
+
+    ``json_params``: an array of TIMConversationOperationResult. Fires the group-created
+    callback, and kTIMConvEvent_Update for each conversation put in it. Callback codes:
+    51010 (20 groups exist), 51011 (name over 32 bytes), 6017 (empty or taken name).
+
+    :return: TIM_SUCC; TIM_ERR_JSON / TIM_ERR_PARAM as :func:`TIMConvMarkConversation`, and
+        TIM_ERR_PARAM for a ``group_name`` that is not a string
+    """
+    core, result = _ready()
+    if core is None:
+        return result
+    keys = _conversation_ids(conversation_id_array)
+    if isinstance(keys, int):
+        return keys
+    if not isinstance(group_name, str):
+        return TIM_ERR_PARAM
+    return _start(
+        core, lambda c: c.conv_group_create(group_name, keys), cb, user_data, _results_json
+    )
+
+
+def TIMConvGetConversationGroupList(cb: TIMCommCallback | None, user_data: Any) -> int:
+    """The conversation group names (``conv.group_list``), oldest first; ``json_params``: a
+    JSON array of strings. As the SDK says, call it again after kTIMConvEvent_Finish: group
+    changes made while this process was away are not replayed."""
+    core, result = _ready()
+    if core is None:
+        return result
+    return _start(core, lambda c: c.conv_group_list(), cb, user_data, _json)
+
+
+def TIMConvDeleteConversationGroup(
+    group_name: str, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """Delete a conversation group (``conv.group_delete``); ``json_params`` is ``""``. Its
+    conversations stay (kTIMConvEvent_Update each). Callback code 51009: no such group."""
+    core, result = _ready()
+    if core is None:
+        return result
+    if not isinstance(group_name, str):
+        return TIM_ERR_PARAM
+    return _start(core, lambda c: c.conv_group_delete(group_name), cb, user_data, _empty)
+
+
+def TIMConvRenameConversationGroup(
+    old_name: str, new_name: str, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """Rename a conversation group (``conv.group_rename``); ``json_params`` is ``""``.
+    Callback codes: 51009 no such group, 51011 new name over 32 bytes, 6017 taken."""
+    core, result = _ready()
+    if core is None:
+        return result
+    if not isinstance(old_name, str) or not isinstance(new_name, str):
+        return TIM_ERR_PARAM
+    return _start(core, lambda c: c.conv_group_rename(old_name, new_name), cb, user_data, _empty)
+
+
+def TIMConvAddConversationsToGroup(
+    group_name: str, conversation_id_array: str | bytes, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """Add conversations to a conversation group (``conv.group_add``); ``json_params``: an
+    array of TIMConversationOperationResult. Callback code 51009: no such group."""
+    return _regroup(group_name, conversation_id_array, cb, user_data, add=True)
+
+
+def TIMConvDeleteConversationsFromGroup(
+    group_name: str, conversation_id_array: str | bytes, cb: TIMCommCallback | None, user_data: Any
+) -> int:
+    """Remove conversations from a conversation group (``conv.group_remove``); as
+    :func:`TIMConvAddConversationsToGroup`."""
+    return _regroup(group_name, conversation_id_array, cb, user_data, add=False)
+
+
+def _regroup(
+    group_name: str,
+    conversation_id_array: str | bytes,
+    cb: TIMCommCallback | None,
+    user_data: Any,
+    *,
+    add: bool,
+) -> int:
+    core, result = _ready()
+    if core is None:
+        return result
+    keys = _conversation_ids(conversation_id_array)
+    if isinstance(keys, int):
+        return keys
+    if not isinstance(group_name, str):
+        return TIM_ERR_PARAM
+
+    async def call(client: Client) -> list[ConvOperationResult]:
+        if add:
+            return await client.conv_group_add(group_name, keys)
+        return await client.conv_group_remove(group_name, keys)
+
+    return _start(core, call, cb, user_data, _results_json)
+
+
+def TIMSetConvConversationGroupCreatedCallback(
+    cb: TIMConvConversationGroupCallback | None, user_data: Any
+) -> None:
+    """Register ``cb(group_name, conversation_array, user_data)`` for created groups
+    (``conversation_array``: a JSON array of the ConvInfo it was created with)."""
+    _set_group_callback("created", cb, user_data)
+
+
+def TIMSetConvConversationGroupDeletedCallback(
+    cb: TIMConvConversationGroupDeletedCallback | None, user_data: Any
+) -> None:
+    """Register ``cb(group_name, user_data)`` for deleted groups."""
+    _set_group_callback("deleted", cb, user_data)
+
+
+def TIMSetConvConversationGroupNameChangedCallback(
+    cb: TIMConvConversationGroupNameChangedCallback | None, user_data: Any
+) -> None:
+    """Register ``cb(old_name, new_name, user_data)`` for renamed groups."""
+    _set_group_callback("name_changed", cb, user_data)
+
+
+def TIMSetConvConversationsAddedToGroupCallback(
+    cb: TIMConvConversationGroupCallback | None, user_data: Any
+) -> None:
+    """Register ``cb(group_name, conversation_array, user_data)`` for conversations added to a
+    group (``conversation_array``: a JSON array of ConvInfo)."""
+    _set_group_callback("conversations_added", cb, user_data)
+
+
+def TIMSetConvConversationsDeletedFromGroupCallback(
+    cb: TIMConvConversationGroupCallback | None, user_data: Any
+) -> None:
+    """Register ``cb(group_name, conversation_array, user_data)`` for conversations removed from
+    a group."""
+    _set_group_callback("conversations_deleted", cb, user_data)
+
+
+def _set_group_callback(kind: str, cb: Callable[..., object] | None, user_data: Any) -> None:
+    # Like TIMSetConvEventCallback: any time, also before TIMInit; None removes it. The
+    # callbacks run on the logic thread, in order with the conversation events.
+    if cb is None:
+        _group_callbacks.pop(kind, None)
+    else:
+        _group_callbacks[kind] = (cb, user_data)
+
+
+def _deliver_group_event(event: GroupEvent) -> None:
+    registered = _group_callbacks.get(event.kind)
+    if registered is None:
+        return
+    cb, user_data = registered
+    if event.kind == "deleted":
+        cb(event.group_name, user_data)
+    elif event.kind == "name_changed":
+        cb(event.old_name, event.group_name, user_data)
+    else:
+        cb(event.group_name, _json(list(event.conversations)), user_data)
+
+
+def _conversation_ids(conversation_id_array: object) -> list[ConvKey] | int:
+    """The conversations of a JSON array of V2 ids, or the TIMResult that refuses it."""
+    if not isinstance(conversation_id_array, str | bytes):
+        return TIM_ERR_PARAM
+    try:
+        ids = _ids_decoder.decode(conversation_id_array)
+    except msgspec.DecodeError:
+        return TIM_ERR_JSON
+    keys: list[ConvKey] = []
+    for item in ids:
+        key = parse_conversation_id(item)
+        if key is None:
+            return TIM_ERR_PARAM
+        keys.append(key)
+    return keys
+
+
+def _page_json(page: ConvListResult) -> str:
+    return _json(page)
 
 
 # -- drafts ------------------------------------------------------------------------------------

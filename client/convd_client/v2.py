@@ -107,6 +107,7 @@ import msgspec
 from convd_schemas import (
     ConvInfo,
     ConvKey,
+    ConvListFilter,
     ConvOperationResult,
     Draft,
     DraftVersion,
@@ -119,15 +120,17 @@ from convd_schemas.limits import MAX_DRAFT_HISTORY, MAX_PAGE_SIZE
 
 from ._sdk import SdkCore, callback_error
 from ._threads import report_callback_error
-from .client import DEFAULT_TIMEOUT, Client, ConnectionState, ConvEvent
+from .client import DEFAULT_TIMEOUT, Client, ConnectionState, ConvEvent, GroupEvent
 from .drafts import DraftInfo, parse_draft_info, text_draft, v2_draft_text
 from .errors import ConversationNotFound, DaemonUnavailable, RevisionConflict
 
 __all__ = [
     "V2TIMCallback",
     "V2TIMConversation",
+    "V2TIMConversationListFilter",
     "V2TIMConversationListener",
     "V2TIMConversationManager",
+    "V2TIMConversationMarkType",
     "V2TIMConversationOperationResult",
     "V2TIMConversationResult",
     "V2TIMConversationType",
@@ -210,6 +213,10 @@ class V2TIMConversation:
     ``recvOpt`` is 0 (V2TIM_RECEIVE_MESSAGE). ``customData`` is ``conv_custom_data``, as
     ``setConversationCustomData`` set it (``""`` when none was set). ``markList`` and
     ``conversationGroupList`` are what convd stores: for now always empty.
+    ``recvOpt`` is 0 (V2TIM_RECEIVE_MESSAGE). ``markList`` (set with
+    :meth:`V2TIMConversationManager.markConversation`) and ``conversationGroupList`` (the
+    conversation groups it is in) are what convd stores; ``customData`` (the string of
+    ``conv_custom_data``) is for now always empty.
     """
 
     conversationID: str
@@ -314,6 +321,58 @@ class V2TIMConversationOperationResult:
             conversationID=conversation_id(result.conv_id, result.conv_type),
             resultCode=result.result_code,
             resultInfo=result.result_info,
+        )
+
+
+class V2TIMConversationMarkType(enum.IntEnum):
+    """``V2TIMConversationMarkType``; a custom mark is ``1 << n`` with 32 <= n < 64."""
+
+    V2TIM_CONVERSATION_MARK_TYPE_STAR = 0x1
+    V2TIM_CONVERSATION_MARK_TYPE_UNREAD = 0x2
+    V2TIM_CONVERSATION_MARK_TYPE_FOLD = 0x4
+    V2TIM_CONVERSATION_MARK_TYPE_HIDE = 0x8
+
+
+@dataclass
+class V2TIMConversationListFilter:
+    """``V2TIMConversationListFilter``: which conversations
+    :meth:`V2TIMConversationManager.getConversationListByFilter` returns; all given
+    conditions must hold.
+
+    :param type: V2TIM_C2C or V2TIM_GROUP; V2TIM_UNKNOWN (0) does not filter
+    :param conversationGroup: a conversation group's name; ``""``: only conversations in no
+        group; None does not filter
+    :param markType: conversations carrying every mark of it; 0: only unmarked ones; None
+        does not filter
+    :param hasUnreadCount: True matches nothing (convd has no messages)
+    :param hasGroupAtInfo: True matches nothing (convd has no messages)
+    :param hasDraft: convd extension: True, only conversations with a draft; False, only
+        without; None does not filter
+    """
+
+    type: int = 0
+    conversationGroup: str | None = None
+    markType: int | None = None
+    hasUnreadCount: bool = False
+    hasGroupAtInfo: bool = False
+    hasDraft: bool | None = None
+
+    def to_wire(self) -> ConvListFilter:
+        """The daemon's filter; ValueError for a bad type."""
+        conv_type = msgspec.UNSET if not self.type else TIMConvType(int(self.type))
+        return ConvListFilter(
+            conversation_list_filter_conv_type=conv_type,
+            conversation_list_filter_mark_type=(
+                msgspec.UNSET if self.markType is None else self.markType
+            ),
+            conversation_list_filter_conversation_group=(
+                msgspec.UNSET if self.conversationGroup is None else self.conversationGroup
+            ),
+            conversation_list_filter_has_unread_count=bool(self.hasUnreadCount),
+            conversation_list_filter_has_group_at_info=bool(self.hasGroupAtInfo),
+            conversation_list_filter_has_draft=(
+                msgspec.UNSET if self.hasDraft is None else bool(self.hasDraft)
+            ),
         )
 
 
@@ -440,6 +499,27 @@ class V2TIMConversationListener:
         """Never called by convd: it receives no messages, so the total unread count stays 0
         (see ``getTotalUnreadMessageCount``)."""
 
+    def onConversationGroupCreated(
+        self, groupName: str, conversationList: list[V2TIMConversation]
+    ) -> None:
+        """A conversation group was created, with these conversations."""
+
+    def onConversationGroupDeleted(self, groupName: str) -> None:
+        """A conversation group was deleted."""
+
+    def onConversationGroupNameChanged(self, oldName: str, newName: str) -> None:
+        """A conversation group was renamed."""
+
+    def onConversationsAddedToGroup(
+        self, groupName: str, conversationList: list[V2TIMConversation]
+    ) -> None:
+        """Conversations were added to a conversation group."""
+
+    def onConversationsDeletedFromGroup(
+        self, groupName: str, conversationList: list[V2TIMConversation], reason: int
+    ) -> None:
+        """Conversations were removed from a conversation group (``reason`` 0: by a call)."""
+
 
 _FRAME_CALLBACKS = {
     TIMConvEvent.kTIMConvEvent_Start: "onSyncServerStart",
@@ -544,6 +624,28 @@ class V2TIMConversationManager:
         )
         for listener in self._snapshot():
             _call_listener(listener, name, list(convs))
+
+    def _deliver_group_event(self, event: GroupEvent) -> None:
+        convs = [V2TIMConversation.from_conv_info(c) for c in event.conversations]
+        for listener in self._snapshot():
+            if event.kind == "created":
+                _call_listener(listener, "onConversationGroupCreated", event.group_name, convs)
+            elif event.kind == "deleted":
+                _call_listener(listener, "onConversationGroupDeleted", event.group_name)
+            elif event.kind == "name_changed":
+                _call_listener(
+                    listener, "onConversationGroupNameChanged", event.old_name, event.group_name
+                )
+            elif event.kind == "conversations_added":
+                _call_listener(listener, "onConversationsAddedToGroup", event.group_name, convs)
+            else:
+                _call_listener(
+                    listener,
+                    "onConversationsDeletedFromGroup",
+                    event.group_name,
+                    list(convs),
+                    event.reason,
+                )
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -952,9 +1054,16 @@ class V2TIMConversationManager:
         if callback is not None and not core.post(callback.onSuccess, 0):
             _report(None, callback, ERR_SDK_NOT_INITIALIZED, "the SDK is not initialized")
 
-    def _id_list(self, conversationIDList: Sequence[str], callback: Any) -> list[ConvKey] | None:
+    def _id_list(
+        self, conversationIDList: Sequence[str], callback: Any, *, allow_empty: bool = False
+    ) -> list[ConvKey] | None:
         """The keys of a list of V2 ids; None (and 6017 reported) when it is not one."""
-        if isinstance(conversationIDList, str | bytes) or not conversationIDList:
+        if isinstance(conversationIDList, str | bytes) or not isinstance(
+            conversationIDList, Sequence
+        ):
+            self._invalid(callback, "conversationIDList must be a list of conversation ids")
+            return None
+        if not conversationIDList and not allow_empty:
             self._invalid(callback, "conversationIDList is empty")
             return None
         keys: list[ConvKey] = []
@@ -965,6 +1074,160 @@ class V2TIMConversationManager:
                 return None
             keys.append(key)
         return keys
+
+    # -- marks, filtered lists and conversation groups ----------------------------------------
+
+    def _results(
+        self,
+        callback: V2TIMValueCallback[list[V2TIMConversationOperationResult]] | None,
+        fn: Callable[[Client], Awaitable[list[ConvOperationResult]]],
+    ) -> None:
+        async def call(client: Client) -> list[V2TIMConversationOperationResult]:
+            return [V2TIMConversationOperationResult.from_result(r) for r in await fn(client)]
+
+        self._start(callback, call, lambda value: callback.onSuccess(value) if callback else None)
+
+    def markConversation(
+        self,
+        conversationIDList: Sequence[str],
+        markType: int,
+        enableMark: bool,
+        callback: V2TIMValueCallback[list[V2TIMConversationOperationResult]] | None,
+    ) -> None:
+        """Set (``enableMark``) or clear one mark on conversations: a result per conversation.
+
+        ``markType`` is a :class:`V2TIMConversationMarkType` or a custom ``1 << n``
+        (32 <= n < 64); 0 or anything else fails with 6017, more than 100 ids with 51006.
+        Each conversation whose marks change fires ``onConversationChanged``.
+        """
+        keys = self._id_list(conversationIDList, callback, allow_empty=True)
+        if keys is None:
+            return
+        if isinstance(markType, bool) or not isinstance(markType, int) or markType < 0:
+            self._invalid(callback, "markType is invalid")
+            return
+        enable = bool(enableMark)
+        self._results(callback, lambda client: client.conv_mark(keys, markType, enable))
+
+    def getConversationListByFilter(
+        self,
+        filter: V2TIMConversationListFilter,
+        nextSeq: int,
+        count: int,
+        callback: V2TIMValueCallback[V2TIMConversationResult] | None,
+    ) -> None:
+        """A page of the conversations matching ``filter``, paged as
+        :meth:`getConversationList` (``count`` <= 0 fails with 6017, above 1000 is 1000)."""
+        if not isinstance(nextSeq, int) or nextSeq < 0:
+            self._invalid(callback, "nextSeq is invalid")
+            return
+        if not isinstance(count, int) or count <= 0:
+            self._invalid(callback, "count is invalid")
+            return
+        try:
+            wire = (filter or V2TIMConversationListFilter()).to_wire()
+        except (ValueError, TypeError):
+            self._invalid(callback, "filter is invalid")
+            return
+        page_size = min(count, MAX_PAGE_SIZE)
+
+        async def page(client: Client) -> V2TIMConversationResult:
+            result = await client.conv_list_by_filter(wire, nextSeq, page_size)
+            return V2TIMConversationResult(
+                conversationList=[
+                    V2TIMConversation.from_conv_info(c)
+                    for c in result.conversation_list_result_conv_list
+                ],
+                nextSeq=result.conversation_list_result_next_seq,
+                isFinished=result.conversation_list_result_is_finished,
+            )
+
+        self._start(callback, page, lambda value: callback.onSuccess(value) if callback else None)
+
+    def createConversationGroup(
+        self,
+        groupName: str,
+        conversationIDList: Sequence[str],
+        callback: V2TIMValueCallback[list[V2TIMConversationOperationResult]] | None,
+    ) -> None:
+        """Create a conversation group with these conversations: a result per conversation.
+        51010 when 20 groups exist, 51011 for a name over 32 bytes, 6017 for an empty or
+        taken name."""
+        keys = self._id_list(conversationIDList, callback, allow_empty=True)
+        if keys is None:
+            return
+        if not isinstance(groupName, str) or not groupName:
+            self._invalid(callback, "groupName is empty")
+            return
+        self._results(callback, lambda client: client.conv_group_create(groupName, keys))
+
+    def getConversationGroupList(self, callback: V2TIMValueCallback[list[str]] | None) -> None:
+        """The conversation group names, oldest first. Call it after ``onSyncServerFinish``:
+        group changes made while this process was away are not replayed."""
+        self._start(
+            callback,
+            lambda client: client.conv_group_list(),
+            lambda value: callback.onSuccess(value) if callback else None,
+        )
+
+    def deleteConversationGroup(self, groupName: str, callback: V2TIMCallback | None) -> None:
+        """Delete a conversation group (its conversations stay); 51009 when it does not
+        exist."""
+        if not isinstance(groupName, str) or not groupName:
+            self._invalid(callback, "groupName is empty")
+            return
+        self._start(
+            callback,
+            lambda client: client.conv_group_delete(groupName),
+            lambda _: callback.onSuccess() if callback else None,
+        )
+
+    def renameConversationGroup(
+        self, oldName: str, newName: str, callback: V2TIMCallback | None
+    ) -> None:
+        """Rename a conversation group; 51009 when it does not exist, 6017 when ``newName``
+        is taken."""
+        if not isinstance(oldName, str) or not oldName:
+            self._invalid(callback, "oldName is empty")
+            return
+        if not isinstance(newName, str) or not newName:
+            self._invalid(callback, "newName is empty")
+            return
+        self._start(
+            callback,
+            lambda client: client.conv_group_rename(oldName, newName),
+            lambda _: callback.onSuccess() if callback else None,
+        )
+
+    def addConversationsToGroup(
+        self,
+        groupName: str,
+        conversationIDList: Sequence[str],
+        callback: V2TIMValueCallback[list[V2TIMConversationOperationResult]] | None,
+    ) -> None:
+        """Add conversations to a conversation group: a result per conversation."""
+        keys = self._id_list(conversationIDList, callback, allow_empty=True)
+        if keys is None:
+            return
+        if not isinstance(groupName, str) or not groupName:
+            self._invalid(callback, "groupName is empty")
+            return
+        self._results(callback, lambda client: client.conv_group_add(groupName, keys))
+
+    def deleteConversationsFromGroup(
+        self,
+        groupName: str,
+        conversationIDList: Sequence[str],
+        callback: V2TIMValueCallback[list[V2TIMConversationOperationResult]] | None,
+    ) -> None:
+        """Remove conversations from a conversation group: a result per conversation."""
+        keys = self._id_list(conversationIDList, callback, allow_empty=True)
+        if keys is None:
+            return
+        if not isinstance(groupName, str) or not groupName:
+            self._invalid(callback, "groupName is empty")
+            return
+        self._results(callback, lambda client: client.conv_group_remove(groupName, keys))
 
 
 def _conflict_desc(current: V2TIMConversation | None) -> str:
@@ -1030,6 +1293,7 @@ class V2TIMManager:
                 timeout=config.timeout,
                 on_event=self._conversations._deliver_event,
                 on_state=self._deliver_state,
+                on_group_event=self._conversations._deliver_group_event,
             )
             core.start()
             self._core = core

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .enums import TIMConvEvent, TIMConvType, TIMElemType, TIMResult
+from .enums import TIMConversationMarkType, TIMConvEvent, TIMConvType, TIMElemType, TIMResult
 from .envelope import ErrorObject, Notification, Request, RequestId, Response
 from .errors import ERROR_TABLE, ConvdErrCode, ErrorInfo, JsonRpcErrCode, TIMErrCode
 from .methods import (
@@ -25,9 +25,22 @@ from .methods import (
     ConvEventStart,
     ConvEventUpdate,
     ConvGetParams,
+    ConvGroupAddParams,
+    ConvGroupCreateParams,
+    ConvGroupDeleteParams,
+    ConvGroupEventConversationsAdded,
+    ConvGroupEventConversationsDeleted,
+    ConvGroupEventCreated,
+    ConvGroupEventDeleted,
+    ConvGroupEventNameChanged,
+    ConvGroupEventParams,
+    ConvGroupRemoveParams,
+    ConvGroupRenameParams,
     ConvKeyParams,
+    ConvListByFilterParams,
     ConvListParams,
     ConvListResult,
+    ConvMarkParams,
     ConvPinParams,
     ConvRestoreDraftParams,
     ConvSetCustomDataParams,
@@ -47,7 +60,15 @@ from .methods import (
     SessionLoginResult,
     StoreStatus,
 )
-from .types import ConvInfo, ConvKey, ConvOperationResult, Draft, DraftMessage, MessageElem
+from .types import (
+    ConvInfo,
+    ConvKey,
+    ConvListFilter,
+    ConvOperationResult,
+    Draft,
+    DraftMessage,
+    MessageElem,
+)
 
 __all__ = [
     "ERROR_TABLE",
@@ -64,11 +85,25 @@ __all__ = [
     "ConvEventStart",
     "ConvEventUpdate",
     "ConvGetParams",
+    "ConvGroupAddParams",
+    "ConvGroupCreateParams",
+    "ConvGroupDeleteParams",
+    "ConvGroupEventConversationsAdded",
+    "ConvGroupEventConversationsDeleted",
+    "ConvGroupEventCreated",
+    "ConvGroupEventDeleted",
+    "ConvGroupEventNameChanged",
+    "ConvGroupEventParams",
+    "ConvGroupRemoveParams",
+    "ConvGroupRenameParams",
     "ConvInfo",
     "ConvKey",
     "ConvKeyParams",
+    "ConvListByFilterParams",
+    "ConvListFilter",
     "ConvListParams",
     "ConvListResult",
+    "ConvMarkParams",
     "ConvOperationResult",
     "ConvPinParams",
     "ConvRestoreDraftParams",
@@ -101,6 +136,7 @@ __all__ = [
     "StoreStatus",
     "TIMConvEvent",
     "TIMConvType",
+    "TIMConversationMarkType",
     "TIMElemType",
     "TIMErrCode",
     "TIMResult",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["TIMConvEvent", "TIMConvType", "TIMElemType", "TIMResult"]
+__all__ = [
+    "TIMConvEvent",
+    "TIMConvType",
+    "TIMConversationMarkType",
+    "TIMElemType",
+    "TIMResult",
+]
 
 
 class TIMConvType(IntEnum):
@@ -55,3 +61,15 @@ class TIMResult(IntEnum):
     TIM_ERR_PARAM = -4
     TIM_ERR_CONV = -5
     TIM_ERR_GROUP = -6
+
+
+class TIMConversationMarkType(IntEnum):
+    """The SDK's standard conversation marks (``conv_mark_array`` items, ``mark_type``).
+
+    An app may also use a custom mark: ``1 << n`` with ``32 <= n < 64`` (the SDK's rule).
+    """
+
+    kTIMConversationMarkTypeStar = 0x1
+    kTIMConversationMarkTypeUnread = 0x2
+    kTIMConversationMarkTypeFold = 0x4
+    kTIMConversationMarkTypeHide = 0x8

@@ -55,6 +55,9 @@ class TIMErrCode(IntEnum):
     ERR_SDK_GROUP_INVALID_ID = 8501
     #: More than 100 conversations in one mark / conversation-group / custom-data request.
     ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT = 51006
+    ERR_SVR_CONV_CONV_GROUP_NOT_EXIST = 51009
+    ERR_SVR_CONV_CONV_GROUP_TOTAL_COUNT_EXCEED_LIMIT = 51010
+    ERR_SVR_CONV_CONV_GROUP_NAME_EXCEED_LENGTH = 51011
 
 
 class ConvdErrCode(IntEnum):
@@ -178,14 +181,6 @@ ERROR_TABLE: dict[int, ErrorInfo] = {
             ),
         ),
         ErrorInfo(
-            code=TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
-            message="Too many conversations in one request",
-            description=(
-                "A `conv.set_custom_data` named more than 100 conversations (the SDK's limit "
-                "for one mark, conversation-group or custom-data request). Nothing was changed."
-            ),
-        ),
-        ErrorInfo(
             code=ConvdErrCode.DRAFT_REVISION_CONFLICT,
             message="Draft revision conflict",
             description=(
@@ -234,6 +229,29 @@ ERROR_TABLE: dict[int, ErrorInfo] = {
                 "`--draft-history-for`), or the conversation was deleted since (its history "
                 "goes with it). Nothing was written. `data` is `{revision, detail}`."
             ),
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
+            message="Too many conversations in one request",
+            description=(
+                "A mark, conversation-group or custom-data call named more than 100 "
+                "conversations (the SDK's limit for one such request); nothing was changed."
+            ),
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NOT_EXIST,
+            message="Conversation group does not exist",
+            description="The account has no conversation group of that name.",
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SVR_CONV_CONV_GROUP_TOTAL_COUNT_EXCEED_LIMIT,
+            message="Too many conversation groups",
+            description="An account has at most 20 conversation groups, as in the SDK.",
+        ),
+        ErrorInfo(
+            code=TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NAME_EXCEED_LENGTH,
+            message="Conversation group name too long",
+            description="A conversation group name is at most 32 bytes of UTF-8, as in the SDK.",
         ),
     )
 }

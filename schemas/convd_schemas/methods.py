@@ -22,7 +22,17 @@ from .limits import (
     MAX_INT,
     MAX_PAGE_SIZE,
 )
-from .types import ConvId, ConvInfo, ConvKey, ConvOperationResult, ConvTypeField, Draft
+from .types import (
+    ConvId,
+    ConvInfo,
+    ConvKey,
+    ConvListFilter,
+    ConvOperationResult,
+    ConvTypeField,
+    Draft,
+    GroupName,
+    MarkType,
+)
 
 __all__ = [
     "METHODS",
@@ -38,9 +48,22 @@ __all__ = [
     "ConvEventStart",
     "ConvEventUpdate",
     "ConvGetParams",
+    "ConvGroupAddParams",
+    "ConvGroupCreateParams",
+    "ConvGroupDeleteParams",
+    "ConvGroupEventConversationsAdded",
+    "ConvGroupEventConversationsDeleted",
+    "ConvGroupEventCreated",
+    "ConvGroupEventDeleted",
+    "ConvGroupEventNameChanged",
+    "ConvGroupEventParams",
+    "ConvGroupRemoveParams",
+    "ConvGroupRenameParams",
     "ConvKeyParams",
+    "ConvListByFilterParams",
     "ConvListParams",
     "ConvListResult",
+    "ConvMarkParams",
     "ConvPinParams",
     "ConvRestoreDraftParams",
     "ConvSetCustomDataParams",
@@ -506,6 +529,144 @@ ConvEventParams: TypeAlias = (
 )
 
 
+_BatchConvs = Annotated[
+    list[ConvKey],
+    msgspec.Meta(
+        description=f"The conversations, 1..{MAX_BATCH_CONVS} (more: 51006; none: "
+        "6017); each gets one result, in the order given (a repeated one counts once)."
+    ),
+]
+
+
+class ConvMarkParams(_Params):
+    """Set or clear one mark on conversations (TIMConvMarkConversation, V2
+    markConversation).
+
+    ``mark_type`` is one mark: Star 0x1, Unread 0x2, Fold 0x4, Hide 0x8, or a custom mark
+    ``1 << n`` with ``32 <= n < 64`` (anything else: 6017). Each conversation whose marks
+    change gets an Update event; marking does not reorder the list.
+    """
+
+    convs: _BatchConvs
+    mark_type: MarkType
+    enable_mark: Annotated[bool, msgspec.Meta(description="true sets the mark, false clears it.")]
+
+
+class ConvListByFilterParams(ConvListParams):
+    """One page of the conversations that match a filter (TIMConvGetConversationListByFilter,
+    V2 getConversationListByFilter), in ``conv.list`` order, paged as ``conv.list`` is."""
+
+    filter: ConvListFilter = msgspec.field(default_factory=ConvListFilter)
+
+
+class ConvGroupCreateParams(_Params):
+    """Create a conversation group, with conversations in it
+    (TIMConvCreateConversationGroup). At most 20 groups per account (51010); a name that is
+    taken answers 6017."""
+
+    group_name: GroupName
+    convs: Annotated[
+        list[ConvKey],
+        msgspec.Meta(
+            description=f"The conversations to put in it, 0..{MAX_BATCH_CONVS} (more: "
+            "51006), each with its own result."
+        ),
+    ] = msgspec.field(default_factory=list)
+
+
+class ConvGroupDeleteParams(_Params):
+    """Delete a conversation group (TIMConvDeleteConversationGroup); its conversations stay,
+    outside it."""
+
+    group_name: GroupName
+
+
+class ConvGroupRenameParams(_Params):
+    """Rename a conversation group (TIMConvRenameConversationGroup); a new name that is taken
+    answers 6017."""
+
+    old_name: GroupName
+    new_name: GroupName
+
+
+class ConvGroupAddParams(_Params):
+    """Add conversations to a conversation group (TIMConvAddConversationsToGroup)."""
+
+    group_name: GroupName
+    convs: _BatchConvs
+
+
+class ConvGroupRemoveParams(_Params):
+    """Remove conversations from a conversation group (TIMConvDeleteConversationsFromGroup)."""
+
+    group_name: GroupName
+    convs: _BatchConvs
+
+
+class _ConvGroupEvent(msgspec.Struct, tag_field="event", kw_only=True):
+    subscription: Annotated[int, msgspec.Meta(description="The subscription it belongs to.")]
+    seq: Annotated[
+        int,
+        msgspec.Meta(
+            description="The account's change sequence when it was committed: the Update "
+            "events of the conversations it changed come before it, with seqs up to this one. "
+            "A group event is not a change of its own: it takes no seq and is not replayed "
+            "on resume (re-list the groups after a sync frame's Finish)."
+        ),
+    ]
+    origin: Annotated[str, msgspec.Meta(description="Id of the connection that made the change.")]
+    group_name: Annotated[str, msgspec.Meta(description="The group (for a rename: its new name).")]
+
+
+class ConvGroupEventCreated(_ConvGroupEvent, tag="created"):
+    """A conversation group was created (V2 onConversationGroupCreated)."""
+
+    conv_array: Annotated[
+        list[ConvInfo], msgspec.Meta(description="The conversations it was created with.")
+    ]
+
+
+class ConvGroupEventDeleted(_ConvGroupEvent, tag="deleted"):
+    """A conversation group was deleted (V2 onConversationGroupDeleted)."""
+
+
+class ConvGroupEventNameChanged(_ConvGroupEvent, tag="name_changed"):
+    """A conversation group was renamed (V2 onConversationGroupNameChanged): ``group_name`` is
+    the new name."""
+
+    old_name: str
+
+
+class ConvGroupEventConversationsAdded(_ConvGroupEvent, tag="conversations_added"):
+    """Conversations were added to a group (V2 onConversationsAddedToGroup)."""
+
+    conv_array: Annotated[
+        list[ConvInfo], msgspec.Meta(description="The conversations added (now in it).")
+    ]
+
+
+class ConvGroupEventConversationsDeleted(_ConvGroupEvent, tag="conversations_deleted"):
+    """Conversations were removed from a group (V2 onConversationsDeletedFromGroup)."""
+
+    conv_array: Annotated[
+        list[ConvInfo], msgspec.Meta(description="The conversations removed (no longer in it).")
+    ]
+    reason: Annotated[
+        int, msgspec.Meta(description="0: a call removed them (the SDK's reason 0).")
+    ] = 0
+
+
+#: A committed change of the account's conversation groups, to every subscriber of the
+#: account, told apart by ``event``; sent after commit, in commit order with ``conv.event``.
+ConvGroupEventParams: TypeAlias = (
+    ConvGroupEventCreated
+    | ConvGroupEventDeleted
+    | ConvGroupEventNameChanged
+    | ConvGroupEventConversationsAdded
+    | ConvGroupEventConversationsDeleted
+)
+
+
 class MethodSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One method of the contract: its name, documentation, params, result and errors."""
 
@@ -533,6 +694,15 @@ _KEY_ERRORS = (
     TIMErrCode.ERR_INVALID_PARAMETERS,
     TIMErrCode.ERR_SDK_COMM_INVALID_IDENTIFIER,
     TIMErrCode.ERR_SDK_GROUP_INVALID_ID,
+)
+
+_BATCH_ERRORS = (
+    TIMErrCode.ERR_INVALID_PARAMETERS,
+    TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
+)
+_GROUP_NAME_ERRORS = (
+    TIMErrCode.ERR_INVALID_PARAMETERS,
+    TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NAME_EXCEED_LENGTH,
 )
 
 METHODS: tuple[MethodSpec, ...] = (
@@ -674,6 +844,105 @@ METHODS: tuple[MethodSpec, ...] = (
         writes=True,
     ),
     MethodSpec(
+        name="conv.mark",
+        summary="Set or clear a mark on conversations (TIMConvMarkConversation).",
+        params=ConvMarkParams,
+        result=list[ConvOperationResult],
+        errors=(*_CONV_ERRORS, *_KEY_ERRORS, *_BATCH_ERRORS),
+        requires_login=True,
+        writes=True,
+    ),
+    MethodSpec(
+        name="conv.list_by_filter",
+        summary="One page of the conversations matching a filter "
+        "(TIMConvGetConversationListByFilter).",
+        params=ConvListByFilterParams,
+        result=ConvListResult,
+        errors=(*_CONV_ERRORS, TIMErrCode.ERR_INVALID_PARAMETERS),
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.group_create",
+        summary="Create a conversation group (TIMConvCreateConversationGroup).",
+        params=ConvGroupCreateParams,
+        result=list[ConvOperationResult],
+        errors=(
+            *_CONV_ERRORS,
+            *_KEY_ERRORS,
+            *_GROUP_NAME_ERRORS,
+            TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
+            TIMErrCode.ERR_SVR_CONV_CONV_GROUP_TOTAL_COUNT_EXCEED_LIMIT,
+        ),
+        requires_login=True,
+        writes=True,
+    ),
+    MethodSpec(
+        name="conv.group_list",
+        summary="The account's conversation group names, oldest first "
+        "(TIMConvGetConversationGroupList).",
+        params=EmptyParams,
+        result=list[str],
+        errors=_CONV_ERRORS,
+        requires_login=True,
+    ),
+    MethodSpec(
+        name="conv.group_delete",
+        summary="Delete a conversation group (TIMConvDeleteConversationGroup).",
+        params=ConvGroupDeleteParams,
+        result=EmptyResult,
+        errors=(
+            *_CONV_ERRORS,
+            *_GROUP_NAME_ERRORS,
+            TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NOT_EXIST,
+        ),
+        requires_login=True,
+        writes=True,
+    ),
+    MethodSpec(
+        name="conv.group_rename",
+        summary="Rename a conversation group (TIMConvRenameConversationGroup).",
+        params=ConvGroupRenameParams,
+        result=EmptyResult,
+        errors=(
+            *_CONV_ERRORS,
+            *_GROUP_NAME_ERRORS,
+            TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NOT_EXIST,
+        ),
+        requires_login=True,
+        writes=True,
+    ),
+    MethodSpec(
+        name="conv.group_add",
+        summary="Add conversations to a conversation group (TIMConvAddConversationsToGroup).",
+        params=ConvGroupAddParams,
+        result=list[ConvOperationResult],
+        errors=(
+            *_CONV_ERRORS,
+            *_KEY_ERRORS,
+            *_BATCH_ERRORS,
+            *_GROUP_NAME_ERRORS,
+            TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NOT_EXIST,
+        ),
+        requires_login=True,
+        writes=True,
+    ),
+    MethodSpec(
+        name="conv.group_remove",
+        summary="Remove conversations from a conversation group "
+        "(TIMConvDeleteConversationsFromGroup).",
+        params=ConvGroupRemoveParams,
+        result=list[ConvOperationResult],
+        errors=(
+            *_CONV_ERRORS,
+            *_KEY_ERRORS,
+            *_BATCH_ERRORS,
+            *_GROUP_NAME_ERRORS,
+            TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NOT_EXIST,
+        ),
+        requires_login=True,
+        writes=True,
+    ),
+    MethodSpec(
         name="conv.subscribe",
         summary="Receive the account's conversation events as `conv.event` notifications.",
         params=ConvSubscribeParams,
@@ -716,5 +985,12 @@ NOTIFICATIONS: tuple[NotificationSpec, ...] = (
         summary="A committed conversation change (Add 0, Del 1, Update 2), in commit order; "
         "with `sync`, framed by Start 3 and Finish 4.",
         params=ConvEventParams,
+    ),
+    NotificationSpec(
+        name="conv.group_event",
+        summary="A committed change of the account's conversation groups (created, deleted, "
+        "name_changed, conversations_added, conversations_deleted), after commit and in "
+        "commit order with `conv.event`; not replayed on resume.",
+        params=ConvGroupEventParams,
     ),
 )

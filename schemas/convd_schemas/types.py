@@ -8,6 +8,7 @@ import msgspec
 
 from .enums import TIMConvType
 from .limits import (
+    MAX_CONV_GROUP_NAME_BYTES,
     MAX_CUSTOM_DATA_BYTES,
     MAX_DRAFT_ELEMENTS,
     MAX_DRAFT_TEXT_BYTES,
@@ -16,6 +17,14 @@ from .limits import (
 )
 
 __all__ = ["ConvInfo", "ConvKey", "ConvOperationResult", "Draft", "DraftMessage", "MessageElem"]
+__all__ = [
+    "ConvInfo",
+    "ConvKey",
+    "ConvListFilter",
+    "Draft",
+    "DraftMessage",
+    "MessageElem",
+]
 
 ConvId = Annotated[
     str,
@@ -115,6 +124,9 @@ class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
     (``conv.set_custom_data``); marks and conversation groups have no storage yet, so they
     hold their empty values; the receive option is always Receive (0) and the display name is
     the id.
+    It carries the SDK's keys that mean something on one machine. Custom data has no storage
+    yet, so it holds its empty value; marks and conversation groups are stored; the receive
+    option is always Receive (0) and the display name is the id.
     """
 
     conv_id: ConvId
@@ -152,7 +164,11 @@ class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
     ] = 0
     conv_mark_array: Annotated[
         list[int],
-        msgspec.Meta(description="Marks (TIMConversationMarkType bits); none yet: []."),
+        msgspec.Meta(
+            description="Marks (TIMConversationMarkType: Star 0x1, Unread 0x2, Fold 0x4, "
+            "Hide 0x8, or a custom mark 1 << n with 32 <= n < 64), one item per mark, "
+            "ascending; set with `conv.mark`."
+        ),
     ] = msgspec.field(default_factory=list)
     conv_custom_data: Annotated[
         str,
@@ -164,7 +180,10 @@ class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
     ] = ""
     conv_conversation_group_array: Annotated[
         list[str],
-        msgspec.Meta(description="Names of the conversation groups it is in; none yet: []."),
+        msgspec.Meta(
+            description="Names of the conversation groups it is in, in the order it was "
+            "added to them (`conv.group_*`)."
+        ),
     ] = msgspec.field(default_factory=list)
     conv_draft_revision: Annotated[
         int,
@@ -201,3 +220,80 @@ class ConvOperationResult(msgspec.Struct, kw_only=True):
     result_info: Annotated[
         str, msgspec.Meta(description='What went wrong for this conversation; "" on success.')
     ]
+
+
+#: A mark as the SDK types it: an unsigned 64-bit integer.
+MarkType = Annotated[
+    int,
+    msgspec.Meta(
+        ge=0,
+        description="A TIMConversationMarkType (an unsigned 64-bit number): Star 0x1, Unread "
+        "0x2, Fold 0x4, Hide 0x8, or a custom mark 1 << n with 32 <= n < 64.",
+    ),
+]
+#: A conversation group's name: 1..32 bytes of UTF-8 (the SDK's limit). The byte length is
+#: checked by convd (51011), not by the schema (which counts characters).
+GroupName = Annotated[
+    str,
+    msgspec.Meta(
+        description=f"A conversation group's name: 1..{MAX_CONV_GROUP_NAME_BYTES} bytes of "
+        "UTF-8 (longer: 51011; empty: 6017).",
+        examples=["friends"],
+    ),
+]
+
+
+class ConvListFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which conversations a filtered list holds (the SDK's TIMConversationListFilter, 7.x keys,
+    plus convd's ``conversation_list_filter_has_draft``). A key left out does not filter;
+    given keys must all hold."""
+
+    conversation_list_filter_conv_type: (
+        Annotated[TIMConvType, msgspec.Meta(description="Only this type: 1 = C2C, 2 = Group.")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    conversation_list_filter_mark_type: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=0,
+                description="Only conversations that carry every mark of this value (an "
+                "unsigned 64-bit number; larger: 6017); 0: only conversations without any mark.",
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    conversation_list_filter_conversation_group: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                description='Only the conversations of this conversation group; "": only '
+                "conversations in no group. An unknown group gives an empty list."
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    conversation_list_filter_has_unread_count: Annotated[
+        bool,
+        msgspec.Meta(
+            description="true: only conversations with unread messages. convd receives no "
+            "messages, so none has: the list is then empty."
+        ),
+    ] = False
+    conversation_list_filter_has_group_at_info: Annotated[
+        bool,
+        msgspec.Meta(
+            description="true: only conversations with @ information. convd receives no "
+            "messages, so none has: the list is then empty."
+        ),
+    ] = False
+    conversation_list_filter_has_draft: (
+        Annotated[
+            bool,
+            msgspec.Meta(
+                description="convd extension: true, only conversations with a draft; false, "
+                "only those without."
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET

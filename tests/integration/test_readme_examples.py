@@ -44,6 +44,7 @@ EXAMPLES = {
     "conflict",
     "two-terminals",
     "jq",
+    "groups",
     "watch",
     "socat-status",
     "batch",

@@ -11,6 +11,9 @@ __all__ = [
     "DraftRevisionConflict",
     "DraftTooLarge",
     "DraftVersionNotFound",
+    "GroupLimitExceeded",
+    "GroupNameTooLong",
+    "GroupNotFound",
     "InvalidGroupId",
     "InvalidMessageElement",
     "InvalidParameter",
@@ -133,3 +136,17 @@ class DraftVersionNotFound(DomainError):
             "pruned, or deleted with its conversation); nothing was written"
         )
         self.revision = revision
+
+    """A batch call named more conversations than the SDK allows in one request."""
+
+
+class GroupNotFound(DomainError):
+    """The account has no conversation group of that name."""
+
+
+class GroupLimitExceeded(DomainError):
+    """The account has as many conversation groups as the SDK allows."""
+
+
+class GroupNameTooLong(DomainError):
+    """A conversation group name longer than the SDK allows."""

@@ -16,10 +16,15 @@ __all__ = [
     "ConvKey",
     "ConvType",
     "Conversation",
+    "ConversationFilter",
+    "ConversationGroup",
     "ConversationRow",
     "Draft",
     "DraftElement",
     "DraftVersion",
+    "GroupChange",
+    "GroupChangeKind",
+    "Outcome",
 ]
 
 #: Pinned conversations carry this bit in their active time, so one descending sort gives
@@ -83,6 +88,11 @@ class Conversation(msgspec.Struct, frozen=True):
     draft: Draft | None = None
     draft_revision: int = 0
     unread_num: int = 0
+    #: The conversation's marks: a bitmask of the SDK's TIMConversationMarkType values
+    #: (bits 0..3, and custom marks in bits 32..63), as an unsigned 64-bit number.
+    marks: int = 0
+    #: Names of the conversation groups it is in, in the order it was added to them.
+    groups: tuple[str, ...] = ()
     #: Opaque app data (the SDK's conversation custom data): at most 256 bytes of UTF-8.
     custom_data: str = ""
 
@@ -97,12 +107,13 @@ class Conversation(msgspec.Struct, frozen=True):
 
 #: One conversation of a list page, as the store reads it and the rpc layer writes it out:
 #: ``(conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision,
-#: custom_data)``, where ``draft`` is the draft as the SDK's json_draft_param JSON document
-#: (None: no draft).
+#: custom_data, marks, groups)``, where ``draft`` is the draft as the SDK's json_draft_param
+#: JSON document (None: no draft), ``marks`` the marks bitmask as SQLite's signed 64-bit
+#: integer, and ``groups`` the JSON array of the conversation's group names (None: none).
 #: The domain passes list pages through without building a Conversation per row: a page of
 #: a big account is the one read whose cost grows with its size, and it should cost what its
 #: bytes cost (one conversion, in the rpc layer). ``ROW_ACTIVE_TIME`` is the sort key.
-ConversationRow: TypeAlias = tuple[int, str, int, int, int, bytes | None, int, str]
+ConversationRow: TypeAlias = tuple[int, str, int, int, int, bytes | None, int, str, int, str | None]
 ROW_ACTIVE_TIME: Final = 2
 
 
@@ -140,3 +151,57 @@ class DraftVersion(msgspec.Struct, frozen=True, kw_only=True):
     replaced_at: int
     replaced_by: str
     replaced_how: str
+
+
+class ConversationFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which conversations a filtered list holds; None does not filter, the others must all
+    hold.
+
+    ``mark_type``: conversations carrying every bit of it; 0, those without any mark.
+    ``group``: the conversations of that group; "", those in no group.
+    """
+
+    conv_type: ConvType | None = None
+    mark_type: int | None = None
+    group: str | None = None
+    has_draft: bool | None = None
+
+
+class ConversationGroup(msgspec.Struct, frozen=True):
+    """A conversation group of an account: its store id and its name."""
+
+    id: int
+    name: str
+
+
+class GroupChangeKind(IntEnum):
+    CREATED = 0
+    DELETED = 1
+    NAME_CHANGED = 2
+    CONVERSATIONS_ADDED = 3
+    CONVERSATIONS_DELETED = 4
+
+
+class GroupChange(msgspec.Struct, frozen=True, kw_only=True):
+    """One committed change of an account's conversation groups.
+
+    It is not a change of the change sequence: ``seq`` is the account's sequence when it was
+    committed (its conversations' Update changes come first, with seqs up to it), and it is
+    not kept for resuming subscribers. ``conversations`` are the states after the change (for
+    CONVERSATIONS_DELETED: no longer in the group); ``old_name`` is set for NAME_CHANGED.
+    """
+
+    seq: int
+    kind: GroupChangeKind
+    name: str
+    conversations: tuple[Conversation, ...] = ()
+    old_name: str | None = None
+    origin: str = ""
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What a batch operation did to one conversation: ``error`` None when it succeeded
+    (also when nothing had to change)."""
+
+    key: ConvKey
+    error: Exception | None = None

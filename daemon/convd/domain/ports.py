@@ -11,6 +11,8 @@ from .models import (
     BackupInfo,
     Change,
     Conversation,
+    ConversationFilter,
+    ConversationGroup,
     ConversationRow,
     ConvKey,
     Draft,
@@ -67,6 +69,29 @@ class StoreTransaction(Protocol):
         """The id of the account with this identity, created if needed."""
         ...
 
+    def get_group(self, account_id: int, name: str) -> ConversationGroup | None:
+        """The account's conversation group of that name, if any."""
+        ...
+
+    def count_groups(self, account_id: int) -> int: ...
+
+    def create_group(self, account_id: int, name: str) -> ConversationGroup:
+        """A new, empty conversation group (the name is free)."""
+        ...
+
+    def rename_group(self, group: ConversationGroup, name: str) -> None:
+        """Give the group a new name (free). Its conversations' ``groups`` still name it by
+        its old name until they are put again."""
+        ...
+
+    def delete_group(self, group: ConversationGroup) -> None:
+        """Remove the group, which no conversation names any longer."""
+        ...
+
+    def group_members(self, group: ConversationGroup) -> list[ConvKey]:
+        """The conversations whose ``groups`` name the group, in list order."""
+        ...
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the event loop once the batch has committed, in commit order,
         before the next batch starts and before the write's caller is answered."""
@@ -120,9 +145,20 @@ class Store(Protocol):
     ) -> list[Conversation]: ...
 
     async def list_conversations(
-        self, account_id: int, before_active_time: int | None, limit: int
+        self,
+        account_id: int,
+        before_active_time: int | None,
+        limit: int,
+        *,
+        where: ConversationFilter | None = None,
     ) -> list[ConversationRow]:
-        """Conversations by active time, descending, strictly below ``before_active_time``."""
+        """Conversations by active time, descending, strictly below ``before_active_time``;
+        with ``where``, only those that match it (read through an index in that order, so a
+        page does not scan the account)."""
+        ...
+
+    async def list_groups(self, account_id: int) -> list[str]:
+        """The account's conversation group names, oldest first."""
         ...
 
     async def count_conversations(self) -> int: ...

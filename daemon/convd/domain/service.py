@@ -14,6 +14,9 @@ from .errors import (
     DraftRevisionConflict,
     DraftTooLarge,
     DraftVersionNotFound,
+    GroupLimitExceeded,
+    GroupNameTooLong,
+    GroupNotFound,
     InvalidGroupId,
     InvalidMessageElement,
     InvalidParameter,
@@ -22,7 +25,7 @@ from .errors import (
     SeqTooOld,
     TooManyConversations,
 )
-from .events import EventBus, Sink
+from .events import EventBus, GroupSink, Sink
 from .models import (
     ROW_ACTIVE_TIME,
     Account,
@@ -30,16 +33,21 @@ from .models import (
     Change,
     ChangeKind,
     Conversation,
+    ConversationFilter,
+    ConversationGroup,
     ConversationRow,
     ConvKey,
     ConvType,
     Draft,
     DraftElement,
     DraftVersion,
+    GroupChange,
+    GroupChangeKind,
+    Outcome,
 )
 from .ports import Store, StoreTransaction
 
-__all__ = ["BatchOutcome", "ConversationPage", "ConversationService", "Limits"]
+__all__ = ["ConversationPage", "ConversationService", "Limits"]
 
 TEXT_ELEM = 0  # the SDK's kTIMElem_Text
 _ELEM_NAMES = {
@@ -69,20 +77,18 @@ class Limits:
     max_draft_text_bytes = 12 * 1024
     #: Changes kept per account for resuming subscribers.
     kept_changes = 10_000
-    #: Most conversations one batch call may name (deleteConversationList,
-    #: setConversationCustomData).
-    max_batch_convs = 100
     #: Largest custom data of one conversation, in UTF-8 bytes.
     max_custom_data_bytes = 256
     #: Draft history: versions kept per conversation, and their age bound (seconds), by
     #: default (``convd --draft-history`` / ``--draft-history-for``).
     draft_history = 20
     draft_history_seconds = 30 * 86400
-
-
-#: What a batch operation did for one conversation: its key, and None when it succeeded, or
-#: the domain error that kept it from succeeding (the batch's other conversations go on).
-BatchOutcome = tuple[ConvKey, DomainError | None]
+    #: Conversations one batch call may name: delete (6017 beyond), custom data, marks and
+    #: conversation groups (51006 beyond).
+    max_batch_conversations = 100
+    #: Conversation groups per account (51010 beyond), and the longest name in UTF-8 bytes.
+    max_groups = 20
+    max_group_name_bytes = 32
 
 
 class ConversationPage:
@@ -171,10 +177,29 @@ class ConversationService:
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def list_page(self, account: Account, next_seq: int, count: int) -> ConversationPage:
+    async def list_page(
+        self,
+        account: Account,
+        next_seq: int,
+        count: int,
+        *,
+        where: ConversationFilter | None = None,
+    ) -> ConversationPage:
+        """A page of the list (of the conversations that match ``where``, if given)."""
         if count < 1:
             raise InvalidParameter("count must be at least 1")
-        rows = await self._store.list_conversations(account.id, next_seq or None, count + 1)
+        if where is not None:
+            if where.mark_type is not None and where.mark_type >= 1 << 64:
+                raise InvalidParameter("mark_type must fit in 64 bits")
+            if where.group is not None and len(where.group.encode()) > Limits.max_group_name_bytes:
+                # No group can have that name: nothing matches.
+                return ConversationPage([], next_seq, True)
+        if where is None:
+            rows = await self._store.list_conversations(account.id, next_seq or None, count + 1)
+        else:
+            rows = await self._store.list_conversations(
+                account.id, next_seq or None, count + 1, where=where
+            )
         page = rows[:count]
         cursor = page[-1][ROW_ACTIVE_TIME] if page else next_seq
         return ConversationPage(page, cursor, len(rows) <= count)
@@ -359,7 +384,7 @@ class ConversationService:
 
     async def delete_many(
         self, account: Account, keys: Sequence[ConvKey], *, origin: str
-    ) -> list[BatchOutcome]:
+    ) -> list[Outcome]:
         """Delete each conversation named, in one write (deleteConversationList).
 
         Every key is checked first: an invalid one, an empty list or more than the batch limit
@@ -367,14 +392,14 @@ class ConversationService:
         does not exist gets ConversationNotFound as its outcome; each one deleted is a Delete
         change of its own, as ``delete`` makes.
         """
-        unique = _batch_keys(keys, InvalidParameter)
+        unique = _batch(keys, too_many=InvalidParameter)
 
-        def operation(tx: StoreTransaction) -> list[BatchOutcome]:
-            outcomes: list[BatchOutcome] = []
+        def operation(tx: StoreTransaction) -> list[Outcome]:
+            outcomes: list[Outcome] = []
             for key in unique:
                 current = tx.get_conversation(account.id, key)
                 if current is None:
-                    outcomes.append((key, ConversationNotFound(_not_found(key))))
+                    outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
                     continue
                 seq = tx.next_seq(account.id)
                 tx.delete_conversation(account.id, key)
@@ -383,14 +408,14 @@ class ConversationService:
                 change = Change(seq, ChangeKind.DELETE, key, None, origin)
                 tx.append_change(account.id, change)
                 self._publish_after_commit(tx, account, change)
-                outcomes.append((key, None))
+                outcomes.append(Outcome(key))
             return outcomes
 
         return await self._store.write(operation)
 
     async def set_custom_data(
         self, account: Account, keys: Sequence[ConvKey], custom_data: str, *, origin: str
-    ) -> list[BatchOutcome]:
+    ) -> list[Outcome]:
         """Set the custom data of each conversation named, in one write
         (setConversationCustomData).
 
@@ -407,27 +432,236 @@ class ConversationService:
                 f"custom_data is {size} bytes of UTF-8, more than the "
                 f"{Limits.max_custom_data_bytes} a conversation may hold"
             )
-        unique = _batch_keys(keys, TooManyConversations)
+        unique = _batch(keys)
 
-        def operation(tx: StoreTransaction) -> list[BatchOutcome]:
-            outcomes: list[BatchOutcome] = []
+        def operation(tx: StoreTransaction) -> list[Outcome]:
+            outcomes: list[Outcome] = []
             for key in unique:
                 current = tx.get_conversation(account.id, key)
                 if current is None:
-                    outcomes.append((key, ConversationNotFound(_not_found(key))))
+                    outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
                     continue
                 if current.custom_data != custom_data:
                     seq = tx.next_seq(account.id)
                     updated = _replace(current, custom_data=custom_data)
                     self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
-                outcomes.append((key, None))
+                outcomes.append(Outcome(key))
             return outcomes
 
         return await self._store.write(operation)
 
+    async def mark(
+        self,
+        account: Account,
+        keys: Sequence[ConvKey],
+        *,
+        mark_type: int,
+        enable: bool,
+        origin: str,
+    ) -> list[Outcome]:
+        """Set (``enable``) or clear one mark on each conversation: an Update for each one
+        whose marks change; an unknown conversation fails alone (ConversationNotFound)."""
+        unique = _batch(keys)
+        validate_mark(mark_type)
+
+        def operation(tx: StoreTransaction) -> list[Outcome]:
+            outcomes: list[Outcome] = []
+            for key in unique:
+                current = tx.get_conversation(account.id, key)
+                if current is None:
+                    outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
+                    continue
+                marks = current.marks | mark_type if enable else current.marks & ~mark_type
+                if marks != current.marks:
+                    seq = tx.next_seq(account.id)
+                    # Marking does not activate the conversation: its place stays.
+                    updated = _replace(current, marks=marks)
+                    self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+                outcomes.append(Outcome(key))
+            return outcomes
+
+        return await self._store.write(operation)
+
+    async def list_groups(self, account: Account) -> list[str]:
+        """The account's conversation group names, oldest first."""
+        return await self._store.list_groups(account.id)
+
+    async def create_group(
+        self, account: Account, name: str, keys: Sequence[ConvKey], *, origin: str
+    ) -> list[Outcome]:
+        """Create a conversation group with the conversations that exist among ``keys``."""
+        validate_group_name(name)
+        unique = _batch(keys, allow_empty=True)
+
+        def operation(tx: StoreTransaction) -> list[Outcome]:
+            if tx.get_group(account.id, name) is not None:
+                raise InvalidParameter(f"a conversation group named {name!r} exists already")
+            if tx.count_groups(account.id) >= Limits.max_groups:
+                raise GroupLimitExceeded(
+                    f"an account has at most {Limits.max_groups} conversation groups; delete "
+                    "one first"
+                )
+            tx.create_group(account.id, name)
+            outcomes, added = self._regroup(tx, account, unique, name, add=True, origin=origin)
+            self._publish_group(
+                tx, account, GroupChangeKind.CREATED, name, tuple(added), origin=origin
+            )
+            return outcomes
+
+        return await self._store.write(operation)
+
+    async def add_to_group(
+        self, account: Account, name: str, keys: Sequence[ConvKey], *, origin: str
+    ) -> list[Outcome]:
+        """Add the conversations to a group; those already in it count as added."""
+        return await self._change_members(account, name, keys, add=True, origin=origin)
+
+    async def remove_from_group(
+        self, account: Account, name: str, keys: Sequence[ConvKey], *, origin: str
+    ) -> list[Outcome]:
+        """Remove the conversations from a group; those not in it count as removed."""
+        return await self._change_members(account, name, keys, add=False, origin=origin)
+
+    async def delete_group(self, account: Account, name: str, *, origin: str) -> None:
+        """Delete a conversation group; its conversations stay (an Update for each)."""
+        validate_group_name(name)
+
+        def operation(tx: StoreTransaction) -> None:
+            group = _existing_group(tx, account, name)
+            for key in tx.group_members(group):
+                current = tx.get_conversation(account.id, key)
+                if current is not None:
+                    groups = tuple(g for g in current.groups if g != name)
+                    self._record(
+                        tx,
+                        account,
+                        tx.next_seq(account.id),
+                        ChangeKind.UPDATE,
+                        _replace(current, groups=groups),
+                        origin,
+                    )
+            tx.delete_group(group)
+            self._publish_group(tx, account, GroupChangeKind.DELETED, name, (), origin=origin)
+
+        await self._store.write(operation)
+
+    async def rename_group(
+        self, account: Account, old_name: str, new_name: str, *, origin: str
+    ) -> None:
+        """Rename a conversation group: an Update for each of its conversations."""
+        validate_group_name(old_name)
+        validate_group_name(new_name)
+
+        def operation(tx: StoreTransaction) -> None:
+            group = _existing_group(tx, account, old_name)
+            if new_name == old_name:
+                return
+            if tx.get_group(account.id, new_name) is not None:
+                raise InvalidParameter(f"a conversation group named {new_name!r} exists already")
+            # The group first: its conversations are found by its new name when put again.
+            tx.rename_group(group, new_name)
+            for key in tx.group_members(ConversationGroup(group.id, new_name)):
+                current = tx.get_conversation(account.id, key)
+                if current is not None:
+                    groups = tuple(new_name if g == old_name else g for g in current.groups)
+                    self._record(
+                        tx,
+                        account,
+                        tx.next_seq(account.id),
+                        ChangeKind.UPDATE,
+                        _replace(current, groups=groups),
+                        origin,
+                    )
+            self._publish_group(
+                tx,
+                account,
+                GroupChangeKind.NAME_CHANGED,
+                new_name,
+                (),
+                old_name=old_name,
+                origin=origin,
+            )
+
+        await self._store.write(operation)
+
+    async def _change_members(
+        self, account: Account, name: str, keys: Sequence[ConvKey], *, add: bool, origin: str
+    ) -> list[Outcome]:
+        validate_group_name(name)
+        unique = _batch(keys)
+
+        def operation(tx: StoreTransaction) -> list[Outcome]:
+            _existing_group(tx, account, name)
+            outcomes, changed = self._regroup(tx, account, unique, name, add=add, origin=origin)
+            if changed:
+                kind = (
+                    GroupChangeKind.CONVERSATIONS_ADDED
+                    if add
+                    else GroupChangeKind.CONVERSATIONS_DELETED
+                )
+                self._publish_group(tx, account, kind, name, tuple(changed), origin=origin)
+            return outcomes
+
+        return await self._store.write(operation)
+
+    def _regroup(
+        self,
+        tx: StoreTransaction,
+        account: Account,
+        keys: Sequence[ConvKey],
+        name: str,
+        *,
+        add: bool,
+        origin: str,
+    ) -> tuple[list[Outcome], list[Conversation]]:
+        """Put each conversation in (or take it out of) group ``name``: the outcomes, and the
+        conversations that changed (an Update each)."""
+        outcomes: list[Outcome] = []
+        changed: list[Conversation] = []
+        for key in keys:
+            current = tx.get_conversation(account.id, key)
+            if current is None:
+                outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
+                continue
+            outcomes.append(Outcome(key))
+            if (name in current.groups) == add:
+                continue  # in it (out of it) already: nothing changes
+            groups = (
+                (*current.groups, name) if add else tuple(g for g in current.groups if g != name)
+            )
+            # Grouping does not activate the conversation: its place stays.
+            updated = _replace(current, groups=groups)
+            self._record(tx, account, tx.next_seq(account.id), ChangeKind.UPDATE, updated, origin)
+            changed.append(updated)
+        return outcomes, changed
+
+    def _publish_group(
+        self,
+        tx: StoreTransaction,
+        account: Account,
+        kind: GroupChangeKind,
+        name: str,
+        conversations: tuple[Conversation, ...],
+        *,
+        old_name: str | None = None,
+        origin: str,
+    ) -> None:
+        # After the Updates of its conversations: the same commit, later in its order.
+        change = GroupChange(
+            seq=tx.current_seq(account.id),
+            kind=kind,
+            name=name,
+            conversations=conversations,
+            old_name=old_name,
+            origin=origin,
+        )
+        tx.after_commit(lambda: self._bus.publish_group(account.id, change))
+
     # -- change feed -------------------------------------------------------------------------
 
-    async def subscribe(self, account: Account, sink: Sink) -> tuple[int, int]:
+    async def subscribe(
+        self, account: Account, sink: Sink, group_sink: GroupSink | None = None
+    ) -> tuple[int, int]:
         """Register ``sink`` for live changes; return its token and the seq it starts after.
 
         The seq is read and the sink registered at one point of the commit order (inside a
@@ -437,7 +671,7 @@ class ConversationService:
         tokens: list[int] = []
 
         def operation(tx: StoreTransaction) -> int:
-            tx.after_commit(lambda: tokens.append(self._bus.add(account.id, sink)))
+            tx.after_commit(lambda: tokens.append(self._bus.add(account.id, sink, group_sink)))
             return tx.current_seq(account.id)
 
         seq = await self._store.write(operation)
@@ -545,22 +779,59 @@ class ConversationService:
         tx.after_commit(lambda: self._bus.publish(account.id, change))
 
 
-def _not_found(key: ConvKey) -> str:
-    return f"no conversation {key.conv_id!r} of that type"
+def validate_mark(mark_type: int) -> None:
+    """One of the SDK's marks: Star, Unread, Fold, Hide, or a custom ``1 << n``, 32 <= n < 64."""
+    standard = mark_type in (0x1, 0x2, 0x4, 0x8)
+    custom = (
+        mark_type > 0 and mark_type & (mark_type - 1) == 0 and 32 <= mark_type.bit_length() - 1 < 64
+    )
+    if not (standard or custom):
+        raise InvalidParameter(
+            f"mark_type {mark_type} is not a mark: use 0x1 (Star), 0x2 (Unread), 0x4 (Fold), "
+            "0x8 (Hide) or a custom mark 1 << n with 32 <= n < 64"
+        )
 
 
-def _batch_keys(keys: Sequence[ConvKey], too_many: type[DomainError]) -> list[ConvKey]:
-    """The keys of a batch call, checked (count, then each key) and without repeats."""
-    if not keys:
+def validate_group_name(name: str) -> None:
+    if not name:
+        raise InvalidParameter("a conversation group name must not be empty")
+    size = len(name.encode())
+    if size > Limits.max_group_name_bytes:
+        raise GroupNameTooLong(
+            f"conversation group name {name!r} is {size} bytes of UTF-8; at most "
+            f"{Limits.max_group_name_bytes} are allowed"
+        )
+
+
+def _batch(
+    keys: Sequence[ConvKey],
+    *,
+    allow_empty: bool = False,
+    too_many: type[DomainError] = TooManyConversations,
+) -> list[ConvKey]:
+    """The conversations of a batch call, checked (count, then each key: an invalid one fails
+    the whole call), each once, in the order given."""
+    if not keys and not allow_empty:
         raise InvalidParameter("name at least one conversation")
-    if len(keys) > Limits.max_batch_convs:
+    if len(keys) > Limits.max_batch_conversations:
         raise too_many(
-            f"{len(keys)} conversations named; one request may name at most "
-            f"{Limits.max_batch_convs}"
+            f"{len(keys)} conversations in one request; at most "
+            f"{Limits.max_batch_conversations} are allowed"
         )
     for key in keys:
         validate_key(key)
     return list(dict.fromkeys(keys))
+
+
+def _existing_group(tx: StoreTransaction, account: Account, name: str) -> ConversationGroup:
+    group = tx.get_group(account.id, name)
+    if group is None:
+        raise GroupNotFound(f"no conversation group named {name!r}")
+    return group
+
+
+def _not_found(key: ConvKey) -> str:
+    return f"no conversation {key.conv_id!r} of that type"
 
 
 def _check_revision(if_revision: int | None, current: Conversation | None) -> None:

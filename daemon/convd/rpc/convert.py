@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import msgspec
 
 from convd_schemas import (
+    ConvGroupEventConversationsAdded,
+    ConvGroupEventConversationsDeleted,
+    ConvGroupEventCreated,
+    ConvGroupEventDeleted,
+    ConvGroupEventNameChanged,
+    ConvGroupEventParams,
     ConvInfo,
     ConvKey,
+    ConvListFilter,
     Draft,
     DraftMessage,
     DraftVersion,
@@ -21,13 +29,16 @@ from .. import domain
 
 __all__ = [
     "conv_info",
-    "deleted_conv",
     "domain_elements",
+    "domain_filter",
     "domain_key",
     "domain_keys",
     "draft_version",
+    "group_event",
     "listed_conv_info",
+    "mark_array",
     "wire_draft",
+    "wire_key",
 ]
 
 _TEXT = int(TIMElemType.kTIMElem_Text)
@@ -80,6 +91,8 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
         conv_is_pinned=conversation.is_pinned,
         # convd knows no remarks, nicknames or group names: the id is the display name.
         conv_show_name=conversation.conv_id,
+        conv_mark_array=mark_array(conversation.marks),
+        conv_conversation_group_array=list(conversation.groups),
         conv_draft_revision=conversation.draft_revision,
         conv_custom_data=conversation.custom_data,
     )
@@ -88,7 +101,8 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
 def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
     """A list page's row, straight to its wire form: the one conversion a listed
     conversation goes through (see domain.ConversationRow)."""
-    conv_type, conv_id, active_time, is_pinned, unread_num, draft, revision, custom_data = row
+    (conv_type, conv_id, active_time, is_pinned, unread_num, draft, revision, custom_data, marks,
+     groups) = row  # fmt: skip
     return ConvInfo(
         conv_id=conv_id,
         conv_type=_WIRE_CONV_TYPES_BY_NUMBER[conv_type],
@@ -100,13 +114,18 @@ def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
         conv_draft=msgspec.UNSET if draft is None else cast(Draft, msgspec.Raw(draft)),
         conv_is_pinned=bool(is_pinned),
         conv_show_name=conv_id,
+        conv_mark_array=mark_array(marks & _UINT64) if marks else [],
         conv_custom_data=custom_data,
+        # Stored as a JSON array of the names: written out as it is, like the draft.
+        conv_conversation_group_array=[]
+        if groups is None
+        else cast(list[str], msgspec.Raw(groups.encode())),
         conv_draft_revision=revision,
     )
 
 
-def deleted_conv(key: domain.ConvKey) -> ConvKey:
-    """What a Del event carries for a deleted conversation: its id and type."""
+def wire_key(key: domain.ConvKey) -> ConvKey:
+    """A conversation's key on the wire: its id and type (a Del event, a batch result)."""
     return ConvKey(conv_id=key.conv_id, conv_type=_WIRE_CONV_TYPES[key.conv_type])
 
 
@@ -119,3 +138,54 @@ def draft_version(version: domain.DraftVersion) -> DraftVersion:
         replaced_by=version.replaced_by,
         replaced_how=version.replaced_how,
     )
+
+
+_UINT64 = (1 << 64) - 1  # the store keeps marks as SQLite's signed 64-bit integer
+
+
+def mark_array(marks: int) -> list[int]:
+    """A marks bitmask as ConvInfo's ``conv_mark_array``: one mark per set bit, ascending."""
+    return [1 << bit for bit in range(marks.bit_length()) if marks >> bit & 1]
+
+
+def _unset(value: Any) -> Any:
+    return None if value is msgspec.UNSET else value
+
+
+def domain_filter(wire: ConvListFilter) -> domain.ConversationFilter | None:
+    """The filter as the domain takes it; None when nothing can match (unread messages and
+    @ information, which convd never has)."""
+    if wire.conversation_list_filter_has_unread_count:
+        return None
+    if wire.conversation_list_filter_has_group_at_info:
+        return None
+    conv_type = _unset(wire.conversation_list_filter_conv_type)
+    return domain.ConversationFilter(
+        conv_type=None if conv_type is None else _DOMAIN_CONV_TYPES[conv_type],
+        mark_type=_unset(wire.conversation_list_filter_mark_type),
+        group=_unset(wire.conversation_list_filter_conversation_group),
+        has_draft=_unset(wire.conversation_list_filter_has_draft),
+    )
+
+
+def group_event(
+    change: domain.GroupChange, subscription: int, infos: Callable[[domain.Conversation], ConvInfo]
+) -> ConvGroupEventParams:
+    """The ``conv.group_event`` params of a change of the conversation groups."""
+    kind = change.kind
+    head: dict[str, Any] = {
+        "subscription": subscription,
+        "seq": change.seq,
+        "origin": change.origin,
+        "group_name": change.name,
+    }
+    conv_array = [infos(c) for c in change.conversations]
+    if kind is domain.GroupChangeKind.CREATED:
+        return ConvGroupEventCreated(**head, conv_array=conv_array)
+    if kind is domain.GroupChangeKind.DELETED:
+        return ConvGroupEventDeleted(**head)
+    if kind is domain.GroupChangeKind.NAME_CHANGED:
+        return ConvGroupEventNameChanged(**head, old_name=change.old_name or "")
+    if kind is domain.GroupChangeKind.CONVERSATIONS_ADDED:
+        return ConvGroupEventConversationsAdded(**head, conv_array=conv_array)
+    return ConvGroupEventConversationsDeleted(**head, conv_array=conv_array)

@@ -7,7 +7,7 @@ from typing import Any
 from convd_schemas import ERROR_TABLE, ConvdErrCode, ConvOperationResult, TIMErrCode
 
 from .. import domain
-from .convert import conv_info, deleted_conv
+from .convert import conv_info, wire_key
 
 __all__ = ["operation_results", "wire_error"]
 
@@ -27,6 +27,9 @@ _CODES: dict[type[domain.DomainError], int] = {
     domain.StorageFailure: TIMErrCode.ERR_SDK_COMM_DATABASE_FAILURE,
     domain.TooManyConversations: TIMErrCode.ERR_SVR_CONV_CONV_MARK_REQ_COUNT_EXCEED_LIMIT,
     domain.DraftVersionNotFound: ConvdErrCode.DRAFT_VERSION_NOT_FOUND,
+    domain.GroupNotFound: TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NOT_EXIST,
+    domain.GroupLimitExceeded: TIMErrCode.ERR_SVR_CONV_CONV_GROUP_TOTAL_COUNT_EXCEED_LIMIT,
+    domain.GroupNameTooLong: TIMErrCode.ERR_SVR_CONV_CONV_GROUP_NAME_EXCEED_LENGTH,
 }
 
 
@@ -62,13 +65,19 @@ def wire_error(error: domain.DomainError) -> dict[str, Any]:
     return {"code": code, "message": ERROR_TABLE[code].message, "data": data}
 
 
-def operation_results(outcomes: list[domain.BatchOutcome]) -> list[ConvOperationResult]:
+def operation_results(outcomes: list[domain.Outcome]) -> list[ConvOperationResult]:
     """A batch call's answer: per conversation, 0 and ``""``, or its error's code and detail
     (the SDK's TIMConversationOperationResult ``result_code`` / ``result_info``)."""
     results: list[ConvOperationResult] = []
-    for key, error in outcomes:
-        wire = deleted_conv(key)
-        code, info = (0, "") if error is None else (wire_error(error)["code"], str(error))
+    for outcome in outcomes:
+        error = outcome.error
+        if error is None:
+            code, info = 0, ""
+        elif isinstance(error, domain.DomainError):
+            code, info = int(wire_error(error)["code"]), str(error)
+        else:
+            raise TypeError(f"no wire code for {type(error).__name__}") from error
+        wire = wire_key(outcome.key)
         results.append(
             ConvOperationResult(
                 conv_id=wire.conv_id, conv_type=wire.conv_type, result_code=code, result_info=info

@@ -21,10 +21,17 @@ from convd_schemas import (
     ConvDraftHistoryParams,
     ConvDraftHistoryResult,
     ConvGetParams,
+    ConvGroupAddParams,
+    ConvGroupCreateParams,
+    ConvGroupDeleteParams,
+    ConvGroupRemoveParams,
+    ConvGroupRenameParams,
     ConvInfo,
     ConvKeyParams,
+    ConvListByFilterParams,
     ConvListParams,
     ConvListResult,
+    ConvMarkParams,
     ConvPinParams,
     ConvRestoreDraftParams,
     ConvSetCustomDataParams,
@@ -47,6 +54,7 @@ from .. import domain
 from .convert import (
     conv_info,
     domain_elements,
+    domain_filter,
     domain_key,
     domain_keys,
     draft_version,
@@ -99,6 +107,14 @@ class Methods:
             "conv.set_custom_data": self.conv_set_custom_data,
             "conv.draft_history": self.conv_draft_history,
             "conv.restore_draft": self.conv_restore_draft,
+            "conv.mark": self.conv_mark,
+            "conv.list_by_filter": self.conv_list_by_filter,
+            "conv.group_create": self.conv_group_create,
+            "conv.group_list": self.conv_group_list,
+            "conv.group_delete": self.conv_group_delete,
+            "conv.group_rename": self.conv_group_rename,
+            "conv.group_add": self.conv_group_add,
+            "conv.group_remove": self.conv_group_remove,
             "conv.subscribe": self.conv_subscribe,
             "conv.unsubscribe": self.conv_unsubscribe,
             "daemon.status": self.daemon_status,
@@ -231,6 +247,75 @@ class Methods:
         # The ConvInfo its event was encoded from, if anyone subscribes: converted once.
         return session.encoder.conv_info(conversation)
 
+    async def conv_mark(self, session: Session, params: ConvMarkParams) -> Any:
+        outcomes = await self._service.mark(
+            session.require_account(),
+            domain_keys(params.convs),
+            mark_type=params.mark_type,
+            enable=params.enable_mark,
+            origin=session.origin,
+        )
+        return operation_results(outcomes)
+
+    async def conv_list_by_filter(self, session: Session, params: ConvListByFilterParams) -> Any:
+        where = domain_filter(params.filter)
+        account = session.require_account()
+        if where is None:
+            # Unread messages and @ information: convd has none, so nothing matches.
+            return ConvListResult(
+                conversation_list_result_conv_list=[],
+                conversation_list_result_next_seq=params.next_seq,
+                conversation_list_result_is_finished=True,
+            )
+        page = await self._service.list_page(account, params.next_seq, params.count, where=where)
+        return ConvListResult(
+            conversation_list_result_conv_list=[listed_conv_info(row) for row in page.rows],
+            conversation_list_result_next_seq=page.next_seq,
+            conversation_list_result_is_finished=page.is_finished,
+        )
+
+    async def conv_group_create(self, session: Session, params: ConvGroupCreateParams) -> Any:
+        outcomes = await self._service.create_group(
+            session.require_account(),
+            params.group_name,
+            domain_keys(params.convs),
+            origin=session.origin,
+        )
+        return operation_results(outcomes)
+
+    async def conv_group_list(self, session: Session, params: object) -> Any:
+        return await self._service.list_groups(session.require_account())
+
+    async def conv_group_delete(self, session: Session, params: ConvGroupDeleteParams) -> Any:
+        await self._service.delete_group(
+            session.require_account(), params.group_name, origin=session.origin
+        )
+        return EmptyResult()
+
+    async def conv_group_rename(self, session: Session, params: ConvGroupRenameParams) -> Any:
+        await self._service.rename_group(
+            session.require_account(), params.old_name, params.new_name, origin=session.origin
+        )
+        return EmptyResult()
+
+    async def conv_group_add(self, session: Session, params: ConvGroupAddParams) -> Any:
+        outcomes = await self._service.add_to_group(
+            session.require_account(),
+            params.group_name,
+            domain_keys(params.convs),
+            origin=session.origin,
+        )
+        return operation_results(outcomes)
+
+    async def conv_group_remove(self, session: Session, params: ConvGroupRemoveParams) -> Any:
+        outcomes = await self._service.remove_from_group(
+            session.require_account(),
+            params.group_name,
+            domain_keys(params.convs),
+            origin=session.origin,
+        )
+        return operation_results(outcomes)
+
     # -- events ------------------------------------------------------------------------------
 
     async def conv_subscribe(self, session: Session, params: ConvSubscribeParams) -> Any:
@@ -243,7 +328,9 @@ class Methods:
         since_seq: int | None = _unset_to_none(params.since_seq)
         sync = params.sync
         subscription = session.new_subscription(replaying=since_seq is not None or sync)
-        token, seq = await self._service.subscribe(account, subscription.deliver)
+        token, seq = await self._service.subscribe(
+            account, subscription.deliver, subscription.deliver_group
+        )
         subscription.token = token
         work: Callable[[], Awaitable[None]] | None = None
         if since_seq is None:

@@ -20,7 +20,7 @@ from convd_schemas import (
 )
 
 from .. import domain
-from .convert import conv_info, deleted_conv
+from .convert import conv_info, group_event, wire_key
 
 __all__ = ["ChangeEncoder", "Session", "Subscription"]
 
@@ -78,7 +78,7 @@ class ChangeEncoder:
     def _encode(self, change: domain.Change) -> tuple[bytes, bytes]:
         params: ConvEventParams
         if change.conversation is None:
-            params = ConvEventDel(0, change.seq, change.origin, [deleted_conv(change.key)])
+            params = ConvEventDel(0, change.seq, change.origin, [wire_key(change.key)])
         else:
             event_type = _EVENT_TYPES[change.kind]
             info = self.conv_info(change.conversation)
@@ -106,7 +106,8 @@ class Subscription:
         self._id_bytes = b"%d" % subscription_id
         self.token = 0
         self._session = session
-        self._held: list[domain.Change] | None = [] if replaying else None
+        # Changes, and group changes in their place among them, held back while replaying.
+        self._held: list[domain.Change | domain.GroupChange] | None = [] if replaying else None
         self.last_seq = 0
 
     def encode(self, change: domain.Change) -> bytes:
@@ -128,16 +129,34 @@ class Subscription:
         self._session.push(self.encode(change))
 
     def held(self) -> list[domain.Change]:
-        """The changes held back so far, oldest first (a copy)."""
-        return list(self._held or ())
+        """The changes held back so far, oldest first (a copy; group changes left out)."""
+        return [c for c in self._held or () if isinstance(c, domain.Change)]
 
     def release(self, skip: frozenset[int] | set[int] = frozenset()) -> None:
         """The replay is done: send what arrived meanwhile (but the seqs in ``skip``) and go
         live."""
         held, self._held = self._held or [], None
         for change in held:
-            if change.seq not in skip:
+            if isinstance(change, domain.GroupChange):
+                # Not a change of the sequence: never part of a replay or a frame, never skipped.
+                self.deliver_group(change)
+            elif change.seq not in skip:
                 self.deliver(change)
+
+    def deliver_group(self, change: domain.GroupChange) -> None:
+        """The EventBus group sink: a ``conv.group_event``, in order with the changes (held
+        with them while replaying). Group changes are few: each is encoded per subscriber."""
+        if self._held is not None:
+            if len(self._held) >= self._session.outbox_capacity:
+                self._session.overflow(f"subscription {self.id} fell behind during resume")
+                return
+            self._held.append(change)
+            return
+        params = group_event(change, self.id, self._session.encoder.conv_info)
+        line = _encoder.encode(
+            Notification(jsonrpc="2.0", method="conv.group_event", params=params)
+        )
+        self._session.push(line + b"\n")
 
     # Sync frames (conv.subscribe with sync): not changes, so encoded here, not cached.
 

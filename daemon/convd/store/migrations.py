@@ -27,6 +27,13 @@ APPLICATION_ID: Final = 0x636F6E76
 #: The tables a convd database has from schema version 1 on.
 CONVD_TABLES: Final = frozenset({"account", "conversation", "change"})
 
+#: Every bit a conversation mark can be (the SDK's 0x1, 0x2, 0x4, 0x8, and 1 << n for
+#: 32 <= n < 64), as SQLite's signed 64-bit integers, for schema version 6's ``mark_bit``.
+_MARK_BITS: Final = ", ".join(
+    f"({bit - (1 << 64) if bit >= 1 << 63 else bit})"
+    for bit in (1, 2, 4, 8, *(1 << n for n in range(32, 64)))
+)
+
 # Each entry moves the schema from version N to N + 1. Never edit a released entry; append.
 MIGRATIONS: Final[tuple[str, ...]] = (
     """
@@ -216,6 +223,121 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) STRICT;
 
     CREATE INDEX draft_history_by_age ON draft_history (account_id, replaced_at);
+    """,
+    # 9: marks, conversation groups, and the indexes of the filtered list. A conversation's
+    # marks are a bitmask column (the SDK's uint64, stored as the signed 64-bit integer with
+    # the same bits) and its group names a JSON array column (NULL: in no group), so a list
+    # page reads them from the row. Each filter has an index in list order (active_time
+    # DESC): by type; with / without a draft; unmarked; in no group; and, for one mark or one
+    # group, the rows of `conversation_mark` / `conversation_group_member`, which carry the
+    # conversation's active_time. Triggers derive those rows from the conversation row on
+    # every write of it, so no write path can leave them stale: an insert (or INSERT OR
+    # REPLACE) fires the INSERT triggers, and the writer's upsert fires BEFORE INSERT (which
+    # drops the old rows while the old row is still there) and then, on the key's conflict,
+    # the UPDATE trigger, which derives them again. A conversation without marks or groups
+    # costs one probe of its own row.
+    f"""
+    ALTER TABLE conversation ADD COLUMN marks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE conversation ADD COLUMN conv_groups TEXT;  -- JSON array of names; NULL: none
+
+    CREATE TABLE conversation_group (
+        id         INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES account (id),
+        name       TEXT    NOT NULL,
+        UNIQUE (account_id, name)
+    ) STRICT;
+
+    CREATE TABLE conversation_group_member (
+        account_id  INTEGER NOT NULL,
+        conv_type   INTEGER NOT NULL,
+        conv_id     TEXT    NOT NULL,
+        group_id    INTEGER NOT NULL REFERENCES conversation_group (id),
+        active_time INTEGER NOT NULL,   -- the conversation's, kept by the triggers below
+        PRIMARY KEY (account_id, conv_type, conv_id, group_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX conversation_group_member_in_order
+        ON conversation_group_member (group_id, active_time DESC);
+
+    -- every mark a conversation can carry: bits 0..3 and 32..63
+    CREATE TABLE mark_bit (bit INTEGER PRIMARY KEY) STRICT;
+    INSERT INTO mark_bit (bit) VALUES {_MARK_BITS};
+
+    CREATE TABLE conversation_mark (
+        account_id  INTEGER NOT NULL,
+        conv_type   INTEGER NOT NULL,
+        conv_id     TEXT    NOT NULL,
+        mark        INTEGER NOT NULL,   -- one bit of the conversation's marks
+        active_time INTEGER NOT NULL,   -- the conversation's, kept by the triggers below
+        PRIMARY KEY (account_id, conv_type, conv_id, mark)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX conversation_mark_in_order
+        ON conversation_mark (account_id, mark, active_time DESC);
+
+    CREATE INDEX conversation_by_type ON conversation (account_id, conv_type, active_time DESC);
+    CREATE INDEX conversation_by_draft
+        ON conversation (account_id, draft IS NOT NULL, active_time DESC);
+    CREATE INDEX conversation_unmarked ON conversation (account_id, active_time DESC)
+        WHERE marks = 0;
+    CREATE INDEX conversation_ungrouped ON conversation (account_id, active_time DESC)
+        WHERE conv_groups IS NULL;
+
+    CREATE TRIGGER conversation_tags_replaced BEFORE INSERT ON conversation
+    WHEN EXISTS (
+        SELECT 1 FROM conversation
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
+          AND (marks != 0 OR conv_groups IS NOT NULL)
+    )
+    BEGIN
+        DELETE FROM conversation_mark
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
+        DELETE FROM conversation_group_member
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
+    END;
+
+    CREATE TRIGGER conversation_marks_indexed AFTER INSERT ON conversation
+    WHEN NEW.marks != 0
+    BEGIN
+        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
+        FROM mark_bit WHERE (NEW.marks & bit) != 0;
+    END;
+
+    CREATE TRIGGER conversation_groups_indexed AFTER INSERT ON conversation
+    WHEN NEW.conv_groups IS NOT NULL
+    BEGIN
+        INSERT INTO conversation_group_member
+            (account_id, conv_type, conv_id, group_id, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
+        FROM json_each(NEW.conv_groups) AS j
+        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
+    END;
+
+    CREATE TRIGGER conversation_tags_updated AFTER UPDATE ON conversation
+    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
+      OR NEW.marks != 0 OR NEW.conv_groups IS NOT NULL
+    BEGIN
+        DELETE FROM conversation_mark
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+        DELETE FROM conversation_group_member
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
+        FROM mark_bit WHERE (NEW.marks & bit) != 0;
+        INSERT INTO conversation_group_member
+            (account_id, conv_type, conv_id, group_id, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
+        FROM json_each(NEW.conv_groups) AS j
+        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
+    END;
+
+    CREATE TRIGGER conversation_tags_deleted AFTER DELETE ON conversation
+    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
+    BEGIN
+        DELETE FROM conversation_mark
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+        DELETE FROM conversation_group_member
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+    END;
     """,
 )
 

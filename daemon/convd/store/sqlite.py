@@ -24,6 +24,7 @@ from ..domain import (
     Change,
     ChangeKind,
     Conversation,
+    ConversationFilter,
     ConversationRow,
     ConvKey,
     DraftVersion,
@@ -45,10 +46,11 @@ from .writer import (
     draft_version_from_row,
     environment_reason,
     run_on_connection_thread,
+    signed_marks,
     storage_failure,
 )
 
-__all__ = ["DatabaseError", "SqliteStore", "open_store"]
+__all__ = ["DatabaseError", "SqliteStore", "filtered_list_query", "open_store"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,6 +76,90 @@ def _change(row: tuple[Any, ...]) -> Change:
     return Change(
         seq, _CHANGE_KINDS[kind], ConvKey(CONV_TYPES[conv_type], conv_id), conversation, origin
     )
+
+
+_C_ROW_COLUMNS = ", ".join("c." + column.strip() for column in ROW_COLUMNS.split(","))
+_GROUP_ID = "(SELECT id FROM conversation_group WHERE account_id = ? AND name = ?)"
+
+
+def filtered_list_query(
+    account_id: int, before_active_time: int | None, limit: int, where: ConversationFilter
+) -> tuple[str, list[Any]]:
+    """The SQL (and its parameters) of one page of a filtered list.
+
+    The page is read through one index in list order (active_time descending), chosen by the
+    filter's most selective condition: a group's member rows, one mark's rows (their lowest
+    bit), the draft index, the type index, the unmarked or the ungrouped partial index, or,
+    with no condition, the table itself (stored in list order). The other conditions are
+    checked on the rows that index yields, so a page reads the driving set's rows down to its
+    last row only.
+    ``tests/unit/test_filter_plan.py`` checks each plan with EXPLAIN QUERY PLAN.
+    """
+    conditions: list[str] = []
+    params: list[Any] = []
+    mark = where.mark_type
+    # The driving index: (FROM clause, its params, the column holding active_time).
+    if where.group:
+        source = (
+            "conversation_group_member AS m CROSS JOIN conversation AS c "
+            "ON c.account_id = m.account_id AND c.conv_type = m.conv_type "
+            f"AND c.conv_id = m.conv_id AND m.group_id = {_GROUP_ID}"
+        )
+        params += [account_id, where.group]
+        order = "m.active_time"
+        conditions.append("c.account_id = ?")
+        params.append(account_id)
+    elif mark:
+        lowest = mark & -mark
+        source = (
+            "conversation_mark AS m CROSS JOIN conversation AS c "
+            "ON c.account_id = m.account_id AND c.conv_type = m.conv_type "
+            "AND c.conv_id = m.conv_id AND m.account_id = ? AND m.mark = ?"
+        )
+        params += [account_id, signed_marks(lowest)]
+        order = "m.active_time"
+    else:
+        if where.has_draft is True:
+            index = "conversation_by_draft"
+        elif where.conv_type is not None:
+            index = "conversation_by_type"
+        elif mark == 0:
+            index = "conversation_unmarked"
+        elif where.group == "":
+            index = "conversation_ungrouped"
+        elif where.has_draft is False:
+            index = "conversation_by_draft"
+        else:
+            index = None  # the table itself: stored in list order (schema version 6)
+        source = "conversation AS c" + ("" if index is None else f" INDEXED BY {index}")
+        order = "c.active_time"
+        conditions.append("c.account_id = ?")
+        params.append(account_id)
+    if where.conv_type is not None:
+        conditions.append("c.conv_type = ?")
+        params.append(int(where.conv_type))
+    if mark == 0:
+        conditions.append("c.marks = 0")
+    elif mark is not None and (where.group or mark & (mark - 1)):
+        # Not read through this mark's rows, or more than one mark (read through the lowest
+        # one's rows): the row must carry all of them.
+        conditions.append("(c.marks & ?) = ?")
+        params += [signed_marks(mark), signed_marks(mark)]
+    if where.group == "":
+        conditions.append("c.conv_groups IS NULL")
+    if where.has_draft is not None:
+        # The index's own expression, so that conversation_by_draft serves it.
+        conditions.append("(c.draft IS NOT NULL) = ?")
+        params.append(int(where.has_draft))
+    if before_active_time is not None:
+        conditions.append(f"{order} < ?")
+        params.append(before_active_time)
+    sql = f"SELECT {_C_ROW_COLUMNS} FROM {source}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    sql += f" ORDER BY {order} DESC LIMIT ?"
+    params.append(limit)
+    return sql, params
 
 
 class SqliteStore:
@@ -153,8 +239,16 @@ class SqliteStore:
         return [conversation_from_row(row) for row in rows]
 
     async def list_conversations(
-        self, account_id: int, before_active_time: int | None, limit: int
+        self,
+        account_id: int,
+        before_active_time: int | None,
+        limit: int,
+        *,
+        where: ConversationFilter | None = None,
     ) -> list[ConversationRow]:
+        if where is not None:
+            sql, params = filtered_list_query(account_id, before_active_time, limit, where)
+            return await self._read(sql, params)
         # One range of the table's primary key (account_id, active_time): it is stored in
         # list order (schema version 6), and each row is handed on as read.
         if before_active_time is None:
@@ -168,6 +262,12 @@ class SqliteStore:
             "WHERE account_id = ? AND active_time < ? ORDER BY active_time DESC LIMIT ?",
             (account_id, before_active_time, limit),
         )
+
+    async def list_groups(self, account_id: int) -> list[str]:
+        rows = await self._read(
+            "SELECT name FROM conversation_group WHERE account_id = ? ORDER BY id", (account_id,)
+        )
+        return [str(name) for (name,) in rows]
 
     async def count_conversations(self) -> int:
         # Kept per account by triggers (schema version 3): a few rows, whatever their size.

@@ -28,6 +28,7 @@ from ..domain import (
     PINNED_BIT,
     Change,
     Conversation,
+    ConversationGroup,
     ConvKey,
     ConvType,
     Draft,
@@ -51,6 +52,7 @@ __all__ = [
     "draft_version_from_row",
     "environment_reason",
     "run_on_connection_thread",
+    "signed_marks",
     "storage_failure",
 ]
 
@@ -63,11 +65,13 @@ T = TypeVar("T")
 MAX_BATCH: Final = 256
 
 CONV_COLUMNS: Final = (
-    "conv_type, conv_id, order_key, is_pinned, unread_num, draft, draft_revision, custom_data"
+    "conv_type, conv_id, order_key, is_pinned, unread_num, draft, draft_revision, custom_data, "
+    "marks, conv_groups"
 )
 #: What a list page reads of each conversation: ``ConversationRow``'s columns, in its order.
 ROW_COLUMNS: Final = (
-    "conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision, custom_data"
+    "conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision, custom_data, "
+    "marks, conv_groups"
 )
 CONV_TYPES: Final = {int(t): t for t in ConvType}
 _encoder = msgspec.json.Encoder()
@@ -131,7 +135,8 @@ class StoreStats:
 
 
 def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
-    conv_type, conv_id, order_key, is_pinned, unread, document, revision, custom_data = row
+    conv_type, conv_id, order_key, is_pinned, unread, document, revision, custom_data = row[:8]
+    marks, groups = row[8:10]
     draft = None if document is None else draft_from_document(document)
     return Conversation(
         CONV_TYPES[conv_type],
@@ -141,6 +146,8 @@ def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
         draft,
         revision,
         unread,
+        marks=marks & _UINT64,
+        groups=() if groups is None else _texts_decoder.decode(groups),
         custom_data=custom_data,
     )
 
@@ -161,6 +168,14 @@ def draft_version_from_row(row: tuple[Any, ...]) -> DraftVersion:
         replaced_by=replaced_by,
         replaced_how=replaced_how,
     )
+
+
+_UINT64: Final = (1 << 64) - 1
+
+
+def signed_marks(marks: int) -> int:
+    """The SDK's unsigned 64-bit marks as the signed integer SQLite stores (same bits)."""
+    return marks - (1 << 64) if marks >= 1 << 63 else marks
 
 
 async def run_on_connection_thread(
@@ -289,11 +304,12 @@ class _Transaction:
         # REPLACE would silently delete any other row that held the same active time.
         self._conn.execute(
             f"INSERT INTO conversation (account_id, {CONV_COLUMNS}, active_time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (account_id, conv_type, conv_id) DO UPDATE SET "
             "order_key = excluded.order_key, is_pinned = excluded.is_pinned, "
             "unread_num = excluded.unread_num, draft = excluded.draft, "
             "draft_revision = excluded.draft_revision, custom_data = excluded.custom_data, "
+            "marks = excluded.marks, conv_groups = excluded.conv_groups, "
             "active_time = excluded.active_time",
             (
                 account_id,
@@ -305,6 +321,8 @@ class _Transaction:
                 None if draft is None else draft_document(draft),
                 conversation.draft_revision,
                 conversation.custom_data,
+                signed_marks(conversation.marks),
+                _encoder.encode(conversation.groups).decode() if conversation.groups else None,
                 conversation.active_time,
             ),
         )
@@ -472,6 +490,40 @@ class _Transaction:
             (sdk_app_id, user_id),
         ).fetchone()
         return int(row[0])
+
+    def get_group(self, account_id: int, name: str) -> ConversationGroup | None:
+        row = self._conn.execute(
+            "SELECT id FROM conversation_group WHERE account_id = ? AND name = ?",
+            (account_id, name),
+        ).fetchone()
+        return None if row is None else ConversationGroup(int(row[0]), name)
+
+    def count_groups(self, account_id: int) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM conversation_group WHERE account_id = ?", (account_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def create_group(self, account_id: int, name: str) -> ConversationGroup:
+        row = self._conn.execute(
+            "INSERT INTO conversation_group (account_id, name) VALUES (?, ?) RETURNING id",
+            (account_id, name),
+        ).fetchone()
+        return ConversationGroup(int(row[0]), name)
+
+    def rename_group(self, group: ConversationGroup, name: str) -> None:
+        self._conn.execute("UPDATE conversation_group SET name = ? WHERE id = ?", (name, group.id))
+
+    def delete_group(self, group: ConversationGroup) -> None:
+        self._conn.execute("DELETE FROM conversation_group WHERE id = ?", (group.id,))
+
+    def group_members(self, group: ConversationGroup) -> list[ConvKey]:
+        rows = self._conn.execute(
+            "SELECT conv_type, conv_id FROM conversation_group_member WHERE group_id = ? "
+            "ORDER BY active_time DESC",
+            (group.id,),
+        ).fetchall()
+        return [ConvKey(CONV_TYPES[conv_type], conv_id) for conv_type, conv_id in rows]
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self.callbacks.append(callback)
