@@ -21,6 +21,7 @@ from convd.domain import (
     Limits,
 )
 from convd.store import open_store
+from convd.store.writer import _HISTORY_PRUNE_EVERY
 from convd_schemas.limits import DEFAULT_DRAFT_HISTORY, DEFAULT_DRAFT_HISTORY_SECONDS
 
 pytestmark = pytest.mark.anyio
@@ -83,14 +84,20 @@ async def test_the_history_keeps_the_newest_n_versions(tmp_path: Path) -> None:
         await service.set_draft(account, other, text("team 1"), origin="t")
         _, versions = await service.draft_history(account, BOB, 100)
         assert [v.draft.texts for v in versions] == [("bob 8",), ("bob 7",), ("bob 6",)]
-        # Pruned in the writing transaction: the rows are gone, not just hidden.
-        assert _rows(tmp_path / "db", "bob") == 3
+        # Pruned in the writing transactions, several versions at a time: the rows are gone,
+        # not just hidden, and however many writes come, at most N + 7 are ever stored.
+        assert 3 <= _rows(tmp_path / "db", "bob") <= 3 + _HISTORY_PRUNE_EVERY - 1
+        for n in range(10, 50):
+            await service.set_draft(account, BOB, text(f"bob {n}"), origin="t")
+            assert _rows(tmp_path / "db", "bob") <= 3 + _HISTORY_PRUNE_EVERY - 1
         # Each conversation has its own bound.
         _, team = await service.draft_history(account, other, 100)
         assert [v.draft.texts for v in team] == [("team 0",)]
         # A pruned version cannot be restored.
         with pytest.raises(DraftVersionNotFound):
             await service.restore_draft(account, BOB, revision=5, origin="t")
+        _, versions = await service.draft_history(account, BOB, 100)
+        assert [v.draft.texts for v in versions] == [("bob 48",), ("bob 47",), ("bob 46",)]
 
 
 async def test_versions_older_than_the_age_bound_go_even_of_idle_conversations(

@@ -14,6 +14,7 @@ from convd.store.sqlite import filtered_list_query
 
 FILTERS = {
     "type": ConversationFilter(conv_type=ConvType.GROUP),
+    "the other type": ConversationFilter(conv_type=ConvType.C2C),
     "one mark": ConversationFilter(mark_type=0x1),
     "a custom mark (bit 63)": ConversationFilter(mark_type=1 << 63),
     "two marks": ConversationFilter(mark_type=0x1 | 0x4),
@@ -31,18 +32,19 @@ FILTERS = {
 }
 
 INDEX = {
-    "type": "conversation_by_type",
+    "type": "conversation_groups_in_order",
+    "the other type": "PRIMARY KEY",
     "one mark": "conversation_mark_in_order",
     "a custom mark (bit 63)": "conversation_mark_in_order",
     "two marks": "conversation_mark_in_order",
-    "unmarked": "conversation_unmarked",
+    "unmarked": "PRIMARY KEY",
     "a group": "conversation_group_member_in_order",
-    "no group": "conversation_ungrouped",
-    "with a draft": "conversation_by_draft",
-    "without a draft": "conversation_by_draft",
+    "no group": "PRIMARY KEY",
+    "with a draft": "conversation_drafts_in_order",
+    "without a draft": "PRIMARY KEY",
     "no condition": "PRIMARY KEY",  # the table itself: stored in list order
     "all at once": "conversation_group_member_in_order",
-    "type and unmarked": "conversation_by_type",
+    "type and unmarked": "PRIMARY KEY",
     "mark and no group": "conversation_mark_in_order",
 }
 

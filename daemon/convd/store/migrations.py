@@ -204,9 +204,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # and when, by whom (the change's origin) and how (set / cancel / restore) it was
     # replaced. Bounded per conversation by count and age (convd --draft-history,
     # --draft-history-for), pruned in the writing transaction; deleted with its conversation.
-    # The primary key lists a conversation's versions newest first; the age index prunes an
-    # account's expired versions. A rowid table, not WITHOUT ROWID: a row holds up to 12 KiB
-    # of text and 64 KiB of user define, too large for WITHOUT ROWID's b-tree pages.
+    # The table is clustered by its primary key, so a conversation's versions sit together:
+    # keeping one and pruning the oldest touch the same page (a rowid table scattered them,
+    # and every write wrote twice the pages). Large rows spill to overflow pages, as in the
+    # conversation table. The age index prunes an account's expired versions.
     """
     CREATE TABLE draft_history (
         account_id        INTEGER NOT NULL REFERENCES account (id),
@@ -220,17 +221,21 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         replaced_by       TEXT    NOT NULL,   -- origin of the change that replaced it
         replaced_how      TEXT    NOT NULL,   -- 'set', 'cancel' or 'restore'
         PRIMARY KEY (account_id, conv_type, conv_id, revision)
-    ) STRICT;
+    ) STRICT, WITHOUT ROWID;
 
     CREATE INDEX draft_history_by_age ON draft_history (account_id, replaced_at);
     """,
     # 9: marks, conversation groups, and the indexes of the filtered list. A conversation's
     # marks are a bitmask column (the SDK's uint64, stored as the signed 64-bit integer with
     # the same bits) and its group names a JSON array column (NULL: in no group), so a list
-    # page reads them from the row. Each filter has an index in list order (active_time
-    # DESC): by type; with / without a draft; unmarked; in no group; and, for one mark or one
-    # group, the rows of `conversation_mark` / `conversation_group_member`, which carry the
-    # conversation's active_time. Triggers derive those rows from the conversation row on
+    # page reads them from the row. A filter for the few reads an index in list order
+    # (active_time DESC): group conversations, conversations with a draft, and, for one mark
+    # or one conversation group, the rows of `conversation_mark` / `conversation_group_member`,
+    # which carry the conversation's active_time. A filter for the many (C2C, without a draft,
+    # unmarked, in no group) reads the table itself in list order, skipping the few: an index
+    # of nearly every conversation would cost every write pages (its entry moves with each
+    # activation), and the SDK allows at most 1000 marked or grouped conversations (51008).
+    # Triggers derive those rows from the conversation row on
     # every write of it, so no write path can leave them stale: an insert (or INSERT OR
     # REPLACE) fires the INSERT triggers, and the writer's upsert fires BEFORE INSERT (which
     # drops the old rows while the old row is still there) and then, on the key's conflict,
@@ -273,13 +278,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX conversation_mark_in_order
         ON conversation_mark (account_id, mark, active_time DESC);
 
-    CREATE INDEX conversation_by_type ON conversation (account_id, conv_type, active_time DESC);
-    CREATE INDEX conversation_by_draft
-        ON conversation (account_id, draft IS NOT NULL, active_time DESC);
-    CREATE INDEX conversation_unmarked ON conversation (account_id, active_time DESC)
-        WHERE marks = 0;
-    CREATE INDEX conversation_ungrouped ON conversation (account_id, active_time DESC)
-        WHERE conv_groups IS NULL;
+    CREATE INDEX conversation_groups_in_order ON conversation (account_id, active_time DESC)
+        WHERE conv_type = 2;
+    CREATE INDEX conversation_drafts_in_order ON conversation (account_id, active_time DESC)
+        WHERE draft IS NOT NULL;
 
     CREATE TRIGGER conversation_tags_replaced BEFORE INSERT ON conversation
     WHEN EXISTS (

@@ -27,6 +27,7 @@ from ..domain import (
     ConversationFilter,
     ConversationRow,
     ConvKey,
+    ConvType,
     DraftVersion,
     Limits,
     WriteOperation,
@@ -89,8 +90,8 @@ def filtered_list_query(
 
     The page is read through one index in list order (active_time descending), chosen by the
     filter's most selective condition: a group's member rows, one mark's rows (their lowest
-    bit), the draft index, the type index, the unmarked or the ungrouped partial index, or,
-    with no condition, the table itself (stored in list order). The other conditions are
+    bit), the partial index of drafts or of group conversations, or the table itself (stored
+    in list order). The other conditions are
     checked on the rows that index yields, so a page reads the driving set's rows down to its
     last row only.
     ``tests/unit/test_filter_plan.py`` checks each plan with EXPLAIN QUERY PLAN.
@@ -119,25 +120,22 @@ def filtered_list_query(
         params += [account_id, signed_marks(lowest)]
         order = "m.active_time"
     else:
+        # The few (drafts, group conversations) through their partial index; the many (C2C,
+        # no draft, unmarked, in no group) or no condition: the table itself, stored in list
+        # order (schema version 6), skipping the few.
+        index: str | None = None
         if where.has_draft is True:
-            index = "conversation_by_draft"
-        elif where.conv_type is not None:
-            index = "conversation_by_type"
-        elif mark == 0:
-            index = "conversation_unmarked"
-        elif where.group == "":
-            index = "conversation_ungrouped"
-        elif where.has_draft is False:
-            index = "conversation_by_draft"
-        else:
-            index = None  # the table itself: stored in list order (schema version 6)
+            index = "conversation_drafts_in_order"
+        elif where.conv_type is ConvType.GROUP:
+            index = "conversation_groups_in_order"
         source = "conversation AS c" + ("" if index is None else f" INDEXED BY {index}")
         order = "c.active_time"
         conditions.append("c.account_id = ?")
         params.append(account_id)
     if where.conv_type is not None:
-        conditions.append("c.conv_type = ?")
-        params.append(int(where.conv_type))
+        # A literal, not a parameter: only then can the planner prove the partial index's
+        # WHERE (conv_type = 2) from the query's.
+        conditions.append(f"c.conv_type = {int(where.conv_type)}")
     if mark == 0:
         conditions.append("c.marks = 0")
     elif mark is not None and (where.group or mark & (mark - 1)):
@@ -148,9 +146,8 @@ def filtered_list_query(
     if where.group == "":
         conditions.append("c.conv_groups IS NULL")
     if where.has_draft is not None:
-        # The index's own expression, so that conversation_by_draft serves it.
-        conditions.append("(c.draft IS NOT NULL) = ?")
-        params.append(int(where.has_draft))
+        # The partial index's own WHERE, so that conversation_drafts_in_order serves it.
+        conditions.append("c.draft IS NOT NULL" if where.has_draft else "c.draft IS NULL")
     if before_active_time is not None:
         conditions.append(f"{order} < ?")
         params.append(before_active_time)

@@ -152,6 +152,9 @@ def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
     )
 
 
+#: The draft history of a conversation is pruned to its bound every this many revisions.
+_HISTORY_PRUNE_EVERY: Final = 8
+
 #: The columns of a draft_history row that make a DraftVersion (draft_version_from_row).
 DRAFT_VERSION_COLUMNS: Final = (
     "revision, draft_texts, draft_user_define, draft_edit_time, replaced_at, replaced_by, "
@@ -367,15 +370,17 @@ class _Transaction:
                 replaced_how,
             ),
         )
-        # The newest N versions of this conversation stay (the subquery is NULL, and nothing
-        # goes, while it has N or fewer) ...
-        self._conn.execute(
-            "DELETE FROM draft_history WHERE account_id = ? AND conv_type = ? AND conv_id = ? "
-            "AND revision <= (SELECT revision FROM draft_history "
-            "WHERE account_id = ? AND conv_type = ? AND conv_id = ? "
-            "ORDER BY revision DESC LIMIT 1 OFFSET ?)",
-            (*conv, *conv, retention.draft_versions),
-        )
+        # Those of the last N revisions stay (a revision keeps at most one version, so that
+        # is at most N; a range of the primary key, no count needed). Pruned every
+        # PRUNE_EVERY revisions, several versions at once: deleting one per write rewrote
+        # several pages of both b-trees each time. So at most N + PRUNE_EVERY - 1 are stored;
+        # reads list and restore only the newest N.
+        if revision % _HISTORY_PRUNE_EVERY == 0:
+            self._conn.execute(
+                "DELETE FROM draft_history WHERE account_id = ? AND conv_type = ? "
+                "AND conv_id = ? AND revision <= ?",
+                (*conv, revision - retention.draft_versions),
+            )
         # ... and no version of the account's conversations outlives the age bound, even of
         # one nobody writes again (the age index finds them without a scan).
         if retention.draft_seconds:
