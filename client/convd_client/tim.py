@@ -551,7 +551,7 @@ def TIMConvDeleteConversationList(
 
 def TIMConvSetConversationCustomData(
     conversation_id_array: str | bytes,
-    custom_data: str | bytes,
+    custom_data: str | bytes | None,
     cb: TIMCommCallback | None,
     user_data: Any,
 ) -> int:
@@ -563,7 +563,7 @@ def TIMConvSetConversationCustomData(
 
     :param conversation_id_array: a JSON array of V2 ids
     :param custom_data: the data, text (``bytes`` must be UTF-8); at most 256 bytes of UTF-8;
-        ``""`` removes it
+        ``""`` or None removes it
     :return: as :func:`TIMConvDeleteConversationList`, and TIM_ERR_PARAM for ``custom_data``
         that is not text. ``json_params``: an array of TIMConversationOperationResult;
         callback code 6017 for data over 256 bytes, 51006 for more than 100 ids.
@@ -574,6 +574,8 @@ def TIMConvSetConversationCustomData(
     keys = _id_array(conversation_id_array)
     if isinstance(keys, int):
         return keys
+    if custom_data is None:
+        custom_data = ""  # as V2: None removes the data
     if isinstance(custom_data, bytes):
         try:
             custom_data = custom_data.decode()

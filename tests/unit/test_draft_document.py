@@ -84,7 +84,7 @@ async def test_migration_6_keeps_every_conversation_in_list_order(tmp_path: Path
         for row in page.rows:
             conversation = by_key[ConvKey(ConvType(row[0]), row[1])]
             # The migrated document reads back as the draft it was, and it is byte for byte
-            # what the wire contract encodes for it (SQLite's JSON and msgspec agree).
+            # what the wire contract encodes for it (the migration uses the writer's encoder).
             assert msgspec.json.encode(listed_conv_info(row)) == msgspec.json.encode(
                 conv_info(conversation)
             )

@@ -245,16 +245,23 @@ class ConversationService:
             current = tx.get_conversation(account.id, key)
             if current is None:
                 raise ConversationNotFound(_not_found(key))
-            seq = tx.next_seq(account.id)
-            tx.delete_conversation(account.id, key)
-            # A client may still hold this revision: the conversation created again must
-            # start above it, or an old if_revision could match by accident.
-            tx.retire_revision(account.id, key, current.draft_revision, seq)
-            change = Change(seq, ChangeKind.DELETE, key, None, origin)
-            tx.append_change(account.id, change)
-            self._publish_after_commit(tx, account, change)
+            self._delete_existing(tx, account, current, origin)
 
         await self._store.write(operation)
+
+    def _delete_existing(
+        self, tx: StoreTransaction, account: Account, current: Conversation, origin: str
+    ) -> None:
+        """Delete ``current`` (its draft history goes with it) as one Delete change."""
+        key = current.key
+        seq = tx.next_seq(account.id)
+        tx.delete_conversation(account.id, key)
+        # A client may still hold this revision: the conversation created again must start
+        # above it, or an old if_revision could match by accident.
+        tx.retire_revision(account.id, key, current.draft_revision, seq)
+        change = Change(seq, ChangeKind.DELETE, key, None, origin)
+        tx.append_change(account.id, change)
+        self._publish_after_commit(tx, account, change)
 
     async def set_draft(
         self,
@@ -401,13 +408,7 @@ class ConversationService:
                 if current is None:
                     outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
                     continue
-                seq = tx.next_seq(account.id)
-                tx.delete_conversation(account.id, key)
-                # As in delete: a re-created conversation starts above this revision.
-                tx.retire_revision(account.id, key, current.draft_revision, seq)
-                change = Change(seq, ChangeKind.DELETE, key, None, origin)
-                tx.append_change(account.id, change)
-                self._publish_after_commit(tx, account, change)
+                self._delete_existing(tx, account, current, origin)
                 outcomes.append(Outcome(key))
             return outcomes
 

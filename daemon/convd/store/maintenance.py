@@ -121,9 +121,9 @@ def _fsync_file(path: Path) -> None:
 
 def _private_temp(directory: Path, stem: str) -> Path:
     """A new, empty, 0600 file in ``directory`` (never an existing one)."""
-    while True:
-        import secrets  # only backups and restores need it: kept off the start-up path
+    import secrets  # only backups and restores need it: kept off the start-up path
 
+    while True:
         path = directory / f".{stem}.{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(

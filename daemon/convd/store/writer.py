@@ -114,6 +114,7 @@ def draft_document(draft: Draft) -> bytes:
 
 
 def draft_from_document(document: bytes) -> Draft:
+    """The domain's Draft of a stored document (see ``draft_document``)."""
     stored = _draft_decoder.decode(document)
     return Draft(
         tuple(elem.text_elem_content for elem in stored.draft_msg.message_elem_array),

@@ -1,0 +1,36 @@
+"""The daemon's start-up path imports only what accepting the first connection needs.
+
+Start-up time is measured by ``bench/run.py --scenario startup``; this test keeps the modules
+made lazy for it (issue 10, section 3.1) from being imported again by accident.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+#: Imported only when their feature is used: the named pipe (Windows), ctypes (BSD peer
+#: credentials), tempfile (the socket fallback directory), secrets (backup and restore),
+#: sysconfig (install-units), hashlib (a resuming sync), and jsonrpcserver (loaded on a
+#: thread once the daemon accepts).
+LAZY = (
+    "convd_schemas.winpipe",
+    "convd.transport.pipe",
+    "ctypes",
+    "tempfile",
+    "secrets",
+    "sysconfig",
+    "hashlib",
+    "jsonrpcserver",
+)
+
+
+def test_the_startup_path_leaves_the_lazy_modules_unimported() -> None:
+    program = (
+        "import sys, convd.cli, convd.app\n"
+        f"print(sorted(name for name in {LAZY!r} if name in sys.modules))\n"
+    )
+    env_free = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert env_free.stdout.strip() == "[]", env_free.stdout
