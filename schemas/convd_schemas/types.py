@@ -117,7 +117,10 @@ class ConvKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     conv_type: ConvTypeField
 
 
-class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False):
+# gc=False: a ConvInfo holds strings, numbers, lists of them and a Draft, so it can never be
+# part of a reference cycle; untracked, the thousands a list page makes do not set off
+# garbage collections.
+class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
     """A conversation, as the SDK's ConvInfo object, plus convd's ``conv_draft_revision``.
 
     It carries the SDK's keys that mean something on one machine. Custom data is stored

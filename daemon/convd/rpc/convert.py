@@ -98,6 +98,11 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
     )
 
 
+# Shared by the rows that have none (they are only encoded): no two allocations per row.
+_NO_MARKS = cast(list[int], ())
+_NO_GROUPS = cast(list[str], ())
+
+
 def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
     """A list page's row, straight to its wire form: the one conversion a listed
     conversation goes through (see domain.ConversationRow)."""
@@ -114,10 +119,10 @@ def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
         conv_draft=msgspec.UNSET if draft is None else cast(Draft, msgspec.Raw(draft)),
         conv_is_pinned=bool(is_pinned),
         conv_show_name=conv_id,
-        conv_mark_array=mark_array(marks & _UINT64) if marks else [],
+        conv_mark_array=mark_array(marks & _UINT64) if marks else _NO_MARKS,
         conv_custom_data=custom_data,
         # Stored as a JSON array of the names: written out as it is, like the draft.
-        conv_conversation_group_array=[]
+        conv_conversation_group_array=_NO_GROUPS
         if groups is None
         else cast(list[str], msgspec.Raw(groups.encode())),
         conv_draft_revision=revision,
