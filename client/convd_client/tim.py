@@ -279,7 +279,6 @@ _lock = threading.Lock()
 _core: SdkCore | None = None
 #: The conversation-group callbacks, by the group event's kind.
 _group_callbacks: dict[str, tuple[Callable[..., object], Any]] = {}
-_ids_decoder = msgspec.json.Decoder(list[str])
 _filter_decoder = msgspec.json.Decoder(ConvListFilter)
 _event_callback: tuple[TIMConvEventCallback, Any] | None = None
 _conflict_callback: tuple[TIMConvDraftConflictCallback, Any] | None = None
@@ -641,7 +640,7 @@ def TIMConvMarkConversation(
     core, result = _ready()
     if core is None:
         return result
-    keys = _conversation_ids(conversation_id_array)
+    keys = _id_array(conversation_id_array, allow_empty=True)
     if isinstance(keys, int):
         return keys
     if not _is_revision(mark_type) or not isinstance(enable_mark, bool | int):
@@ -710,7 +709,7 @@ def TIMConvCreateConversationGroup(
     core, result = _ready()
     if core is None:
         return result
-    keys = _conversation_ids(conversation_id_array)
+    keys = _id_array(conversation_id_array, allow_empty=True)
     if isinstance(keys, int):
         return keys
     if not isinstance(group_name, str):
@@ -783,7 +782,7 @@ def _regroup(
     core, result = _ready()
     if core is None:
         return result
-    keys = _conversation_ids(conversation_id_array)
+    keys = _id_array(conversation_id_array, allow_empty=True)
     if isinstance(keys, int):
         return keys
     if not isinstance(group_name, str):
@@ -855,23 +854,6 @@ def _deliver_group_event(event: GroupEvent) -> None:
         cb(event.old_name, event.group_name, user_data)
     else:
         cb(event.group_name, _json(list(event.conversations)), user_data)
-
-
-def _conversation_ids(conversation_id_array: object) -> list[ConvKey] | int:
-    """The conversations of a JSON array of V2 ids, or the TIMResult that refuses it."""
-    if not isinstance(conversation_id_array, str | bytes):
-        return TIM_ERR_PARAM
-    try:
-        ids = _ids_decoder.decode(conversation_id_array)
-    except msgspec.DecodeError:
-        return TIM_ERR_JSON
-    keys: list[ConvKey] = []
-    for item in ids:
-        key = parse_conversation_id(item)
-        if key is None:
-            return TIM_ERR_PARAM
-        keys.append(key)
-    return keys
 
 
 def _page_json(page: ConvListResult) -> str:
@@ -1155,8 +1137,9 @@ def _key(conv_id: object, conv_type: object) -> ConvKey | None:
         return None
 
 
-def _id_array(conversation_id_array: object) -> list[ConvKey] | int:
-    """The keys of a JSON array of V2 conversation ids, or the TIMResult refusing it."""
+def _id_array(conversation_id_array: object, *, allow_empty: bool = False) -> list[ConvKey] | int:
+    """The keys of a JSON array of V2 conversation ids, or the TIMResult refusing it (an
+    empty array too, unless ``allow_empty``: then convd answers for it)."""
     if not isinstance(conversation_id_array, str | bytes):
         return TIM_ERR_PARAM
     try:
@@ -1169,7 +1152,7 @@ def _id_array(conversation_id_array: object) -> list[ConvKey] | int:
         if key is None:
             return TIM_ERR_PARAM
         keys.append(key)
-    return keys if keys else TIM_ERR_PARAM
+    return keys if keys or allow_empty else TIM_ERR_PARAM
 
 
 def _results_json(results: list[ConvOperationResult]) -> str:

@@ -108,6 +108,7 @@ from convd_schemas import (
     ConvInfo,
     ConvKey,
     ConvListFilter,
+    ConvListResult,
     ConvOperationResult,
     Draft,
     DraftVersion,
@@ -917,18 +918,21 @@ class V2TIMConversationManager:
         page_size = min(count, MAX_PAGE_SIZE)
 
         async def page(client: Client) -> V2TIMConversationResult:
-            result = await client.conv_list(next_seq, page_size)
-            self._noted(result.conversation_list_result_conv_list)
-            return V2TIMConversationResult(
-                conversationList=[
-                    V2TIMConversation.from_conv_info(c)
-                    for c in result.conversation_list_result_conv_list
-                ],
-                nextSeq=result.conversation_list_result_next_seq,
-                isFinished=result.conversation_list_result_is_finished,
-            )
+            return self._page_result(await client.conv_list(next_seq, page_size))
 
         self._start(callback, page, lambda value: callback.onSuccess(value) if callback else None)
+
+    def _page_result(self, result: ConvListResult) -> V2TIMConversationResult:
+        """A page as V2 reports it; the revisions it shows are noted (compare-and-set)."""
+        self._noted(result.conversation_list_result_conv_list)
+        return V2TIMConversationResult(
+            conversationList=[
+                V2TIMConversation.from_conv_info(c)
+                for c in result.conversation_list_result_conv_list
+            ],
+            nextSeq=result.conversation_list_result_next_seq,
+            isFinished=result.conversation_list_result_is_finished,
+        )
 
     def getConversationListByIDs(
         self,
@@ -1132,15 +1136,7 @@ class V2TIMConversationManager:
         page_size = min(count, MAX_PAGE_SIZE)
 
         async def page(client: Client) -> V2TIMConversationResult:
-            result = await client.conv_list_by_filter(wire, nextSeq, page_size)
-            return V2TIMConversationResult(
-                conversationList=[
-                    V2TIMConversation.from_conv_info(c)
-                    for c in result.conversation_list_result_conv_list
-                ],
-                nextSeq=result.conversation_list_result_next_seq,
-                isFinished=result.conversation_list_result_is_finished,
-            )
+            return self._page_result(await client.conv_list_by_filter(wire, nextSeq, page_size))
 
         self._start(callback, page, lambda value: callback.onSuccess(value) if callback else None)
 

@@ -286,14 +286,7 @@ class ConversationService:
                 return self._clear_draft(tx, account, current, origin)
             if draft.same_content(current.draft):
                 return current  # nothing changes: no revision bump, no activation
-            seq = tx.next_seq(account.id)
-            self._keep_previous(tx, account, current, origin, "set")
-            # Setting a draft activates the conversation: it moves to the top of its section.
-            updated = _replace(
-                current, draft=draft, draft_revision=current.draft_revision + 1, order_key=seq
-            )
-            self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
-            return updated
+            return self._replace_draft(tx, account, current, draft, origin, "set")
 
         return await self._store.write(operation)
 
@@ -346,14 +339,8 @@ class ConversationService:
                 raise DraftVersionNotFound(revision)
             if version.draft.same_content(current.draft):
                 return current
-            seq = tx.next_seq(account.id)
-            self._keep_previous(tx, account, current, origin, "restore")
             restored = Draft(version.draft.texts, version.draft.user_define, now)
-            updated = _replace(
-                current, draft=restored, draft_revision=current.draft_revision + 1, order_key=seq
-            )
-            self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
-            return updated
+            return self._replace_draft(tx, account, current, restored, origin, "restore")
 
         return await self._store.write(operation)
 
@@ -736,6 +723,26 @@ class ConversationService:
         self._keep_previous(tx, account, current, origin, "cancel")
         # Clearing a draft does not activate the conversation (its order key stays).
         updated = _replace(current, draft=None, draft_revision=current.draft_revision + 1)
+        self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
+        return updated
+
+    def _replace_draft(
+        self,
+        tx: StoreTransaction,
+        account: Account,
+        current: Conversation,
+        draft: Draft,
+        origin: str,
+        how: str,
+    ) -> Conversation:
+        """Make ``draft`` the current one: the replaced draft goes into the history, the
+        revision grows by one, and the conversation is activated (it moves to the top of its
+        section), as one Update change."""
+        seq = tx.next_seq(account.id)
+        self._keep_previous(tx, account, current, origin, how)
+        updated = _replace(
+            current, draft=draft, draft_revision=current.draft_revision + 1, order_key=seq
+        )
         self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
         return updated
 
