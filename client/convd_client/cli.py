@@ -19,10 +19,9 @@ means a C2C conversation. With ``--type c2c|group`` the name is the raw user or 
 * ``conv list``: an array of ConvInfo, one element per line, streamed page by page;
 * ``conv get`` / ``conv create``: one ConvInfo;
 * ``conv delete`` / ``pin`` / ``unpin``: ``{}``;
-* ``conv delete-many`` / ``set-custom-data``: an array with a result per conversation,
-  ``{"conversation_id", "conv_id", "conv_type", "result_code", "result_info"}``;
-* ``conv mark`` / ``unmark``, ``group create`` / ``add`` / ``remove``: an array of
-  TIMConversationOperationResult, one per conversation (exit status 1 if one failed);
+* ``conv delete-many`` / ``set-custom-data`` / ``mark`` / ``unmark``, ``group create`` /
+  ``add`` / ``remove``: an array with a result per conversation, ``{"conversation_id",
+  "conv_id", "conv_type", "result_code", "result_info"}`` (exit status 1 if one failed);
 * ``group list``: an array of names; ``group delete`` / ``rename``: ``{}``;
 * ``conv list`` with ``--conv-type`` / ``--mark`` / ``--group`` / ``--has-draft`` /
   ``--no-draft``: as ``conv list``, the conversations that match (``conv.list_by_filter``);

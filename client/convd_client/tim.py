@@ -279,7 +279,6 @@ _lock = threading.Lock()
 _core: SdkCore | None = None
 #: The conversation-group callbacks, by the group event's kind.
 _group_callbacks: dict[str, tuple[Callable[..., object], Any]] = {}
-_filter_decoder = msgspec.json.Decoder(ConvListFilter)
 _event_callback: tuple[TIMConvEventCallback, Any] | None = None
 _conflict_callback: tuple[TIMConvDraftConflictCallback, Any] | None = None
 #: Send the last seen revision with this module's draft writes (``convd_draft_compare_and_set``).
@@ -680,14 +679,17 @@ def TIMConvGetConversationListByFilter(
     if not isinstance(filter, str | bytes):
         return TIM_ERR_PARAM
     try:
-        parsed = _filter_decoder.decode(filter or b"{}")
-    except msgspec.DecodeError:
+        raw = msgspec.json.decode(filter or b"{}")
+        if isinstance(raw, dict) and raw.get("conversation_list_filter_conv_type") == 0:
+            del raw["conversation_list_filter_conv_type"]  # 0: any type, as V2's type 0
+        parsed = msgspec.convert(raw, ConvListFilter)
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return TIM_ERR_JSON
     if not _is_revision(next_seq) or not _is_revision(count) or not 1 <= count <= MAX_PAGE_SIZE:
         return TIM_ERR_PARAM
     return _start(
         core,
-        lambda c: c.conv_list_by_filter(parsed, next_seq, count),
+        lambda c: _noting_page(core, c.conv_list_by_filter(parsed, next_seq, count)),
         cb,
         user_data,
         _page_json,
@@ -1220,6 +1222,13 @@ def _start(
     if not core.run(fn, _completion(cb, user_data, to_json)):
         return TIM_ERR_SDKUNINIT
     return TIM_SUCC
+
+
+async def _noting_page(core: SdkCore, call: Awaitable[ConvListResult]) -> ConvListResult:
+    """A list page, its ConvInfo revisions noted as seen (compare-and-set)."""
+    page = await call
+    core.note_revisions(page.conversation_list_result_conv_list)
+    return page
 
 
 async def _noting(core: SdkCore, call: Awaitable[T]) -> T:

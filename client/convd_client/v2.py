@@ -96,6 +96,7 @@ Listeners
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -212,12 +213,9 @@ class V2TIMConversation:
 
     ``showName`` is the user or group id (convd knows no remarks, nicknames or group names),
     ``recvOpt`` is 0 (V2TIM_RECEIVE_MESSAGE). ``customData`` is ``conv_custom_data``, as
-    ``setConversationCustomData`` set it (``""`` when none was set). ``markList`` and
-    ``conversationGroupList`` are what convd stores: for now always empty.
-    ``recvOpt`` is 0 (V2TIM_RECEIVE_MESSAGE). ``markList`` (set with
+    ``setConversationCustomData`` set it (``""`` when none was set); ``markList`` (set with
     :meth:`V2TIMConversationManager.markConversation`) and ``conversationGroupList`` (the
-    conversation groups it is in) are what convd stores; ``customData`` (the string of
-    ``conv_custom_data``) is for now always empty.
+    conversation groups it is in) are what convd stores.
     """
 
     conversationID: str
@@ -528,6 +526,19 @@ _FRAME_CALLBACKS = {
 }
 
 
+def _takes_reason(listener: object) -> bool:
+    """Whether the listener's ``onConversationsDeletedFromGroup`` takes the SDK's newer third
+    argument (``reason``); older SDKs called it with the group name and conversations only."""
+    method = getattr(listener, "onConversationsDeletedFromGroup", None)
+    if method is None:
+        return True
+    try:
+        inspect.signature(method).bind("group", [], 0)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _call_listener(listener: object, name: str, *args: Any) -> None:
     method = getattr(listener, name, None)
     if method is None:
@@ -639,13 +650,17 @@ class V2TIMConversationManager:
                 )
             elif event.kind == "conversations_added":
                 _call_listener(listener, "onConversationsAddedToGroup", event.group_name, convs)
-            else:
+            elif _takes_reason(listener):
                 _call_listener(
                     listener,
                     "onConversationsDeletedFromGroup",
                     event.group_name,
                     list(convs),
                     event.reason,
+                )
+            else:  # written against the SDK's older two-argument form
+                _call_listener(
+                    listener, "onConversationsDeletedFromGroup", event.group_name, list(convs)
                 )
 
     # -- calls --------------------------------------------------------------------------------

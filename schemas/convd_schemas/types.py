@@ -123,13 +123,10 @@ class ConvKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class ConvInfo(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
     """A conversation, as the SDK's ConvInfo object, plus convd's ``conv_draft_revision``.
 
-    It carries the SDK's keys that mean something on one machine. Custom data is stored
-    (``conv.set_custom_data``); marks and conversation groups have no storage yet, so they
-    hold their empty values; the receive option is always Receive (0) and the display name is
-    the id.
-    It carries the SDK's keys that mean something on one machine. Custom data has no storage
-    yet, so it holds its empty value; marks and conversation groups are stored; the receive
-    option is always Receive (0) and the display name is the id.
+    It carries the SDK's keys that mean something on one machine: custom data
+    (``conv.set_custom_data``), marks (``conv.mark``) and conversation groups
+    (``conv.group_*``) are stored; the receive option is always Receive (0) and the display
+    name is the id.
     """
 
     conv_id: ConvId

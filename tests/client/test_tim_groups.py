@@ -13,6 +13,7 @@ import pytest
 
 from convd_client import tim
 from convd_client.tim import TIM_ERR_JSON, TIM_ERR_NOTLOGIN, TIM_ERR_PARAM, TIM_SUCC
+from convd_schemas import ConvKey, TIMConvType
 from support import DaemonProcess
 
 APP_ID = 1400000001
@@ -246,3 +247,22 @@ def test_groups_and_their_callbacks(logged_in: str, shared_daemon: DaemonProcess
     for n in range(20):
         call(tim.TIMConvCreateConversationGroup, f"g{n}", "[]")
     assert fail(tim.TIMConvCreateConversationGroup, "g20", "[]") == 51010
+
+
+def test_a_filter_of_type_0_lists_every_type_and_notes_revisions(logged_in: str) -> None:
+    """As V2's type 0: conversation_list_filter_conv_type 0 does not filter (the SDK's
+    TIMConvType has no 0, so decoding it as a type would refuse the call). A filtered page's
+    revisions count as seen for compare-and-set, as a plain page's do."""
+    for conv_id, conv_type in (("bob", 1), ("gx", 2)):
+        call(tim.TIMConvCreate, conv_id, conv_type)
+    everything = call(
+        tim.TIMConvGetConversationListByFilter,
+        json.dumps({"conversation_list_filter_conv_type": 0}),
+        0,
+        10,
+    )
+    listed = {c["conv_id"] for c in everything["conversation_list_result_conv_list"]}
+    assert {"bob", "gx"} <= listed
+    core = tim._core  # the face's own state: what it has seen
+    assert core is not None
+    assert core.seen_revision(ConvKey(conv_id="gx", conv_type=TIMConvType.kTIMConv_Group)) == 0

@@ -197,3 +197,26 @@ def test_groups_and_listener(logged_in: str, shared_daemon: DaemonProcess) -> No
         assert outcome.error() == 51011
     finally:
         conversations().removeConversationListener(listener)
+
+
+def test_an_old_two_argument_listener_still_hears_conversations_deleted_from_a_group() -> None:
+    """Older SDKs called onConversationsDeletedFromGroup(groupName, conversationList): a
+    listener written against them is called that way instead of failing with a TypeError."""
+    from convd_client.v2 import _takes_reason
+
+    class Old(V2TIMConversationListener):
+        def onConversationsDeletedFromGroup(  # type: ignore[override]
+            self, groupName: str, conversationList: list[V2TIMConversation]
+        ) -> None:
+            pass
+
+    class New(V2TIMConversationListener):
+        def onConversationsDeletedFromGroup(
+            self, groupName: str, conversationList: list[V2TIMConversation], reason: int
+        ) -> None:
+            pass
+
+    assert not _takes_reason(Old())
+    assert _takes_reason(New())
+    assert _takes_reason(V2TIMConversationListener())
+    assert _takes_reason(object())  # no such method: nothing is called anyway

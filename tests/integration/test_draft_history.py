@@ -279,6 +279,7 @@ def test_a_stale_v2_window_is_refused_and_gets_the_current_draft(
 
     # A's window gets busy with an unrelated change; B then overwrites bob's draft.
     a.send(cmd="hold")
+    a.next("armed")  # else the change could reach A before A holds (seen under load)
     b.send(cmd="set_draft", conv="c2c_carol", text="elsewhere")
     assert b.next("result")["code"] == 0
     assert a.next("held")["convs"] == ["c2c_carol"]
@@ -304,6 +305,7 @@ def test_a_stale_v2_window_is_refused_and_gets_the_current_draft(
 
     # Opting out (overwrite=True) writes over what A has not seen.
     a.send(cmd="hold")
+    a.next("armed")
     b.send(cmd="set_draft", conv="c2c_carol", text="elsewhere again")
     assert b.next("result")["code"] == 0
     a.next("held", timeout=10)
@@ -311,7 +313,10 @@ def test_a_stale_v2_window_is_refused_and_gets_the_current_draft(
     assert b.next("result")["code"] == 0
     a.send(cmd="set_draft", conv="c2c_bob", text="A wins anyway", stale=True, overwrite=True)
     assert a.next("result")["code"] == 0
-    # And B restores the draft A overwrote (compare-and-set on restore too).
+    # And B restores the draft A overwrote (compare-and-set on restore too), once its window
+    # has seen A's write (before that, the restore would be refused: B's view is stale).
+    while b.next("event")["text"] != "A wins anyway":
+        pass
     b.send(cmd="restore", conv="c2c_bob", revision=4)
     assert b.next("result")["code"] == 0
     with daemon.client() as line:

@@ -11,7 +11,8 @@ through), ``event`` per conversation in every onNewConversation / onConversation
   caught up: they are let go once the write has picked the revision it sends;
 * ``{"cmd": "hold"}``: the next onNewConversation / onConversationChanged holds the logic
   thread (the SDK's callback thread) until a ``stale`` write lets it go, so the events after
-  it (and what they would tell the window) wait; answers ``held`` once it holds;
+  it (and what they would tell the window) wait; answers ``armed`` at once, and ``held`` once
+  it holds;
 * ``{"cmd": "restore", "conv": "c2c_bob", "revision": N}``: ``restoreConversationDraft``;
 * ``{"cmd": "history", "conv": "c2c_bob", "count": N}``: ``getConversationDraftHistory``.
 
@@ -100,6 +101,7 @@ def main() -> int:
             name = command["cmd"]
             if name == "hold":
                 window.hold_next.set()
+                emit("armed")  # the next event will be held: the test may now cause it
                 continue
             if name == "set_draft":
                 picked.clear()

@@ -73,6 +73,20 @@ async def test_every_replaced_draft_is_kept_newest_first_with_who_and_how(tmp_pa
         assert [v.revision for v in newest] == [2]
 
 
+async def test_typing_and_sending_in_turn_stays_bounded(tmp_path: Path) -> None:
+    """Set, clear (sent), set, clear...: only every other revision is kept (no draft is not
+    kept), and the count bound still holds for what is stored."""
+    async with open_store(tmp_path / "db", draft_history=5) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        for n in range(100):
+            await service.set_draft(account, BOB, text(f"message {n}"), origin="t")
+            await service.cancel_draft(account, BOB, origin="t")
+            assert _rows(tmp_path / "db", "bob") <= 5 + _HISTORY_PRUNE_EVERY - 1
+        _, versions = await service.draft_history(account, BOB, 100)
+        assert [v.draft.texts for v in versions] == [(f"message {n}",) for n in range(99, 94, -1)]
+
+
 async def test_the_history_keeps_the_newest_n_versions(tmp_path: Path) -> None:
     async with open_store(tmp_path / "db", draft_history=3) as store:
         service = ConversationService(store, EventBus())

@@ -372,11 +372,13 @@ class _Transaction:
             ),
         )
         # Those of the last N revisions stay (a revision keeps at most one version, so that
-        # is at most N; a range of the primary key, no count needed). Pruned every
+        # is at most N; a range of the primary key, no count needed). Pruned once in every
         # PRUNE_EVERY revisions, several versions at once: deleting one per write rewrote
-        # several pages of both b-trees each time. So at most N + PRUNE_EVERY - 1 are stored;
-        # reads list and restore only the newest N.
-        if revision % _HISTORY_PRUNE_EVERY == 0:
+        # several pages of both b-trees each time. Kept revisions are at most 2 apart (a
+        # cleared draft, "no draft", is not kept: set, clear, set keeps every other one), so
+        # "revision % PRUNE_EVERY < 2" comes once in every window of PRUNE_EVERY. At most
+        # N + PRUNE_EVERY - 1 are stored; reads list and restore only the newest N.
+        if revision % _HISTORY_PRUNE_EVERY < 2:
             self._conn.execute(
                 "DELETE FROM draft_history WHERE account_id = ? AND conv_type = ? "
                 "AND conv_id = ? AND revision <= ?",
