@@ -296,12 +296,7 @@ class ConversationService:
         validate_key(key)
 
         def operation(tx: StoreTransaction) -> Conversation:
-            current = tx.get_conversation(account.id, key)
-            if current is None:
-                if if_revision is not None and if_revision != 0:
-                    raise DraftRevisionConflict(if_revision, None)
-                raise ConversationNotFound(_not_found(key))
-            _check_revision(if_revision, current)
+            current = _existing_at(tx, account, key, if_revision)
             return self._clear_draft(tx, account, current, origin)
 
         return await self._store.write(operation)
@@ -326,12 +321,7 @@ class ConversationService:
         now = int(self._clock())
 
         def operation(tx: StoreTransaction) -> Conversation:
-            current = tx.get_conversation(account.id, key)
-            if current is None:
-                if if_revision is not None and if_revision != 0:
-                    raise DraftRevisionConflict(if_revision, None)
-                raise ConversationNotFound(_not_found(key))
-            _check_revision(if_revision, current)
+            current = _existing_at(tx, account, key, if_revision)
             if revision == current.draft_revision:
                 return current
             version = tx.get_draft_version(account.id, key, revision)
@@ -840,6 +830,20 @@ def _existing_group(tx: StoreTransaction, account: Account, name: str) -> Conver
 
 def _not_found(key: ConvKey) -> str:
     return f"no conversation {key.conv_id!r} of that type"
+
+
+def _existing_at(
+    tx: StoreTransaction, account: Account, key: ConvKey, if_revision: int | None
+) -> Conversation:
+    """The conversation a draft write changes, at ``if_revision`` when one is given: a missing
+    one is a revision conflict when a revision other than 0 was expected, else not found."""
+    current = tx.get_conversation(account.id, key)
+    if current is None:
+        if if_revision is not None and if_revision != 0:
+            raise DraftRevisionConflict(if_revision, None)
+        raise ConversationNotFound(_not_found(key))
+    _check_revision(if_revision, current)
+    return current
 
 
 def _check_revision(if_revision: int | None, current: Conversation | None) -> None:
