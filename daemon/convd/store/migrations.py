@@ -5,10 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-import msgspec
-
-from ..domain import Draft
-from .writer import draft_document
+from .writer import draft_document, draft_from_columns
 
 __all__ = [
     "APPLICATION_ID",
@@ -349,16 +346,13 @@ NEW_HISTORY_ID = "UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key =
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
-_texts_decoder = msgspec.json.Decoder(tuple[str, ...])
-
-
 def _draft_document(
     texts: str | None, user_define: str | None, edit_time: int | None
 ) -> bytes | None:
     """Schema 5's three draft columns as schema 6's one document (None: no draft)."""
     if texts is None:
         return None
-    return draft_document(Draft(_texts_decoder.decode(texts), user_define or "", edit_time or 0))
+    return draft_document(draft_from_columns(texts, user_define, edit_time))
 
 
 def register_functions(connection: sqlite3.Connection) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "StoreStats",
     "conversation_from_row",
     "draft_document",
+    "draft_from_columns",
     "draft_from_document",
     "draft_version_from_row",
     "environment_reason",
@@ -75,7 +76,7 @@ ROW_COLUMNS: Final = (
 )
 CONV_TYPES: Final = {int(t): t for t in ConvType}
 _encoder = msgspec.json.Encoder()
-#: The draft history keeps a version's texts as a JSON array of strings.
+#: A JSON array of strings: a draft's texts in the draft history, a conversation's groups.
 _texts_decoder = msgspec.json.Decoder(tuple[str, ...])
 
 
@@ -163,10 +164,16 @@ DRAFT_VERSION_COLUMNS: Final = (
 )
 
 
+def draft_from_columns(texts: str, user_define: str | None, edit_time: int | None) -> Draft:
+    """A draft kept as three columns: a JSON array of its texts, its user define and its edit
+    time (a draft_history row; schema 5's conversation row, which may hold NULLs)."""
+    return Draft(_texts_decoder.decode(texts), user_define or "", edit_time or 0)
+
+
 def draft_version_from_row(row: tuple[Any, ...]) -> DraftVersion:
     revision, texts, user_define, edit_time, replaced_at, replaced_by, replaced_how = row
     return DraftVersion(
-        draft=Draft(_texts_decoder.decode(texts), user_define, edit_time),
+        draft=draft_from_columns(texts, user_define, edit_time),
         revision=revision,
         replaced_at=replaced_at,
         replaced_by=replaced_by,
