@@ -17,6 +17,7 @@ from convd_schemas import (
     ConvInfo,
     ConvKey,
     ConvListFilter,
+    ConvListResult,
     Draft,
     DraftMessage,
     DraftVersion,
@@ -35,6 +36,7 @@ __all__ = [
     "domain_keys",
     "draft_version",
     "group_event",
+    "list_result",
     "listed_conv_info",
     "mark_array",
     "wire_draft",
@@ -126,6 +128,15 @@ def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
         if groups is None
         else cast(list[str], msgspec.Raw(groups.encode())),
         conv_draft_revision=revision,
+    )
+
+
+def list_result(page: domain.ConversationPage) -> ConvListResult:
+    """A page of the list (``conv.list``, ``conv.list_by_filter``) as the SDK's result."""
+    return ConvListResult(
+        conversation_list_result_conv_list=[listed_conv_info(row) for row in page.rows],
+        conversation_list_result_next_seq=page.next_seq,
+        conversation_list_result_is_finished=page.is_finished,
     )
 
 

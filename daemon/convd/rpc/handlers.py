@@ -30,7 +30,6 @@ from convd_schemas import (
     ConvKeyParams,
     ConvListByFilterParams,
     ConvListParams,
-    ConvListResult,
     ConvMarkParams,
     ConvPinParams,
     ConvRestoreDraftParams,
@@ -58,6 +57,7 @@ from .convert import (
     domain_key,
     domain_keys,
     draft_version,
+    list_result,
     listed_conv_info,
 )
 from .dispatcher import Error, Handler, InvalidParams, Result, Success
@@ -170,11 +170,7 @@ class Methods:
         page = await self._service.list_page(
             session.require_account(), params.next_seq, params.count
         )
-        return ConvListResult(
-            conversation_list_result_conv_list=[listed_conv_info(row) for row in page.rows],
-            conversation_list_result_next_seq=page.next_seq,
-            conversation_list_result_is_finished=page.is_finished,
-        )
+        return list_result(page)
 
     async def conv_get(self, session: Session, params: ConvGetParams) -> Any:
         found = await self._service.get_many(session.require_account(), domain_keys(params.convs))
@@ -262,17 +258,9 @@ class Methods:
         account = session.require_account()
         if where is None:
             # Unread messages and @ information: convd has none, so nothing matches.
-            return ConvListResult(
-                conversation_list_result_conv_list=[],
-                conversation_list_result_next_seq=params.next_seq,
-                conversation_list_result_is_finished=True,
-            )
+            return list_result(domain.ConversationPage([], params.next_seq, True))
         page = await self._service.list_page(account, params.next_seq, params.count, where=where)
-        return ConvListResult(
-            conversation_list_result_conv_list=[listed_conv_info(row) for row in page.rows],
-            conversation_list_result_next_seq=page.next_seq,
-            conversation_list_result_is_finished=page.is_finished,
-        )
+        return list_result(page)
 
     async def conv_group_create(self, session: Session, params: ConvGroupCreateParams) -> Any:
         outcomes = await self._service.create_group(
