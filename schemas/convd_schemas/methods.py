@@ -421,7 +421,12 @@ class StoreStatus(msgspec.Struct, kw_only=True):
         int, msgspec.Meta(description="Group commits: transactions that ran those writes.")
     ]
     writer_thread_hops: Annotated[
-        int, msgspec.Meta(description="Calls into the writer connection's SQLite thread.")
+        int,
+        msgspec.Meta(
+            description="Times the writer's SQLite thread was woken for work: at most one "
+            "per batch, none for a batch that was already waiting when the one before it "
+            "committed."
+        ),
     ]
     reader_thread_hops: Annotated[
         int, msgspec.Meta(description="Calls into the reader connection's SQLite thread.")

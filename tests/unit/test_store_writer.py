@@ -1,4 +1,4 @@
-"""The group-commit writer on a real database: batching, one thread hop per batch, per-write
+"""The group-commit writer on a real database: batching, at most one thread hop per batch, per-write
 savepoints, exact revision checks inside a batch, events after commit in commit order, and
 storage failures reported as such."""
 
@@ -76,7 +76,7 @@ async def _concurrently(*calls: object) -> list[object]:
 
 
 def test_the_private_aiosqlite_calls_the_writer_relies_on_are_there() -> None:
-    # store/writer.py runs a whole batch in one hop through these; pyproject pins the range.
+    # store/writer.py runs its loop on SQLite's thread through these; pyproject pins the range.
     assert callable(getattr(aiosqlite.Connection, "_execute", None))
     assert isinstance(aiosqlite.Connection.__dict__.get("_conn"), property)
 
@@ -90,7 +90,7 @@ async def test_run_on_connection_thread_runs_on_sqlites_own_thread(tmp_path: Pat
     assert tuple(row) == (7,)
 
 
-async def test_concurrent_writes_share_batches_with_one_hop_each(world: World) -> None:
+async def test_concurrent_writes_share_batches_with_at_most_one_hop_each(world: World) -> None:
     before = (world.store.stats.writes, world.store.stats.write_batches)
     hops_before = world.store.stats.writer_thread_hops
     results = await _concurrently(*(world.draft(f"c{n}", f"text {n}") for n in range(50)))
@@ -99,9 +99,29 @@ async def test_concurrent_writes_share_batches_with_one_hop_each(world: World) -
     batches = world.store.stats.write_batches - before[1]
     assert writes == 50
     assert batches < writes  # grouped: far fewer commits than writes
-    assert world.store.stats.writer_thread_hops - hops_before == batches
+    # The writer's thread is woken at most once a batch: not at all for a batch that was
+    # already waiting when the one before it committed.
+    assert 1 <= world.store.stats.writer_thread_hops - hops_before <= batches
     # Every write committed once, numbered without gaps, published in commit order.
     assert [c.seq for c in world.events] == list(range(1, 51))
+
+
+async def test_each_lone_write_wakes_the_writer_once(world: World) -> None:
+    stats = world.store.stats
+    before = (stats.writes, stats.write_batches, stats.writer_thread_hops)
+    for n in range(3):
+        await world.draft(f"lone{n}", "x")
+    after = (stats.writes, stats.write_batches, stats.writer_thread_hops)
+    assert [b - a for a, b in zip(before, after, strict=True)] == [3, 3, 3]
+
+
+async def test_work_between_batches_runs_on_the_writer_connection(world: World) -> None:
+    await world.draft("a", "x")
+    in_transaction, thread = await world.store._group_commit.run_between_batches(
+        lambda conn: (conn.in_transaction, threading.get_ident())
+    )
+    assert not in_transaction
+    assert thread != threading.get_ident()
 
 
 async def test_one_refused_write_does_not_fail_the_others_of_its_batch(world: World) -> None:
@@ -157,7 +177,9 @@ async def test_a_full_database_is_a_storage_failure_logged_once(
 ) -> None:
     await world.draft("before", "kept")
     # SQLite answers SQLITE_FULL once the file may not grow: the same error a full disk gives.
-    await world.store._writer.execute("PRAGMA max_page_count = 1")  # clamps to the current size
+    await world.store._group_commit.run_between_batches(  # clamps to the current size
+        lambda conn: conn.execute("PRAGMA max_page_count = 1")
+    )
     big = "x" * 12_000  # several pages, within the 12 KiB draft text limit
     with caplog.at_level(logging.ERROR, logger="convd.store.writer"):
         for n in range(3):

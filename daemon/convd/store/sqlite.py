@@ -30,6 +30,7 @@ from ..domain import (
     ConvType,
     DraftVersion,
     Limits,
+    StorageFailure,
     WriteOperation,
 )
 from .maintenance import backup_database
@@ -353,11 +354,13 @@ class SqliteStore:
                     checked_writes = writes
                     await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
                 if wal.exists() and wal.stat().st_size > WAL_RESET_BYTES:
-                    # Queued on the writer connection: runs between two batches.
-                    self.stats.writer_thread_hops += 1
-                    await self._writer.execute_fetchall("PRAGMA wal_checkpoint(RESTART)")
-            except (OSError, sqlite3.Error) as exc:
+                    await self._group_commit.run_between_batches(_restart_wal)
+            except (OSError, sqlite3.Error, StorageFailure) as exc:
                 logger.warning("WAL upkeep of %s failed: %s", wal, exc)
+
+
+def _restart_wal(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
 
 def _fsync_file(path: Path) -> None:
