@@ -21,6 +21,7 @@ from anyio.abc import ByteStream
 from convd_schemas.peer import peer_credentials, raw_unix_socket
 
 from ._connection import Connection, NotificationHandler
+from ._unix_stream import connect_unix_stream
 from .errors import ClientClosed, ConvdClientError, DaemonUnavailable
 
 __all__ = ["ConnectionState", "Connector", "Supervisor", "UnixConnector"]
@@ -85,7 +86,7 @@ class UnixConnector:
         self.expected_uid = expected_uid
 
     async def __call__(self) -> ByteStream:
-        stream = await anyio.connect_unix(self.path)
+        stream = await connect_unix_stream(self.path)
         # Not a byte goes out before we know who serves the socket: a path in a shared
         # directory (the /tmp fallback) could have been squatted by another local user.
         problem = _foreign_server(stream, self.expected_uid)

@@ -106,13 +106,24 @@ async def test_concurrent_writes_share_batches_with_at_most_one_hop_each(world: 
     assert [c.seq for c in world.events] == list(range(1, 51))
 
 
-async def test_each_lone_write_wakes_the_writer_once(world: World) -> None:
+async def test_each_lone_write_is_a_batch_that_wakes_the_writer_at_most_once(
+    world: World,
+) -> None:
     stats = world.store.stats
     before = (stats.writes, stats.write_batches, stats.writer_thread_hops)
     for n in range(3):
         await world.draft(f"lone{n}", "x")
-    after = (stats.writes, stats.write_batches, stats.writer_thread_hops)
-    assert [b - a for a, b in zip(before, after, strict=True)] == [3, 3, 3]
+        await anyio.sleep(0.05)  # the writer's thread goes back to waiting
+    writes, batches, hops = (
+        b - a
+        for a, b in zip(
+            before, (stats.writes, stats.write_batches, stats.writer_thread_hops), strict=True
+        )
+    )
+    assert (writes, batches) == (3, 3)
+    # Woken for each, unless a loaded machine kept the thread from its wait until the next
+    # write was already there.
+    assert 1 <= hops <= 3
 
 
 async def test_work_between_batches_runs_on_the_writer_connection(world: World) -> None:
