@@ -91,6 +91,11 @@ class Connection:
         # Unbounded, so that a call queues its request without awaiting: requests leave in
         # the order the calls were made. Each pending call holds at most one entry.
         self._outbox_send, self._outbox_receive = anyio.create_memory_object_stream[bytes](math.inf)
+        # Lines queued for the writer task and not yet sent. While there are none, a call
+        # writes its request itself when the stream can take it at once (see _send): one
+        # task switch less per call, and still in call order.
+        self._queued = 0
+        self._send_nowait: Callable[[bytes], bool] | None = getattr(stream, "send_nowait", None)
         self._scope = anyio.CancelScope()
         self._reason = "the connection was closed"
         self._failure: Callable[[], ConvdClientError] | None = None
@@ -157,7 +162,7 @@ class Connection:
         self._pending[request_id] = pending
         # No await before this point: concurrent calls are sent in the order they were made.
         try:
-            self._outbox_send.send_nowait(line)
+            self._send(line)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             self._pending.pop(request_id, None)
             self._shutdown(self._lost())
@@ -174,6 +179,18 @@ class Connection:
         if pending.error is not None:
             raise pending.error
         return pending.result
+
+    def _send(self, line: bytes) -> None:
+        # Written directly only when no earlier line is still waiting for the writer task:
+        # the order of the lines is the order of the calls either way.
+        direct = self._send_nowait
+        if self._queued == 0 and direct is not None and direct(line):
+            return
+        self._outbox_send.send_nowait(line)
+        self._queued += 1
+
+    def _sent(self, lines: int) -> None:
+        self._queued -= lines
 
     def _lost(self) -> Callable[[], ConvdClientError]:
         reason = self._reason
@@ -207,7 +224,7 @@ class Connection:
 
     async def _write_loop(self) -> None:
         try:
-            await send_queued(self._outbox_receive, self._stream)
+            await send_queued(self._outbox_receive, self._stream, self._sent)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self._reason = f"the connection broke ({exc!r})"
             self._shutdown(self._lost())

@@ -150,6 +150,16 @@ class _ProtocolStream(ByteStream):
         if protocol.error is not None:
             raise anyio.BrokenResourceError from protocol.error
 
+    def send_nowait(self, item: bytes) -> bool:
+        """Write ``item`` at once if the transport takes it without waiting; False if it
+        would have to wait (or is broken: ``send`` then says how)."""
+        if self._closed or self._protocol.lost or self._protocol.writing_paused:
+            return False
+        if self._transport.is_closing():
+            return False
+        self._transport.write(item)
+        return True
+
     async def send_eof(self) -> None:
         if not self._transport.is_closing():
             self._transport.write_eof()

@@ -6,6 +6,7 @@ Shared by the daemon (for requests) and the client (for responses and notificati
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
@@ -115,12 +116,17 @@ class LineReader:
                 self._eof = True
 
 
-async def send_queued(queue: MemoryObjectReceiveStream[bytes], stream: ByteSendStream) -> None:
+async def send_queued(
+    queue: MemoryObjectReceiveStream[bytes],
+    stream: ByteSendStream,
+    on_sent: Callable[[int], None] | None = None,
+) -> None:
     """Send every line put on ``queue`` until it is closed and drained.
 
     Lines already waiting are joined into one write, so a burst (a fan-out of events, a
     pipelined batch of replies) costs one system call instead of one per line. Errors of
-    ``stream`` propagate to the caller, who decides what a broken peer means.
+    ``stream`` propagate to the caller, who decides what a broken peer means. ``on_sent`` is
+    told how many lines each completed send carried.
     """
     async with queue:
         async for data in queue:
@@ -131,3 +137,5 @@ async def send_queued(queue: MemoryObjectReceiveStream[bytes], stream: ByteSendS
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
             await stream.send(b"".join(chunks))
+            if on_sent is not None:
+                on_sent(len(chunks))

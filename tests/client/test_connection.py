@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+from anyio.abc import ByteStream
 
 from convd_client._connection import Connection
 from convd_client._framing import DEFAULT_MAX_LINE, LineReader, LineTooLong
@@ -146,6 +147,57 @@ async def test_requests_are_sent_in_call_order_with_distinct_ids() -> None:
             await daemon.reply(request["id"], None)
     assert [r["method"] for r in requests] == [f"m{i}" for i in range(20)]
     assert len({r["id"] for r in requests}) == 20
+
+
+class DirectStream(ByteStream):
+    """A stream that also takes a write at once (as the asyncio transport does), except when
+    told to refuse the next ones (the socket pushing back); records every write in order."""
+
+    def __init__(self, refuse: int) -> None:
+        self.refuse = refuse
+        self.written: list[bytes] = []
+
+    def send_nowait(self, data: bytes) -> bool:
+        if self.refuse:
+            self.refuse -= 1
+            return False
+        self.written.append(data)
+        return True
+
+    async def send(self, item: bytes) -> None:
+        self.written.append(item)
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("refuse", [0, 1, 3])
+async def test_a_request_never_overtakes_one_waiting_for_the_writer_task(refuse: int) -> None:
+    stream = DirectStream(refuse)
+    connection = Connection(stream)
+    async with anyio.create_task_group() as tg:
+        await tg.start(connection.run)
+
+        async def call(method: str) -> None:
+            with pytest.raises(ConnectionLost):  # never answered: closed at the end
+                await connection.call(method, timeout=5)
+
+        for index in range(6):  # all in one loop turn: refused ones wait for the writer task
+            tg.start_soon(call, f"m{index}")
+        while len(b"".join(stream.written).splitlines()) < 6:
+            await anyio.sleep(0.001)
+        connection.close()
+    methods = [json.loads(line)["method"] for line in b"".join(stream.written).splitlines()]
+    assert methods == [f"m{i}" for i in range(6)]
+    if not refuse:
+        assert len(stream.written) == 6  # each written by its call, none by the writer task
 
 
 async def test_notifications_are_routed_to_the_handler_in_order() -> None:

@@ -1,18 +1,25 @@
 """The client's Unix-socket stream on asyncio's transport (convd_client._unix_stream), against a
 real Unix socket served by anyio: bytes both ways, chunking, end of stream, closing, the peer
-check's raw socket, and the bound on what it buffers unread."""
+check's raw socket, the bound on what it buffers unread, and the order of requests written
+directly or queued."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.lowlevel
+import msgspec
 import pytest
 from anyio.abc import ByteStream, SocketAttribute
 
+from convd_client._connection import Connection
+from convd_client._framing import DEFAULT_MAX_LINE, LineReader
 from convd_client._unix_stream import _HIGH_WATER, _ProtocolStream, connect_unix_stream
 from convd_schemas.peer import peer_credentials, raw_unix_socket
 
@@ -115,3 +122,56 @@ async def test_unread_bytes_are_bounded(serve: object) -> None:
             got += await stream.receive(1 << 20)
         assert bytes(got) == bytes(range(256)) * (size // 256)
         await sent.wait()
+
+
+async def test_calls_written_directly_or_queued_reach_the_daemon_in_call_order(
+    serve: object,
+) -> None:
+    """A call writes its request itself while nothing waits for the writer task; once the
+    socket pushes back, later calls queue behind. Either way the daemon reads them in the
+    order they were made."""
+    arrived: list[int] = []
+    count = 40
+
+    async def slow_reader(server: ByteStream) -> None:
+        reader = LineReader(server, DEFAULT_MAX_LINE)
+        for _ in range(count):
+            line = await reader.receive_line()
+            assert line is not None
+            request = json.loads(line)
+            arrived.append(request["params"]["n"])
+            await anyio.sleep(0.005)  # slower than the calls: the transport pauses writing
+            reply = {"jsonrpc": "2.0", "id": request["id"], "result": request["params"]["n"]}
+            await server.send(json.dumps(reply).encode() + b"\n")
+        await anyio.sleep_forever()
+
+    stream = await serve(slow_reader)  # type: ignore[operator]
+    connection = Connection(stream)
+    taken: list[bool] = []
+    send_nowait = connection._send_nowait
+    assert send_nowait is not None
+
+    def counted(line: bytes) -> bool:
+        taken.append(send_nowait(line))
+        return taken[-1]
+
+    connection._send_nowait = counted
+    results: dict[int, Any] = {}
+    async with anyio.create_task_group() as tg:
+        await tg.start(connection.run)
+
+        async def call(n: int) -> None:
+            results[n] = await connection.call("x.y", {"n": n, "pad": "p" * 50_000})
+
+        for n in range(count):
+            tg.start_soon(call, n)
+            await anyio.lowlevel.checkpoint()
+        while len(results) < count:
+            await anyio.sleep(0.01)
+        connection.close()
+    assert arrived == list(range(count))
+    assert results == {n: msgspec.Raw(str(n).encode()) for n in range(count)}
+    # Both ways were taken: written directly, and queued (refused while the socket pushed
+    # back, or not even tried while earlier lines waited for the writer task).
+    assert any(taken)
+    assert taken.count(True) < count

@@ -1,12 +1,14 @@
 """Group commit: every write of every connection goes through one writer, which runs all the
 writes waiting at that moment in one transaction, in arrival order, with one fsync.
 
-One batch costs one hop to SQLite's thread, whatever its size: the whole batch (BEGIN, each
-write inside its own savepoint, COMMIT) runs there as one function. aiosqlite has no public
-call for that, so ``run_on_connection_thread`` uses its private ``_execute`` and ``_conn``
-(verified on aiosqlite 0.22, which pyproject.toml pins; tests/unit/test_store_writer.py fails if
-they change). The alternative public routes cost O(statements) hops per write, or move the
-domain's rules into SQL triggers.
+The writer is one loop on the writer connection's own SQLite thread, entered once: each batch
+(BEGIN, each write inside its own savepoint, COMMIT) runs there as one function call, and the
+event loop hands writes over through a thread-safe inbox, waking the thread only when it
+waits. aiosqlite has no public call that runs a function on its thread, so
+``run_on_connection_thread`` uses its private ``_execute`` and ``_conn`` (verified on aiosqlite
+0.22, which pyproject.toml pins; tests/unit/test_store_writer.py fails if they change). The
+alternative public routes cost O(statements) hops per write, or move the domain's rules into
+SQL triggers.
 """
 
 from __future__ import annotations
@@ -688,6 +690,10 @@ class GroupCommitWriter:
         self._running = True
         try:
             await run_on_connection_thread(self._db, lambda conn: self._serve(conn, stopped))
+        except ValueError:
+            # aiosqlite's "Connection closed": the loop never reached the thread.
+            _settle(stopped, None, None)
+            raise
         finally:
             self._closed = True
             self._inbox.put(_STOP)
