@@ -153,6 +153,20 @@ async def test_one_refused_write_does_not_fail_the_others_of_its_batch(world: Wo
     assert await world.store.current_seq(world.account.id) == 3
 
 
+async def test_a_refused_lone_write_leaves_nothing_behind(world: World) -> None:
+    # A batch of one runs without a savepoint: its refusal rolls the transaction back.
+    await world.draft("shared", "v1")  # revision 1, seq 1
+    batches = world.store.stats.write_batches
+    with pytest.raises(DraftRevisionConflict):
+        await world.draft("shared", "stale", if_revision=0)
+    assert world.store.stats.write_batches == batches + 1
+    (stored,) = await world.service.get_many(world.account, [ConvKey(ConvType.C2C, "shared")])
+    assert stored.draft is not None and stored.draft.texts == ("v1",)
+    assert await world.store.current_seq(world.account.id) == 1
+    await world.draft("shared", "v2", if_revision=1)  # the writer goes on
+    assert [c.seq for c in world.events] == [1, 2]
+
+
 async def test_revision_checks_stay_exact_between_writes_of_one_batch(world: World) -> None:
     results = await _concurrently(
         world.draft("same", "first", if_revision=0),  # 0 -> 1

@@ -274,13 +274,17 @@ class Retention:
 class _Transaction:
     """The StoreTransaction of one write, on the writer's thread."""
 
-    __slots__ = ("_conn", "_kept_changes", "_now", "_retention", "callbacks")
+    __slots__ = ("_aged_accounts", "_conn", "_kept_changes", "_now", "_retention", "callbacks")
 
-    def __init__(self, conn: sqlite3.Connection, retention: Retention, now: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, retention: Retention, now: int, aged_accounts: set[int]
+    ) -> None:
         self._conn = conn
         self._retention = retention
         self._kept_changes = retention.changes
         self._now = now
+        #: Accounts whose draft history this batch added to (pruned by age at its end).
+        self._aged_accounts = aged_accounts
         self.callbacks: list[Callable[[], None]] = []
 
     def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None:
@@ -396,12 +400,9 @@ class _Transaction:
                 (*conv, revision - retention.draft_versions),
             )
         # ... and no version of the account's conversations outlives the age bound, even of
-        # one nobody writes again (the age index finds them without a scan).
+        # one nobody writes again: pruned once per batch and account (_run_batch).
         if retention.draft_seconds:
-            self._conn.execute(
-                "DELETE FROM draft_history WHERE account_id = ? AND replaced_at < ?",
-                (account_id, retention.draft_cutoff(self._now)),
-            )
+            self._aged_accounts.add(account_id)
 
     def get_draft_version(
         self, account_id: int, key: ConvKey, revision: int
@@ -603,22 +604,40 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Pending[Any]], retention: 
     batch fail.
     """
     now = int(retention.clock())
+    aged_accounts: set[int] = set()
+    # A lone write needs no savepoint: the transaction is its own (one statement each less
+    # for BEGIN's company, and each statement is a round trip for the GIL under load).
+    lone = len(batch) == 1
     conn.execute("BEGIN IMMEDIATE")
     try:
         for pending in batch:
-            tx = _Transaction(conn, retention, now)
-            conn.execute("SAVEPOINT write")
+            tx = _Transaction(conn, retention, now, aged_accounts)
+            if not lone:
+                conn.execute("SAVEPOINT write")
             try:
                 pending.result = pending.operation(tx)
             except Exception as exc:
                 # A domain refusal, or a statement that failed: undo this write alone. (If the
                 # database itself is failing, ROLLBACK TO or COMMIT fails too, and with it
                 # the whole batch.)
-                conn.execute("ROLLBACK TO write")
                 pending.error = exc
+                if lone:
+                    conn.execute("ROLLBACK")
+                    return
+                conn.execute("ROLLBACK TO write")
             else:
                 pending.callbacks = tx.callbacks
-            conn.execute("RELEASE write")
+            if not lone:
+                conn.execute("RELEASE write")
+        if aged_accounts:
+            # The draft history's age bound, once per batch and account (the age index finds
+            # what it drops without a scan).
+            cutoff = retention.draft_cutoff(now)
+            for account_id in aged_accounts:
+                conn.execute(
+                    "DELETE FROM draft_history WHERE account_id = ? AND replaced_at < ?",
+                    (account_id, cutoff),
+                )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
