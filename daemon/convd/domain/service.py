@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -379,15 +380,12 @@ class ConversationService:
         unique = _batch(keys, too_many=InvalidParameter)
 
         def operation(tx: StoreTransaction) -> list[Outcome]:
-            outcomes: list[Outcome] = []
-            for key in unique:
-                current = tx.get_conversation(account.id, key)
-                if current is None:
-                    outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
-                    continue
-                self._delete_existing(tx, account, current, origin)
-                outcomes.append(Outcome(key))
-            return outcomes
+            return _each_existing(
+                tx,
+                account,
+                unique,
+                lambda current: self._delete_existing(tx, account, current, origin),
+            )
 
         return await self._store.write(operation)
 
@@ -412,19 +410,14 @@ class ConversationService:
             )
         unique = _batch(keys)
 
+        def set_data(tx: StoreTransaction, current: Conversation) -> None:
+            if current.custom_data != custom_data:
+                self._update_in_place(
+                    tx, account, _replace(current, custom_data=custom_data), origin
+                )
+
         def operation(tx: StoreTransaction) -> list[Outcome]:
-            outcomes: list[Outcome] = []
-            for key in unique:
-                current = tx.get_conversation(account.id, key)
-                if current is None:
-                    outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
-                    continue
-                if current.custom_data != custom_data:
-                    seq = tx.next_seq(account.id)
-                    updated = _replace(current, custom_data=custom_data)
-                    self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
-                outcomes.append(Outcome(key))
-            return outcomes
+            return _each_existing(tx, account, unique, partial(set_data, tx))
 
         return await self._store.write(operation)
 
@@ -442,21 +435,14 @@ class ConversationService:
         unique = _batch(keys)
         validate_mark(mark_type)
 
+        def set_mark(tx: StoreTransaction, current: Conversation) -> None:
+            marks = current.marks | mark_type if enable else current.marks & ~mark_type
+            if marks != current.marks:
+                # Marking does not activate the conversation: its place stays.
+                self._update_in_place(tx, account, _replace(current, marks=marks), origin)
+
         def operation(tx: StoreTransaction) -> list[Outcome]:
-            outcomes: list[Outcome] = []
-            for key in unique:
-                current = tx.get_conversation(account.id, key)
-                if current is None:
-                    outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
-                    continue
-                marks = current.marks | mark_type if enable else current.marks & ~mark_type
-                if marks != current.marks:
-                    seq = tx.next_seq(account.id)
-                    # Marking does not activate the conversation: its place stays.
-                    updated = _replace(current, marks=marks)
-                    self._record(tx, account, seq, ChangeKind.UPDATE, updated, origin)
-                outcomes.append(Outcome(key))
-            return outcomes
+            return _each_existing(tx, account, unique, partial(set_mark, tx))
 
         return await self._store.write(operation)
 
@@ -542,14 +528,7 @@ class ConversationService:
                 current = tx.get_conversation(account.id, key)
                 if current is not None:
                     groups = tuple(new_name if g == old_name else g for g in current.groups)
-                    self._record(
-                        tx,
-                        account,
-                        tx.next_seq(account.id),
-                        ChangeKind.UPDATE,
-                        _replace(current, groups=groups),
-                        origin,
-                    )
+                    self._update_in_place(tx, account, _replace(current, groups=groups), origin)
             self._publish_group(
                 tx,
                 account,
@@ -594,24 +573,20 @@ class ConversationService:
     ) -> tuple[list[Outcome], list[Conversation]]:
         """Put each conversation in (or take it out of) group ``name``: the outcomes, and the
         conversations that changed (an Update each)."""
-        outcomes: list[Outcome] = []
         changed: list[Conversation] = []
-        for key in keys:
-            current = tx.get_conversation(account.id, key)
-            if current is None:
-                outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
-                continue
-            outcomes.append(Outcome(key))
+
+        def regroup(current: Conversation) -> None:
             if (name in current.groups) == add:
-                continue  # in it (out of it) already: nothing changes
+                return  # in it (out of it) already: nothing changes
             groups = (
                 (*current.groups, name) if add else tuple(g for g in current.groups if g != name)
             )
             # Grouping does not activate the conversation: its place stays.
             updated = _replace(current, groups=groups)
-            self._record(tx, account, tx.next_seq(account.id), ChangeKind.UPDATE, updated, origin)
+            self._update_in_place(tx, account, updated, origin)
             changed.append(updated)
-        return outcomes, changed
+
+        return _each_existing(tx, account, keys, regroup), changed
 
     def _publish_group(
         self,
@@ -759,6 +734,12 @@ class ConversationService:
                 replaced_how=how,
             )
 
+    def _update_in_place(
+        self, tx: StoreTransaction, account: Account, updated: Conversation, origin: str
+    ) -> None:
+        """Record ``updated`` as an Update change that keeps its place in the list."""
+        self._record(tx, account, tx.next_seq(account.id), ChangeKind.UPDATE, updated, origin)
+
     def _record(
         self,
         tx: StoreTransaction,
@@ -826,6 +807,25 @@ def _existing_group(tx: StoreTransaction, account: Account, name: str) -> Conver
     if group is None:
         raise GroupNotFound(f"no conversation group named {name!r}")
     return group
+
+
+def _each_existing(
+    tx: StoreTransaction,
+    account: Account,
+    keys: Sequence[ConvKey],
+    apply: Callable[[Conversation], None],
+) -> list[Outcome]:
+    """``apply`` each existing conversation of a batch call, in order: one outcome per key,
+    ConversationNotFound for one that does not exist (it fails alone)."""
+    outcomes: list[Outcome] = []
+    for key in keys:
+        current = tx.get_conversation(account.id, key)
+        if current is None:
+            outcomes.append(Outcome(key, ConversationNotFound(_not_found(key))))
+            continue
+        apply(current)
+        outcomes.append(Outcome(key))
+    return outcomes
 
 
 def _not_found(key: ConvKey) -> str:
