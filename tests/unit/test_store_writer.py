@@ -100,8 +100,9 @@ async def test_concurrent_writes_share_batches_with_at_most_one_hop_each(world: 
     assert writes == 50
     assert batches < writes  # grouped: far fewer commits than writes
     # The writer's thread is woken at most once a batch: not at all for a batch that was
-    # already waiting when the one before it committed.
-    assert 1 <= world.store.stats.writer_thread_hops - hops_before <= batches
+    # already waiting when the one before it committed (or when a loaded machine had not yet
+    # brought the thread to its first wait: so no lower bound).
+    assert world.store.stats.writer_thread_hops - hops_before <= batches
     # Every write committed once, numbered without gaps, published in commit order.
     assert [c.seq for c in world.events] == list(range(1, 51))
 
@@ -123,7 +124,7 @@ async def test_each_lone_write_is_a_batch_that_wakes_the_writer_at_most_once(
     assert (writes, batches) == (3, 3)
     # Woken for each, unless a loaded machine kept the thread from its wait until the next
     # write was already there.
-    assert 1 <= hops <= 3
+    assert hops <= 3
 
 
 async def test_work_between_batches_runs_on_the_writer_connection(world: World) -> None:
