@@ -154,6 +154,49 @@ async def test_one_refused_write_does_not_fail_the_others_of_its_batch(world: Wo
     assert await world.store.current_seq(world.account.id) == 3
 
 
+async def test_a_refusal_inside_one_batch_runs_it_again_with_savepoints(world: World) -> None:
+    """The batch runs without savepoints first; a refusal rolls that attempt back and the
+    batch runs again, each write in a savepoint: every other write commits exactly once."""
+    await world.draft("shared", "v1")  # revision 1, seq 1
+    batches = world.store.stats.write_batches
+    gate = threading.Event()
+    results: list[object] = []
+
+    async def hold_the_writer() -> None:
+        # The writer's thread waits here, so the writes below queue up into one batch.
+        await world.store._group_commit.run_between_batches(lambda conn: gate.wait(10))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold_the_writer)
+        await anyio.sleep(0.05)
+
+        async def collect() -> None:
+            results.extend(
+                await _concurrently(
+                    world.draft("a", "x"),
+                    world.draft("b", "y"),
+                    world.draft("shared", "stale", if_revision=0),  # refused, third of five
+                    world.draft("c", "z"),
+                    world.draft("shared", "v2", if_revision=1),
+                )
+            )
+
+        tg.start_soon(collect)
+        await anyio.sleep(0.05)
+        gate.set()
+    assert world.store.stats.write_batches == batches + 1  # one batch, one commit
+    assert isinstance(results[2], DraftRevisionConflict)
+    assert not [r for k, r in enumerate(results) if k != 2 and isinstance(r, Exception)]
+    found = await world.service.get_many(
+        world.account, [ConvKey(ConvType.C2C, k) for k in ("a", "b", "shared", "c")]
+    )
+    assert {c.conv_id: c.draft_revision for c in found} == {"a": 1, "b": 1, "c": 1, "shared": 2}
+    # The first attempt's seqs were rolled back with it: none lost, none twice, and each
+    # committed write published once.
+    assert [c.seq for c in world.events] == [1, 2, 3, 4, 5]
+    assert await world.store.current_seq(world.account.id) == 5
+
+
 async def test_a_refused_lone_write_leaves_nothing_behind(world: World) -> None:
     # A batch of one runs without a savepoint: its refusal rolls the transaction back.
     await world.draft("shared", "v1")  # revision 1, seq 1

@@ -30,8 +30,11 @@ class StoreTransaction(Protocol):
     A write operation runs synchronously on the store's writer thread, between other writes
     of the same group commit: it sees every earlier write of the batch and nothing later. It
     must not touch event-loop state; what has to happen there goes into ``after_commit``.
-    If the operation raises, its statements are rolled back (a savepoint) and its
-    ``after_commit`` callbacks are dropped; the other writes of the batch are unaffected.
+    If the operation raises, its statements are rolled back and its ``after_commit``
+    callbacks are dropped; the other writes of the batch are unaffected. An operation may run
+    more than once before its batch commits (the store runs a batch again after one of its
+    writes raised), so it must be a function of the transaction alone: no effect outside it
+    but through ``after_commit``, which only the run that commits schedules.
     """
 
     def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None: ...
