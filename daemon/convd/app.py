@@ -25,7 +25,7 @@ from .domain import ConversationService, EventBus
 from .rpc import RpcServer
 from .rpc.channel import ChannelListener
 from .rpc.dispatcher import load as load_dispatcher
-from .store import lock_database, open_store
+from .store import StartedCheck, lock_database, open_store
 from .transport import (
     InheritedSocket,
     Notifier,
@@ -158,9 +158,12 @@ def _load_and_freeze() -> None:
     gc.freeze()
 
 
-async def run_daemon(config: Config) -> None:
+async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests, close
     the database and (if convd bound it) remove the socket file.
+
+    ``check``: the database's check, already started (see ``store.StartedCheck``); its
+    verdict is taken in order, after the socket and the lock.
 
     Under systemd: takes the listening socket from ``LISTEN_FDS``, sends ``READY=1`` once the
     database is open and the listener accepts, ``STOPPING=1`` on the way out, and
@@ -190,6 +193,7 @@ async def run_daemon(config: Config) -> None:
                 kept_seconds=config.kept_seconds,
                 draft_history=config.draft_history,
                 draft_history_seconds=config.draft_history_seconds,
+                check=check,
             ) as store,
             _open_channels(plan) as channels,
         ):

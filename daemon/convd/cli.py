@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import anyio
-
 from convd_schemas import __version__
 from convd_schemas.limits import (
     DEFAULT_DRAFT_HISTORY,
@@ -22,13 +20,14 @@ from convd_schemas.limits import (
     MAX_DRAFT_HISTORY,
 )
 
-from .app import run_daemon
 from .config import DEFAULT_KEPT_CHANGES, DEFAULT_KEPT_SECONDS, Config, default_database_path
 from .lockfile import is_locked, read_holder
 from .logs import configure_logging
-from .store import SCHEMA_VERSION, DatabaseError, MaintenanceError, lock_database, restore_database
-from .store.maintenance import database_lock_path
-from .transport import ActivationError, AlreadyRunning, UnsafePath
+from .store import StartedCheck
+
+# The rest of the daemon (anyio, the event loop, the rpc, transport and store layers) is
+# imported where a command needs it: ``serve`` first starts the database's check on a thread
+# of its own, and the check runs while those imports go on (issue 10, section 3.1).
 
 __all__ = ["main"]
 
@@ -39,14 +38,14 @@ _COMMANDS = ("serve", "stop", "restore", "install-units")
 _KEEP_MIN, _KEEP_MAX = 100, 100_000_000
 #: How long ``convd stop`` waits by default: the service's TimeoutStopSec.
 _STOP_TIMEOUT = 30.0
-# Startup failures the user can fix: one line naming the problem, exit status 1.
-_EXPECTED: tuple[type[BaseException], ...] = (
-    AlreadyRunning,
-    UnsafePath,
-    DatabaseError,
-    MaintenanceError,
-    ActivationError,
-)
+
+
+def _expected() -> tuple[type[BaseException], ...]:
+    """Startup failures the user can fix: one line naming the problem, exit status 1."""
+    from .store import DatabaseError, MaintenanceError
+    from .transport import ActivationError, AlreadyRunning, UnsafePath
+
+    return (AlreadyRunning, UnsafePath, DatabaseError, MaintenanceError, ActivationError)
 
 
 class _FallbackSocket:
@@ -285,9 +284,16 @@ def _serve(args: argparse.Namespace) -> int:
         draft_history_seconds=args.draft_history_for,
     )
     try:
+        # Begun before the imports below, which it runs beside: see store.StartedCheck.
+        check = StartedCheck(config.database_path)
+        import anyio
+
+        from .app import run_daemon
+
         anyio.run(
             run_daemon,
             config,
+            check,
             backend="asyncio",
             backend_options=_backend_options(args.event_loop),
         )
@@ -302,7 +308,7 @@ def _serve(args: argparse.Namespace) -> int:
         cause = _root_cause(exc)
         if isinstance(cause, KeyboardInterrupt):
             return 0
-        if isinstance(cause, (*_EXPECTED, _Unavailable)):
+        if isinstance(cause, (*_expected(), _Unavailable)):
             logger.error("cannot start: %s", cause)
         else:
             logger.critical("convd failed", exc_info=cause)
@@ -311,6 +317,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
+    from .store.maintenance import database_lock_path
+
     database: Path = args.db or default_database_path()
     lock_path = database_lock_path(database)
     if not is_locked(lock_path):
@@ -364,6 +372,8 @@ def _install_units(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
+    from .store import SCHEMA_VERSION, MaintenanceError, lock_database, restore_database
+
     database: Path = args.db or default_database_path()
     try:
         with lock_database(database, "restore"):

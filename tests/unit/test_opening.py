@@ -14,7 +14,7 @@ import pytest
 from convd.domain import Account, ConversationService, EventBus
 from convd.store import SCHEMA_VERSION, DatabaseError, SqliteStore, open_store
 from convd.store.migrations import APPLICATION_ID, MIGRATIONS, register_functions
-from convd.store.opening import check_database
+from convd.store.opening import StartedCheck, check_database
 
 pytestmark = pytest.mark.anyio
 
@@ -202,6 +202,52 @@ def test_the_quick_check_is_bounded_in_time(
     # No time at all: the check stops at once, says so, and the start goes on.
     assert check_database(db, budget=0.0) is False
     assert f"the check of {db} did not finish within 0 s" in caplog.text
+
+
+def test_a_check_that_runs_out_of_time_is_interrupted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "convd.db"
+    with closing(sqlite3.connect(db, isolation_level=None)) as raw:
+        raw.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        raw.execute("CREATE TABLE filler (x BLOB)")
+        raw.execute("CREATE INDEX filler_x ON filler (x)")
+        # ~25 MB: tens of milliseconds of checking even on a fast machine, against 1 ms.
+        raw.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000) "
+            "INSERT INTO filler SELECT randomblob(300) FROM n"
+        )
+    assert check_database(db, budget=0.001) is False
+    assert f"the check of {db} did not finish within 0.001 s" in caplog.text
+    caplog.clear()
+    assert check_database(db) is False  # with its full budget it finishes, silently
+    assert "did not finish" not in caplog.text
+
+
+async def test_a_started_check_gives_the_verdict_of_check_database(tmp_path: Path) -> None:
+    assert StartedCheck(tmp_path / "new.db").result() is True  # nothing there: created
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    assert StartedCheck(db).result() is False
+    with db.open("r+b") as file:  # damaged: a page's header overwritten
+        file.seek(4096)
+        file.write(b"\xff" * 64)
+    with pytest.raises(DatabaseError, match=f"{db} is damaged"):
+        StartedCheck(db).result()
+
+
+async def test_a_started_check_checks_again_when_the_file_changed_since(tmp_path: Path) -> None:
+    """Its verdict was reached before the daemon held the lock: it counts only for the file
+    it saw."""
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    check = StartedCheck(db)
+    check._thread.join()  # it found the file sound ...
+    with db.open("ab") as file:  # ... which is then cut short of a whole page
+        file.write(b"\0" * 100)
+    with pytest.raises(DatabaseError, match="ends in the middle of a page"):
+        check.result()
 
 
 def test_a_missing_database_with_a_leftover_wal_is_refused(tmp_path: Path) -> None:

@@ -34,3 +34,19 @@ def test_the_startup_path_leaves_the_lazy_modules_unimported() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
     assert env_free.stdout.strip() == "[]", env_free.stdout
+
+
+#: What ``convd serve`` imports only after it has started the database's check
+#: (store.StartedCheck), so that the check runs beside those imports.
+AFTER_THE_CHECK = ("anyio", "asyncio", "aiosqlite", "convd.app", "convd.rpc", "convd.store.sqlite")
+
+
+def test_the_command_line_starts_the_database_check_before_the_heavy_imports() -> None:
+    program = (
+        "import sys, convd.cli, convd.store.opening\n"
+        f"print(sorted(name for name in {AFTER_THE_CHECK!r} if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from .writer import draft_document, draft_from_columns
-
 __all__ = [
     "APPLICATION_ID",
     "CONVD_TABLES",
@@ -350,6 +348,10 @@ def _draft_document(
     texts: str | None, user_define: str | None, edit_time: int | None
 ) -> bytes | None:
     """Schema 5's three draft columns as schema 6's one document (None: no draft)."""
+    # Imported here: the start-up's early check (opening.StartedCheck) imports this module
+    # for its constants, and must not wait for the writer's imports (msgspec, aiosqlite).
+    from .writer import draft_document, draft_from_columns
+
     if texts is None:
         return None
     return draft_document(draft_from_columns(texts, user_define, edit_time))

@@ -35,7 +35,7 @@ from ..domain import (
 )
 from .maintenance import backup_database
 from .migrations import MIGRATIONS, SCHEMA_VERSION, register_functions
-from .opening import DatabaseError, check_database
+from .opening import DatabaseError, StartedCheck, check_database
 from .writer import (
     CONV_COLUMNS,
     CONV_TYPES,
@@ -460,13 +460,18 @@ async def open_store(
     clock: Callable[[], float] = time.time,
     draft_history: int = Limits.draft_history,
     draft_history_seconds: int = Limits.draft_history_seconds,
+    check: StartedCheck | None = None,
 ) -> AsyncIterator[SqliteStore]:
     """Open the database at ``path``: check it (read-only), then create or migrate it.
 
     Only a missing or empty file is created; anything but a sound convd database is refused
     with DatabaseError before a byte of it is written (see ``opening.check_database``).
+    ``check``: that check of ``path``, already started (``convd serve`` starts it early).
     """
-    check_database(path)
+    if check is None:
+        check_database(path)
+    else:
+        check.result()
     try:
         _create_private(path)
     except OSError as exc:
