@@ -20,7 +20,8 @@ from convd.domain import (
     EventBus,
     Limits,
 )
-from convd.store import open_store
+from convd.store import SCHEMA_VERSION, open_store
+from convd.store.migrations import MIGRATIONS, register_functions
 from convd.store.writer import _HISTORY_PRUNE_EVERY
 from convd_schemas.limits import DEFAULT_DRAFT_HISTORY, DEFAULT_DRAFT_HISTORY_SECONDS
 
@@ -245,3 +246,65 @@ def _rows(db: Path, conv_id: str) -> int:
             "SELECT count(*) FROM draft_history WHERE conv_id = ?", (conv_id,)
         ).fetchone()
     return int(row[0])
+
+
+async def test_schema_9s_history_moves_to_one_kept_in_age_order(tmp_path: Path) -> None:
+    """Schema version 10 stores the versions in the order they were kept (by age): the
+    expired ones are the table's first rows, and the age bound needs no index."""
+    db = tmp_path / "db"
+    with sqlite3.connect(db, isolation_level=None) as old:
+        register_functions(old)
+        for target, script in enumerate(MIGRATIONS[:9], start=1):
+            old.executescript(f"BEGIN; {script}; PRAGMA user_version = {target}; COMMIT;")
+        old.execute("INSERT INTO account (sdk_app_id, user_id) VALUES (0, 'alice')")
+        old.execute(
+            "INSERT INTO conversation (account_id, active_time, conv_type, conv_id, order_key, "
+            "draft, draft_revision) VALUES (1, 9, 1, 'bob', 9, NULL, 4), (1, 8, 1, 'carol', 8, "
+            "NULL, 3)"
+        )
+        # Clustered by conversation in schema 9: bob's rows first, whatever their age.
+        old.executemany(
+            "INSERT INTO draft_history VALUES (1, 1, ?, ?, ?, '', 0, ?, 'w', 'set')",
+            [
+                ("bob", 1, '["bob 1"]', 1_000_000),
+                ("bob", 2, '["bob 2"]', 1_000_300),
+                ("bob", 3, '["bob 3"]', 1_000_500),
+                ("carol", 1, '["carol 1"]', 1_000_100),
+                ("carol", 2, '["carol 2"]', 1_000_400),
+            ],
+        )
+    now = [1_000_600.0]
+    async with open_store(db, clock=lambda: now[0], draft_history_seconds=3600) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        _, bob = await service.draft_history(account, BOB, 20)
+        assert [(v.revision, v.draft.texts) for v in bob] == [
+            (3, ("bob 3",)),
+            (2, ("bob 2",)),
+            (1, ("bob 1",)),
+        ]
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+            order = conn.execute("SELECT draft_texts FROM draft_history ORDER BY id").fetchall()
+            indexes = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = 'draft_history'"
+                )
+            }
+        assert [json for (json,) in order] == [
+            '["bob 1"]',
+            '["carol 1"]',
+            '["bob 2"]',
+            '["carol 2"]',
+            '["bob 3"]',
+        ]
+        assert indexes == {"draft_history_by_conversation"}
+        # The oldest three expire; a write that keeps a version prunes them, and only them.
+        now[0] = 1_000_350.0 + 3600
+        await service.set_draft(account, ConvKey(ConvType.C2C, "dave"), text("d1"), origin="t")
+        await service.set_draft(account, ConvKey(ConvType.C2C, "dave"), text("d2"), origin="t")
+        assert (_rows(db, "bob"), _rows(db, "carol"), _rows(db, "dave")) == (1, 1, 1)
+        _, carol = await service.draft_history(account, ConvKey(ConvType.C2C, "carol"), 20)
+        assert [v.revision for v in carol] == [2]

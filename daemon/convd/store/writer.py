@@ -274,17 +274,18 @@ class Retention:
 class _Transaction:
     """The StoreTransaction of one write, on the writer's thread."""
 
-    __slots__ = ("_aged_accounts", "_conn", "_kept_changes", "_now", "_retention", "callbacks")
+    __slots__ = ("_conn", "_kept_changes", "_kept_versions", "_now", "_retention", "callbacks")
 
     def __init__(
-        self, conn: sqlite3.Connection, retention: Retention, now: int, aged_accounts: set[int]
+        self, conn: sqlite3.Connection, retention: Retention, now: int, kept_versions: set[int]
     ) -> None:
         self._conn = conn
         self._retention = retention
         self._kept_changes = retention.changes
         self._now = now
-        #: Accounts whose draft history this batch added to (pruned by age at its end).
-        self._aged_accounts = aged_accounts
+        #: Accounts whose draft history this batch added to: if any, the batch prunes the
+        #: history's expired versions at its end.
+        self._kept_versions = kept_versions
         self.callbacks: list[Callable[[], None]] = []
 
     def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None:
@@ -399,10 +400,10 @@ class _Transaction:
                 "AND conv_id = ? AND revision <= ?",
                 (*conv, revision - retention.draft_versions),
             )
-        # ... and no version of the account's conversations outlives the age bound, even of
-        # one nobody writes again: pruned once per batch and account (_run_batch).
+        # ... and no version outlives the age bound, even of a conversation nobody writes
+        # again: pruned once per batch (_prune_expired_versions).
         if retention.draft_seconds:
-            self._aged_accounts.add(account_id)
+            self._kept_versions.add(account_id)
 
     def get_draft_version(
         self, account_id: int, key: ConvKey, revision: int
@@ -609,24 +610,17 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Pending[Any]], retention: 
     now = int(retention.clock())
     conn.execute("BEGIN IMMEDIATE")
     try:
-        aged_accounts: set[int] = set()
-        if not _run_writes(conn, batch, retention, now, aged_accounts):
+        kept_versions: set[int] = set()
+        if not _run_writes(conn, batch, retention, now, kept_versions):
             if conn.in_transaction:  # (SQLite may have ended it: a full disk, an I/O error)
                 conn.execute("ROLLBACK")
             if len(batch) == 1:
                 return  # the refused write was the whole batch: nothing to commit
             conn.execute("BEGIN IMMEDIATE")
-            aged_accounts.clear()
-            _run_writes_in_savepoints(conn, batch, retention, now, aged_accounts)
-        if aged_accounts:
-            # The draft history's age bound, once per batch and account (the age index finds
-            # what it drops without a scan).
-            cutoff = retention.draft_cutoff(now)
-            for account_id in aged_accounts:
-                conn.execute(
-                    "DELETE FROM draft_history WHERE account_id = ? AND replaced_at < ?",
-                    (account_id, cutoff),
-                )
+            kept_versions.clear()
+            _run_writes_in_savepoints(conn, batch, retention, now, kept_versions)
+        if kept_versions:
+            _prune_expired_versions(conn, retention.draft_cutoff(now))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -634,17 +628,33 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Pending[Any]], retention: 
         raise
 
 
+def _prune_expired_versions(conn: sqlite3.Connection, cutoff: int) -> None:
+    """The draft history's age bound, once per batch that kept a version (of every account).
+
+    The history is stored in the order versions were kept (schema version 10), so the expired
+    ones are its first rows: deleted up to the first that is still young, without a scan of
+    the young ones. (A clock set back can leave an expired version after a young one; reads
+    never return it, and it goes once the versions before it have.)
+    """
+    conn.execute(
+        "DELETE FROM draft_history WHERE id < coalesce("
+        "(SELECT id FROM draft_history WHERE replaced_at >= ? ORDER BY id LIMIT 1), "
+        "(SELECT max(id) + 1 FROM draft_history))",
+        (cutoff,),
+    )
+
+
 def _run_writes(
     conn: sqlite3.Connection,
     batch: list[_Pending[Any]],
     retention: Retention,
     now: int,
-    aged_accounts: set[int],
+    kept_versions: set[int],
 ) -> bool:
     """Every write of the batch straight into the transaction; False at the first that
     raised (its error is kept; the transaction then holds part of the batch)."""
     for pending in batch:
-        tx = _Transaction(conn, retention, now, aged_accounts)
+        tx = _Transaction(conn, retention, now, kept_versions)
         try:
             pending.result = pending.operation(tx)
         except Exception as exc:
@@ -659,7 +669,7 @@ def _run_writes_in_savepoints(
     batch: list[_Pending[Any]],
     retention: Retention,
     now: int,
-    aged_accounts: set[int],
+    kept_versions: set[int],
 ) -> None:
     """Every write of the batch again, each in a savepoint: one that raises is undone alone.
 
@@ -667,7 +677,7 @@ def _run_writes_in_savepoints(
     so running it again on the same state gives what the first attempt gave.
     """
     for pending in batch:
-        tx = _Transaction(conn, retention, now, aged_accounts)
+        tx = _Transaction(conn, retention, now, kept_versions)
         conn.execute("SAVEPOINT write")
         try:
             pending.result = pending.operation(tx)
