@@ -59,6 +59,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     draft_history: int = DEFAULT_DRAFT_HISTORY
     #: ... none older than this many seconds (``--draft-history-for``, 0: no age bound).
     draft_history_seconds: int = DEFAULT_DRAFT_HISTORY_SECONDS
+    #: Keep the event loop and the SQLite writer on one CPU (``--same-cpu``; see placement).
+    same_cpu: bool = True
 
     @classmethod
     def resolve(
@@ -71,6 +73,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         kept_seconds: int = DEFAULT_KEPT_SECONDS,
         draft_history: int = DEFAULT_DRAFT_HISTORY,
         draft_history_seconds: int = DEFAULT_DRAFT_HISTORY_SECONDS,
+        same_cpu: bool = True,
     ) -> Config:
         fallback = False
         if socket is None:
@@ -87,4 +90,5 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
             role="systemd" if os.environ.get("INVOCATION_ID") else "foreground",
             draft_history=draft_history,
             draft_history_seconds=draft_history_seconds,
+            same_cpu=same_cpu,
         )

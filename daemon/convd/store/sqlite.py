@@ -177,6 +177,7 @@ class SqliteStore:
         retention: Retention,
         durability: str = "full",
         checkpointer: aiosqlite.Connection | None = None,
+        writer_thread_start: Callable[[], None] | None = None,
     ) -> None:
         self._path = path
         self._writer = writer
@@ -185,7 +186,9 @@ class SqliteStore:
         self.durability = durability
         self.stats = StoreStats()
         self._checkpointer = checkpointer
-        self._group_commit = GroupCommitWriter(writer, retention=retention, stats=self.stats)
+        self._group_commit = GroupCommitWriter(
+            writer, retention=retention, stats=self.stats, on_thread_start=writer_thread_start
+        )
         # Bounds the draft history's reads, as its writes are bounded (and by the same clock).
         self._draft_retention = retention
 
@@ -461,12 +464,14 @@ async def open_store(
     draft_history: int = Limits.draft_history,
     draft_history_seconds: int = Limits.draft_history_seconds,
     check: StartedCheck | None = None,
+    writer_thread_start: Callable[[], None] | None = None,
 ) -> AsyncIterator[SqliteStore]:
     """Open the database at ``path``: check it (read-only), then create or migrate it.
 
     Only a missing or empty file is created; anything but a sound convd database is refused
     with DatabaseError before a byte of it is written (see ``opening.check_database``).
     ``check``: that check of ``path``, already started (``convd serve`` starts it early).
+    ``writer_thread_start``: called first on the writer's own thread.
     """
     if check is None:
         check_database(path)
@@ -508,6 +513,7 @@ async def open_store(
             ),
             durability=durability,
             checkpointer=checkpointer,
+            writer_thread_start=writer_thread_start,
         )
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)

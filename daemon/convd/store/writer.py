@@ -734,11 +734,14 @@ class GroupCommitWriter:
         retention: Retention,
         stats: StoreStats,
         max_batch: int = MAX_BATCH,
+        on_thread_start: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._retention = retention
         self._stats = stats
         self._max_batch = max_batch
+        #: Called first on the writer's thread (the daemon pins and names the thread there).
+        self._on_thread_start = on_thread_start
         # Filled by the event loop, emptied by the writer's thread: a SimpleQueue is safe
         # across the two and wakes the thread only when it waits.
         self._inbox: queue.SimpleQueue[_Pending[Any] | _Job[Any] | object] = queue.SimpleQueue()
@@ -818,6 +821,8 @@ class GroupCommitWriter:
         held: object = None  # taken from the inbox but not part of the batch before it
         expired = _ExpiredVersions()
         try:
+            if self._on_thread_start is not None:
+                self._on_thread_start()
             while True:
                 item = held
                 held = None
