@@ -138,6 +138,7 @@ def test_the_wal_stays_bounded_under_continuous_writes_and_reads(root: Path) -> 
     stop = threading.Event()
     acked: dict[int, int] = {}
     largest = 0
+    smallest_after_reset = None  # the file's size, once it has been past WAL_RESET_BYTES
 
     def reader() -> None:
         with LineClient(daemon.socket) as client:
@@ -156,7 +157,10 @@ def test_the_wal_stays_bounded_under_continuous_writes_and_reads(root: Path) -> 
         end = time.monotonic() + 3.0
         while time.monotonic() < end:
             if wal.exists():
-                largest = max(largest, wal.stat().st_size)
+                size = wal.stat().st_size
+                largest = max(largest, size)
+                if largest > WAL_RESET_BYTES:
+                    smallest_after_reset = min(smallest_after_reset or size, size)
             time.sleep(0.02)
     finally:
         stop.set()
@@ -166,6 +170,10 @@ def test_the_wal_stays_bounded_under_continuous_writes_and_reads(root: Path) -> 
     assert sum(acked.values()) > 100, acked
     # Checked once a second and restarted past the bound: it never gets far beyond it.
     assert largest < 2 * WAL_RESET_BYTES, largest
+    # Restarted, it is written again from the beginning over the blocks the file has: it is
+    # not truncated (each cycle would then extend it again, a block allocation per write).
+    assert smallest_after_reset is not None, f"the WAL never reached {WAL_RESET_BYTES}"
+    assert smallest_after_reset > WAL_RESET_BYTES, smallest_after_reset
 
 
 def test_reads_do_not_wait_for_the_writer(root: Path) -> None:
