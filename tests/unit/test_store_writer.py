@@ -197,6 +197,43 @@ async def test_a_refusal_inside_one_batch_runs_it_again_with_savepoints(world: W
     assert await world.store.current_seq(world.account.id) == 5
 
 
+async def test_a_refused_write_gives_back_the_seqs_it_took(world: World) -> None:
+    """Seqs are counted on the writer's thread and stored at the end of the batch: a write
+    refused after taking one (here, after next_seq) leaves no gap, in either attempt."""
+    gate = threading.Event()
+    results: list[object] = []
+    account_id = world.account.id
+
+    def takes_a_seq_then_fails(tx: object) -> None:
+        tx.next_seq(account_id)  # type: ignore[attr-defined]
+        raise LookupError("refused after taking a seq")
+
+    async def hold_the_writer() -> None:
+        await world.store._group_commit.run_between_batches(lambda conn: gate.wait(10))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold_the_writer)
+        await anyio.sleep(0.05)
+
+        async def collect() -> None:
+            results.extend(
+                await _concurrently(
+                    world.draft("a", "x"),
+                    world.store.write(takes_a_seq_then_fails),
+                    world.draft("b", "y"),
+                )
+            )
+
+        tg.start_soon(collect)
+        await anyio.sleep(0.05)
+        gate.set()
+    assert isinstance(results[1], LookupError)
+    assert [c.seq for c in world.events] == [1, 2]
+    assert await world.store.current_seq(account_id) == 2
+    await world.draft("c", "z")  # and the next batch goes on from there
+    assert [c.seq for c in world.events] == [1, 2, 3]
+
+
 async def test_a_refused_lone_write_leaves_nothing_behind(world: World) -> None:
     # A batch of one runs without a savepoint: its refusal rolls the transaction back.
     await world.draft("shared", "v1")  # revision 1, seq 1
