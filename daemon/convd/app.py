@@ -187,7 +187,7 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
         else:
             plan = _plan_listener(config, passed, claims)
         claims.enter_context(lock_database(config.database_path, config.role))
-        shared_cpu = SharedCpu.choose() if config.same_cpu else None
+        shared_cpu = SharedCpu.for_this_thread() if config.same_cpu else None
         async with (
             open_store(
                 config.database_path,
@@ -197,18 +197,12 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
                 draft_history=config.draft_history,
                 draft_history_seconds=config.draft_history_seconds,
                 check=check,
-                writer_thread_start=partial(name_thread, "convd-writer")
-                if shared_cpu is None
-                else partial(shared_cpu.enter, "convd-writer"),
+                writer_thread_start=partial(name_thread, "convd-writer"),
+                writer_before_batch=None if shared_cpu is None else shared_cpu.before_batch,
             ) as store,
             _open_channels(plan) as channels,
         ):
             socket_path, origin = plan.path, plan.origin
-            if shared_cpu is not None:
-                # After the store's threads exist: only the writer (pinned on its own thread)
-                # and the threads this one starts from now on follow it (see placement).
-                shared_cpu.enter()
-                logger.debug("event loop and writer on CPU %d", shared_cpu.cpu)
             stats = store.stats
             server = RpcServer(
                 ConversationService(store, EventBus()),

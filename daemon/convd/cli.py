@@ -133,10 +133,11 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             "--same-cpu",
             action=argparse.BooleanOptionalAction,
             default=default(True),
-            help="keep the event loop and the SQLite writer on one CPU (the default, Linux): "
-            "they take turns holding Python's GIL several times per write, and a turn across "
-            "two CPUs costs a cross-CPU wake-up (with 8 writing processes on 2 vCPUs: about "
-            "+20 %% writes/s); --no-same-cpu lets the OS place them",
+            help="while writes queue up, keep the event loop and the SQLite writer on one "
+            "CPU (the default, Linux): they take turns holding Python's GIL several times per "
+            "write, and a turn across two CPUs costs a cross-CPU wake-up (with 8 writing "
+            "processes on 2 vCPUs: about +20 %% writes/s); --no-same-cpu lets the OS place "
+            "them",
         )
         parser.add_argument(
             "--keep-changes",

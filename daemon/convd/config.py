@@ -59,7 +59,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     draft_history: int = DEFAULT_DRAFT_HISTORY
     #: ... none older than this many seconds (``--draft-history-for``, 0: no age bound).
     draft_history_seconds: int = DEFAULT_DRAFT_HISTORY_SECONDS
-    #: Keep the event loop and the SQLite writer on one CPU (``--same-cpu``; see placement).
+    #: While writes queue up, the event loop and the writer share a CPU (``--same-cpu``).
     same_cpu: bool = True
 
     @classmethod

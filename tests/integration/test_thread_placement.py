@@ -1,16 +1,19 @@
-"""The event loop and the SQLite writer share one CPU (``--same-cpu``, the default on Linux);
-``--no-same-cpu`` leaves them where the OS puts them, and the other threads are never pinned."""
+"""While writes queue up, the event loop and the SQLite writer share one CPU (``--same-cpu``,
+the default on Linux), and a second of single writes releases them; ``--no-same-cpu`` pins
+nothing, and the other threads are never pinned."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from support import DaemonProcess, short_tmpdir, text_draft
+from support import DaemonProcess, LineClient, short_tmpdir, text_draft
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
@@ -24,8 +27,10 @@ def root() -> Iterator[Path]:
         yield path
 
 
-def _threads(pid: int) -> dict[int, tuple[str, set[int]]]:
-    """Each thread of ``pid``: its name and the CPUs it may run on."""
+def _threads(daemon: DaemonProcess) -> dict[int, tuple[str, set[int]]]:
+    """Each thread of the daemon: its name and the CPUs it may run on."""
+    assert daemon.process is not None
+    pid = daemon.process.pid
     found = {}
     for entry in os.listdir(f"/proc/{pid}/task"):
         tid = int(entry)
@@ -34,32 +39,60 @@ def _threads(pid: int) -> dict[int, tuple[str, set[int]]]:
     return found
 
 
-def _after_a_write(daemon: DaemonProcess) -> dict[int, tuple[str, set[int]]]:
-    with daemon.client() as client:
-        client.call("conv.set_draft", {"conv_id": "x", "conv_type": 1, "draft": text_draft("a")})
+def _loop_and_writer(daemon: DaemonProcess) -> tuple[set[int], set[int]]:
     assert daemon.process is not None
-    return _threads(daemon.process.pid)
+    threads = _threads(daemon)
+    (writer,) = [cpus for name, cpus in threads.values() if name == "convd-writer"]
+    return threads[daemon.process.pid][1], writer
 
 
-def test_the_event_loop_and_the_writer_share_one_cpu(root: Path) -> None:
+def _queued_writes(client: LineClient, tag: str) -> None:
+    """Twenty writes at once (one JSON-RPC batch): they queue up into group commits."""
+    batch: list[dict[str, Any]] = [
+        {
+            "jsonrpc": "2.0",
+            "id": n,
+            "method": "conv.set_draft",
+            "params": {"conv_id": f"{tag}{n}", "conv_type": 1, "draft": text_draft(tag)},
+        }
+        for n in range(20)
+    ]
+    client.send_json(batch)
+    assert all("result" in reply for reply in client.read_json())
+
+
+def _lone_write(client: LineClient) -> None:
+    client.call("conv.set_draft", {"conv_id": "lone", "conv_type": 1, "draft": text_draft("x")})
+
+
+def test_queued_writes_put_the_event_loop_and_the_writer_on_one_cpu(root: Path) -> None:
     daemon = DaemonProcess(root).start()
+    allowed = os.sched_getaffinity(0)
     try:
-        threads = _after_a_write(daemon)
+        with daemon.client() as client:
+            _lone_write(client)
+            assert _loop_and_writer(daemon) == (allowed, allowed)  # one writer: left alone
+            _queued_writes(client, "a")
+            loop, writer = _loop_and_writer(daemon)
+            assert len(loop) == 1 and writer == loop
+            # The reader, the checkpointer and the start-up check run anywhere.
+            free = [cpus for _, cpus in _threads(daemon).values() if cpus == allowed]
+            assert len(free) >= 2
+            _lone_write(client)
+            assert _loop_and_writer(daemon) == (loop, loop)  # held for a second ...
+            time.sleep(1.2)
+            _lone_write(client)
+            assert _loop_and_writer(daemon) == (allowed, allowed)  # ... then released
     finally:
         assert daemon.stop() == 0
-    assert daemon.process is not None
-    _, main = threads[daemon.process.pid]
-    (writer,) = [cpus for name, cpus in threads.values() if name == "convd-writer"]
-    assert len(main) == 1 and writer == main
-    # The reader, the checkpointer and the start-up check may run anywhere.
-    free = [cpus for name, cpus in threads.values() if len(cpus) > 1]
-    assert len(free) >= 2, threads
 
 
 def test_no_same_cpu_pins_nothing(root: Path) -> None:
     daemon = DaemonProcess(root, "--no-same-cpu").start()
     try:
-        threads = _after_a_write(daemon)
+        with daemon.client() as client:
+            _queued_writes(client, "a")
+            threads = _threads(daemon)
     finally:
         assert daemon.stop() == 0
     allowed = os.sched_getaffinity(0)

@@ -184,6 +184,7 @@ class SqliteStore:
         durability: str = "full",
         checkpointer: aiosqlite.Connection | None = None,
         writer_thread_start: Callable[[], None] | None = None,
+        writer_before_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._path = path
         self._writer = writer
@@ -193,7 +194,11 @@ class SqliteStore:
         self.stats = StoreStats()
         self._checkpointer = checkpointer
         self._group_commit = GroupCommitWriter(
-            writer, retention=retention, stats=self.stats, on_thread_start=writer_thread_start
+            writer,
+            retention=retention,
+            stats=self.stats,
+            on_thread_start=writer_thread_start,
+            before_batch=writer_before_batch,
         )
         # Bounds the draft history's reads, as its writes are bounded (and by the same clock).
         self._draft_retention = retention
@@ -471,13 +476,15 @@ async def open_store(
     draft_history_seconds: int = Limits.draft_history_seconds,
     check: StartedCheck | None = None,
     writer_thread_start: Callable[[], None] | None = None,
+    writer_before_batch: Callable[[int], None] | None = None,
 ) -> AsyncIterator[SqliteStore]:
     """Open the database at ``path``: check it (read-only), then create or migrate it.
 
     Only a missing or empty file is created; anything but a sound convd database is refused
     with DatabaseError before a byte of it is written (see ``opening.check_database``).
     ``check``: that check of ``path``, already started (``convd serve`` starts it early).
-    ``writer_thread_start``: called first on the writer's own thread.
+    ``writer_thread_start``, ``writer_before_batch``: called on the writer's own thread,
+    first, and before each batch (with its number of writes).
     """
     if check is None:
         check_database(path)
@@ -520,6 +527,7 @@ async def open_store(
             durability=durability,
             checkpointer=checkpointer,
             writer_thread_start=writer_thread_start,
+            writer_before_batch=writer_before_batch,
         )
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)

@@ -751,13 +751,16 @@ class GroupCommitWriter:
         stats: StoreStats,
         max_batch: int = MAX_BATCH,
         on_thread_start: Callable[[], None] | None = None,
+        before_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._db = db
         self._retention = retention
         self._stats = stats
         self._max_batch = max_batch
-        #: Called first on the writer's thread (the daemon pins and names the thread there).
+        #: Called on the writer's thread: first (the daemon names the thread), and before
+        #: each batch with its number of writes (the daemon places the threads: placement).
         self._on_thread_start = on_thread_start
+        self._before_batch = before_batch
         # Filled by the event loop, emptied by the writer's thread: a SimpleQueue is safe
         # across the two and wakes the thread only when it waits.
         self._inbox: queue.SimpleQueue[_Pending[Any] | _Job[Any] | object] = queue.SimpleQueue()
@@ -836,6 +839,7 @@ class GroupCommitWriter:
         max_batch = self._max_batch
         held: object = None  # taken from the inbox but not part of the batch before it
         expired = _ExpiredVersions()
+        before_batch = self._before_batch
         try:
             if self._on_thread_start is not None:
                 self._on_thread_start()
@@ -863,6 +867,8 @@ class GroupCommitWriter:
                         held = item
                         break
                     batch.append(item)
+                if before_batch is not None:
+                    before_batch(len(batch))
                 try:
                     _run_batch(conn, batch, retention, expired)
                 except sqlite3.Error as exc:
