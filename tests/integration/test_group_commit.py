@@ -126,8 +126,10 @@ def test_a_batch_of_writes_commits_in_one_transaction(root: Path) -> None:
     assert all("result" in r for r in replies)
     assert replies[50]["result"][0]["conv_id"] == "b49"
     assert after["writes"] - before["writes"] == 99
-    # Two runs of consecutive writes (50, 49): two group commits, not 99 transactions.
-    assert after["write_batches"] - before["write_batches"] == 2
+    # Two runs of consecutive writes (50, 49): two group commits, not 99 transactions. (A
+    # loaded machine can let the writer's thread take a run's first write before the rest
+    # is queued: a run may then take two commits, never one per write.)
+    assert 2 <= after["write_batches"] - before["write_batches"] <= 4
 
 
 def test_the_wal_stays_bounded_under_continuous_writes_and_reads(root: Path) -> None:
@@ -154,12 +156,20 @@ def test_the_wal_stays_bounded_under_continuous_writes_and_reads(root: Path) -> 
     for thread in threads:
         thread.start()
     try:
-        end = time.monotonic() + 3.0
-        while time.monotonic() < end:
+        # At least 3 s; on a slow machine longer (up to 20 s), until the WAL has been past
+        # the restart size for a second: several restarts, checked four times a second.
+        start = time.monotonic()
+        passed_at = None
+        while True:
+            now = time.monotonic()
+            done = passed_at is not None and now - passed_at >= 1.0
+            if now - start >= 3.0 and (done or now - start >= 20.0):
+                break
             if wal.exists():
                 size = wal.stat().st_size
                 largest = max(largest, size)
                 if largest > WAL_RESET_BYTES:
+                    passed_at = passed_at or now
                     smallest_after_reset = min(smallest_after_reset or size, size)
             time.sleep(0.02)
     finally:
