@@ -83,10 +83,6 @@ class SharedCpu:
             return None
         return cls(loop_tid, allowed)
 
-    @property
-    def pinned(self) -> bool:
-        return self._pinned
-
     def before_batch(self, writes: int) -> None:
         """On the writer's thread, before a batch of ``writes`` writes."""
         if writes > 1:

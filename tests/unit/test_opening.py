@@ -187,18 +187,26 @@ async def test_a_damaged_page_is_found_by_the_quick_check(tmp_path: Path) -> Non
         check_database(db)
 
 
-def test_the_quick_check_is_bounded_in_time(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    db = tmp_path / "convd.db"
+def _filled_convd_database(db: Path, rows: int, *, indexed: bool = False) -> None:
+    """A convd-marked database with ``rows`` random 300-byte blobs (and an index on them)."""
     with closing(sqlite3.connect(db, isolation_level=None)) as raw:
         raw.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         raw.execute("CREATE TABLE filler (x BLOB)")
+        if indexed:
+            raw.execute("CREATE INDEX filler_x ON filler (x)")
         raw.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
-            "INSERT INTO filler SELECT randomblob(300) FROM n"
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO filler SELECT randomblob(300) FROM n",
+            (rows,),
         )
+
+
+def test_the_quick_check_is_bounded_in_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "convd.db"
+    _filled_convd_database(db, 5000)
     # No time at all: the check stops at once, says so, and the start goes on.
     assert check_database(db, budget=0.0) is False
     assert f"the check of {db} did not finish within 0 s" in caplog.text
@@ -208,16 +216,8 @@ def test_a_check_that_runs_out_of_time_is_interrupted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "convd.db"
-    with closing(sqlite3.connect(db, isolation_level=None)) as raw:
-        raw.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        raw.execute("CREATE TABLE filler (x BLOB)")
-        raw.execute("CREATE INDEX filler_x ON filler (x)")
-        # ~25 MB: tens of milliseconds of checking even on a fast machine, against 1 ms.
-        raw.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000) "
-            "INSERT INTO filler SELECT randomblob(300) FROM n"
-        )
+    # ~25 MB: tens of milliseconds of checking even on a fast machine, against 1 ms.
+    _filled_convd_database(db, 40000, indexed=True)
     assert check_database(db, budget=0.001) is False
     assert f"the check of {db} did not finish within 0.001 s" in caplog.text
     caplog.clear()

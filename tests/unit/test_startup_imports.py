@@ -25,15 +25,19 @@ LAZY = (
 )
 
 
-def test_the_startup_path_leaves_the_lazy_modules_unimported() -> None:
+def _imported(imports: str, names: tuple[str, ...]) -> str:
+    """Which of ``names`` a fresh interpreter has imported after ``import {imports}``."""
     program = (
-        "import sys, convd.cli, convd.app\n"
-        f"print(sorted(name for name in {LAZY!r} if name in sys.modules))\n"
+        f"import sys, {imports}\nprint(sorted(name for name in {names!r} if name in sys.modules))\n"
     )
-    env_free = subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
-    assert env_free.stdout.strip() == "[]", env_free.stdout
+    return result.stdout.strip()
+
+
+def test_the_startup_path_leaves_the_lazy_modules_unimported() -> None:
+    assert _imported("convd.cli, convd.app", LAZY) == "[]"
 
 
 #: What ``convd serve`` imports only after it has started the database's check
@@ -42,11 +46,4 @@ AFTER_THE_CHECK = ("anyio", "asyncio", "aiosqlite", "convd.app", "convd.rpc", "c
 
 
 def test_the_command_line_starts_the_database_check_before_the_heavy_imports() -> None:
-    program = (
-        "import sys, convd.cli, convd.store.opening\n"
-        f"print(sorted(name for name in {AFTER_THE_CHECK!r} if name in sys.modules))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]", result.stdout
+    assert _imported("convd.cli, convd.store.opening", AFTER_THE_CHECK) == "[]"

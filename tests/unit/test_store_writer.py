@@ -75,6 +75,27 @@ async def _concurrently(*calls: object) -> list[object]:
     return results
 
 
+async def _in_one_held_batch(world: World, *calls: object) -> list[object]:
+    """Start every call while the writer's thread is held, so that they queue up into one
+    batch; then let it go. The results (or errors) in call order."""
+    gate = threading.Event()
+    results: list[object] = []
+
+    async def hold_the_writer() -> None:
+        await world.store._group_commit.run_between_batches(lambda conn: gate.wait(10))
+
+    async def collect() -> None:
+        results.extend(await _concurrently(*calls))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold_the_writer)
+        await anyio.sleep(0.05)
+        tg.start_soon(collect)
+        await anyio.sleep(0.05)
+        gate.set()
+    return results
+
+
 def test_the_private_aiosqlite_calls_the_writer_relies_on_are_there() -> None:
     # store/writer.py runs its loop on SQLite's thread through these; pyproject pins the range.
     assert callable(getattr(aiosqlite.Connection, "_execute", None))
@@ -159,31 +180,14 @@ async def test_a_refusal_inside_one_batch_runs_it_again_with_savepoints(world: W
     batch runs again, each write in a savepoint: every other write commits exactly once."""
     await world.draft("shared", "v1")  # revision 1, seq 1
     batches = world.store.stats.write_batches
-    gate = threading.Event()
-    results: list[object] = []
-
-    async def hold_the_writer() -> None:
-        # The writer's thread waits here, so the writes below queue up into one batch.
-        await world.store._group_commit.run_between_batches(lambda conn: gate.wait(10))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(hold_the_writer)
-        await anyio.sleep(0.05)
-
-        async def collect() -> None:
-            results.extend(
-                await _concurrently(
-                    world.draft("a", "x"),
-                    world.draft("b", "y"),
-                    world.draft("shared", "stale", if_revision=0),  # refused, third of five
-                    world.draft("c", "z"),
-                    world.draft("shared", "v2", if_revision=1),
-                )
-            )
-
-        tg.start_soon(collect)
-        await anyio.sleep(0.05)
-        gate.set()
+    results = await _in_one_held_batch(
+        world,
+        world.draft("a", "x"),
+        world.draft("b", "y"),
+        world.draft("shared", "stale", if_revision=0),  # refused, third of five
+        world.draft("c", "z"),
+        world.draft("shared", "v2", if_revision=1),
+    )
     assert world.store.stats.write_batches == batches + 1  # one batch, one commit
     assert isinstance(results[2], DraftRevisionConflict)
     assert not [r for k, r in enumerate(results) if k != 2 and isinstance(r, Exception)]
@@ -200,33 +204,18 @@ async def test_a_refusal_inside_one_batch_runs_it_again_with_savepoints(world: W
 async def test_a_refused_write_gives_back_the_seqs_it_took(world: World) -> None:
     """Seqs are counted on the writer's thread and stored at the end of the batch: a write
     refused after taking one (here, after next_seq) leaves no gap, in either attempt."""
-    gate = threading.Event()
-    results: list[object] = []
     account_id = world.account.id
 
     def takes_a_seq_then_fails(tx: object) -> None:
         tx.next_seq(account_id)  # type: ignore[attr-defined]
         raise LookupError("refused after taking a seq")
 
-    async def hold_the_writer() -> None:
-        await world.store._group_commit.run_between_batches(lambda conn: gate.wait(10))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(hold_the_writer)
-        await anyio.sleep(0.05)
-
-        async def collect() -> None:
-            results.extend(
-                await _concurrently(
-                    world.draft("a", "x"),
-                    world.store.write(takes_a_seq_then_fails),
-                    world.draft("b", "y"),
-                )
-            )
-
-        tg.start_soon(collect)
-        await anyio.sleep(0.05)
-        gate.set()
+    results = await _in_one_held_batch(
+        world,
+        world.draft("a", "x"),
+        world.store.write(takes_a_seq_then_fails),
+        world.draft("b", "y"),
+    )
     assert isinstance(results[1], LookupError)
     assert [c.seq for c in world.events] == [1, 2]
     assert await world.store.current_seq(account_id) == 2

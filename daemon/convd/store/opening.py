@@ -110,9 +110,13 @@ def _connect_read_only(path: Path, wal: bool) -> sqlite3.Connection:
     )
 
 
+def _out_of_time(path: Path, budget: float) -> None:
+    logger.warning("the check of %s did not finish within %.3g s; starting anyway", path, budget)
+
+
 def _quick_check(db: sqlite3.Connection, path: Path, budget: float) -> None:
     if budget <= 0:
-        logger.warning("the check of %s did not finish within 0 s; starting anyway", path)
+        _out_of_time(path, budget)
         return
     # Stopped from a timer thread (sqlite3_interrupt), not by a progress handler: a handler
     # is Python, and taking the GIL every few thousand steps made the check wait for the
@@ -125,9 +129,7 @@ def _quick_check(db: sqlite3.Connection, path: Path, budget: float) -> None:
     except sqlite3.OperationalError as exc:
         if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_INTERRUPT:
             raise
-        logger.warning(
-            "the check of %s did not finish within %.3g s; starting anyway", path, budget
-        )
+        _out_of_time(path, budget)
         return
     finally:
         timer.cancel()
