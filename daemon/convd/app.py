@@ -24,7 +24,7 @@ from convd_schemas.openrpc import build_openrpc
 from .config import Config
 from .domain import ConversationService, EventBus
 from .placement import SharedCpu, name_thread
-from .rpc import RpcServer
+from .rpc import ConvListing, RpcServer
 from .rpc.channel import ChannelListener
 from .rpc.dispatcher import load as load_dispatcher
 from .store import StartedCheck, lock_database, open_store
@@ -191,6 +191,7 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
         async with (
             open_store(
                 config.database_path,
+                listing=ConvListing(),
                 durability=config.durability,
                 kept_changes=config.kept_changes,
                 kept_seconds=config.kept_seconds,

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from convd.domain import ConversationService, EventBus
-from convd.rpc import RpcServer
+from convd.rpc import ConvListing, RpcServer
 from convd.store import open_store
 from convd.transport import NamedPipeChannelListener
 from convd_client import Client, ConvEvent, DaemonUnavailable, TIMConvType
@@ -122,7 +122,7 @@ async def test_the_client_library_and_the_daemon_over_the_pipe(
     machine = FakeMachine()
     daemon = machine.process(100)
     events: list[ConvEvent] = []
-    async with open_store(tmp_path / "convd.db") as store:
+    async with open_store(tmp_path / "convd.db", listing=ConvListing()) as store:
         server = RpcServer(
             ConversationService(store, EventBus()),
             build_openrpc,

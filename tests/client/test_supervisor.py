@@ -23,6 +23,7 @@ from anyio.abc import ByteStream, TaskGroup
 
 import convd.rpc.handlers as handlers_module
 from convd.domain import ConversationService, EventBus
+from convd.rpc import ConvListing
 from convd.rpc.dispatcher import Dispatcher
 from convd.rpc.handlers import Methods
 from convd.store import open_store
@@ -113,7 +114,7 @@ class InProcessDaemon:
 async def in_process_daemon(
     path: Path, kept_changes: int = 10_000
 ) -> AsyncIterator[InProcessDaemon]:
-    async with open_store(path, kept_changes=kept_changes) as store:
+    async with open_store(path, listing=ConvListing(), kept_changes=kept_changes) as store:
         service = ConversationService(store, EventBus())
         dispatcher = Dispatcher(Methods(service, fixed_status, build_openrpc()).table())
         async with anyio.create_task_group() as tg:
@@ -492,11 +493,11 @@ async def test_a_frame_cut_midway_is_completed_on_the_next_connection(
         for name in "abcdefgh":
             await writer.conv_create(name, C2C)
         # The sync's second list read stalls until the connection is cut.
-        original = daemon.service.list_page
+        original = daemon.service.list_rows
         reads = 0
         stalled = anyio.Event()
 
-        async def list_page(*args: Any) -> Any:
+        async def list_rows(*args: Any) -> Any:
             nonlocal reads
             reads += 1
             if reads == 2:
@@ -504,11 +505,12 @@ async def test_a_frame_cut_midway_is_completed_on_the_next_connection(
                 await anyio.sleep_forever()
             return await original(*args)
 
-        monkeypatch.setattr(daemon.service, "list_page", list_page)
+        monkeypatch.setattr(daemon.service, "list_rows", list_rows)
         await reader.login("alice")
         reader.add_event_listener(events.append)
         await reader.subscribe(sync=True)
-        await stalled.wait()
+        with anyio.fail_after(10):
+            await stalled.wait()
         await wait_until(lambda: len(events) == 2)  # Start and the first page: h, g, f
 
         daemon.refused.add("reader")

@@ -16,13 +16,14 @@ from convd.domain import (
     EventBus,
     SeqTooOld,
 )
+from convd.rpc import ConvListing
 from convd.store import open_store
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_feed_is_pruned_and_old_seqs_are_refused(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "db", kept_changes=10) as store:
+    async with open_store(tmp_path / "db", listing=ConvListing(), kept_changes=10) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         for n in range(25):
@@ -48,13 +49,13 @@ async def test_feed_is_pruned_and_old_seqs_are_refused(tmp_path: Path) -> None:
 
 async def test_feed_survives_reopening(tmp_path: Path) -> None:
     key = ConvKey(ConvType.GROUP, "team")
-    async with open_store(tmp_path / "db") as store:
+    async with open_store(tmp_path / "db", listing=ConvListing()) as store:
         history = store.history_id
         service = ConversationService(store, EventBus())
         account = await service.login(7, "alice")
         await service.create(account, key, origin="c1")
         await service.delete(account, key, origin="c1")
-    async with open_store(tmp_path / "db") as store:
+    async with open_store(tmp_path / "db", listing=ConvListing()) as store:
         assert store.history_id == history
         service = ConversationService(store, EventBus())
         account = await service.login(7, "alice")
@@ -67,7 +68,10 @@ async def test_feed_survives_reopening(tmp_path: Path) -> None:
 
 
 async def test_every_new_database_has_its_own_history(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "one") as one, open_store(tmp_path / "two") as two:
+    async with (
+        open_store(tmp_path / "one", listing=ConvListing()) as one,
+        open_store(tmp_path / "two", listing=ConvListing()) as two,
+    ):
         assert len(one.history_id) == 32
         assert one.history_id != two.history_id
 
@@ -75,7 +79,7 @@ async def test_every_new_database_has_its_own_history(tmp_path: Path) -> None:
 async def test_a_write_cancelled_anywhere_leaves_no_transaction_behind(tmp_path: Path) -> None:
     # A peer that vanishes cancels its request wherever it is; aiosqlite finishes the
     # statement anyway. Sweep the cancellation point across the write's thread hops.
-    async with open_store(tmp_path / "db") as store:
+    async with open_store(tmp_path / "db", listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         key = ConvKey(ConvType.C2C, "bob")
@@ -105,7 +109,11 @@ async def test_recent_changes_are_kept_beyond_the_count_and_old_ones_are_pruned(
     to ten times the count); once it is older, the count bound prunes it."""
     now = [1_000_000.0]
     async with open_store(
-        tmp_path / "db", kept_changes=10, kept_seconds=3600, clock=lambda: now[0]
+        tmp_path / "db",
+        listing=ConvListing(),
+        kept_changes=10,
+        kept_seconds=3600,
+        clock=lambda: now[0],
     ) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
@@ -134,7 +142,9 @@ async def test_recent_changes_are_kept_beyond_the_count_and_old_ones_are_pruned(
 
 
 async def test_without_an_age_bound_the_count_alone_prunes(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "db", kept_changes=10, kept_seconds=0) as store:
+    async with open_store(
+        tmp_path / "db", listing=ConvListing(), kept_changes=10, kept_seconds=0
+    ) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         for n in range(30):

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from convd.domain import ConversationService, EventBus
+from convd.rpc import ConvListing
 from convd.rpc.connection import Connection
 from convd.rpc.dispatcher import Dispatcher, Result, Success
 from convd.rpc.handlers import Methods
@@ -39,7 +40,7 @@ MAX_LINE = 1024
 
 @pytest.fixture
 async def dispatcher(tmp_path: Path) -> AsyncIterator[Dispatcher]:
-    async with open_store(tmp_path / "convd.db") as store:
+    async with open_store(tmp_path / "convd.db", listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         yield Dispatcher(Methods(service, fixed_status, build_openrpc()).table())
 

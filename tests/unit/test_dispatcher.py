@@ -13,6 +13,7 @@ import pytest
 
 from convd import domain
 from convd.domain import Conversation, ConversationService, EventBus
+from convd.rpc import ConvListing
 from convd.rpc.dispatcher import Dispatcher, Error, InvalidParams, Result, Success
 from convd.rpc.handlers import Methods
 from convd.rpc.session import Session
@@ -88,7 +89,7 @@ def _methods(service: ConversationService) -> Methods:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    async with open_store(tmp_path / "convd.db") as store:
+    async with open_store(tmp_path / "convd.db", listing=ConvListing()) as store:
         yield store
 
 

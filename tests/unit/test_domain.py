@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from convd.domain import (
@@ -15,6 +16,7 @@ from convd.domain import (
     ChangeKind,
     Conversation,
     ConversationNotFound,
+    ConversationPage,
     ConversationService,
     ConvKey,
     ConvType,
@@ -29,12 +31,20 @@ from convd.domain import (
     Limits,
     PinLimitExceeded,
 )
+from convd.rpc import ConvListing
 from convd.store import SqliteStore, open_store
 
 pytestmark = pytest.mark.anyio
 
 NOW = 1_700_000_000
 C2C, GROUP = ConvType.C2C, ConvType.GROUP
+
+
+def listed(page: ConversationPage) -> list[dict[str, Any]]:
+    """A page's conversations as a client reads them (and the count it carries agrees)."""
+    infos: list[dict[str, Any]] = msgspec.json.decode(page.listed)
+    assert page.count == len(infos)
+    return infos
 
 
 class World:
@@ -51,7 +61,7 @@ class World:
 
     async def order(self, account: Account | None = None) -> list[str]:
         page = await self.service.list_page(account or self.account, 0, 1000)
-        return [row[1] for row in page.rows]
+        return [info["conv_id"] for info in listed(page)]
 
     async def create(self, conv_id: str, conv_type: ConvType = C2C) -> None:
         await self.service.create(self.account, ConvKey(conv_type, conv_id), origin="t")
@@ -85,7 +95,7 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with open_store(tmp_path / "convd.db") as store:
+    async with open_store(tmp_path / "convd.db", listing=ConvListing()) as store:
         bus = EventBus()
         service = ConversationService(store, bus, clock=lambda: NOW + 0.75)
         account = await service.login(1400000000, "alice")
@@ -126,7 +136,7 @@ async def test_c2c_and_group_with_the_same_id_are_different_conversations(world:
     await world.create("same", C2C)
     await world.create("same", GROUP)
     page = await world.service.list_page(world.account, 0, 10)
-    assert sorted((ConvType(row[0]), row[1]) for row in page.rows) == [
+    assert sorted((ConvType(info["conv_type"]), info["conv_id"]) for info in listed(page)) == [
         (C2C, "same"),
         (GROUP, "same"),
     ]
@@ -193,14 +203,14 @@ async def test_active_time_is_order_key_with_bit_62_while_pinned(world: World) -
     await world.create("a")
     await world.create("b")
     page = await world.service.list_page(world.account, 0, 10)
-    plain = {row[1]: row[2] for row in page.rows}
+    plain = {info["conv_id"]: info["conv_active_time"] for info in listed(page)}
     assert all(0 < t < PINNED_BIT for t in plain.values())
     await world.pin("a")
     page = await world.service.list_page(world.account, 0, 10)
-    pinned = {row[1]: row[2] for row in page.rows}
+    pinned = {info["conv_id"]: info["conv_active_time"] for info in listed(page)}
     assert pinned["a"] == plain["a"] | PINNED_BIT
     assert pinned["b"] == plain["b"]
-    times = [row[2] for row in page.rows]
+    times = [info["conv_active_time"] for info in listed(page)]
     assert times == sorted(times, reverse=True)
 
 
@@ -227,8 +237,8 @@ async def test_pages_cover_the_list_once_in_order(world: World) -> None:
     cursor, finished, pages = 0, False, 0
     while not finished:
         page = await world.service.list_page(world.account, cursor, 3)
-        assert len(page.rows) <= 3
-        seen += [row[1] for row in page.rows]
+        assert len(listed(page)) <= 3
+        seen += [info["conv_id"] for info in listed(page)]
         cursor, finished = page.next_seq, page.is_finished
         pages += 1
     assert seen == full and len(seen) == 10
@@ -241,12 +251,12 @@ async def test_last_full_page_is_finished(world: World) -> None:
     first = await world.service.list_page(world.account, 0, 2)
     assert not first.is_finished
     second = await world.service.list_page(world.account, first.next_seq, 2)
-    assert second.is_finished and len(second.rows) == 2
+    assert second.is_finished and len(listed(second)) == 2
 
 
 async def test_empty_list_is_one_finished_page(world: World) -> None:
     page = await world.service.list_page(world.account, 0, 100)
-    assert page.rows == [] and page.is_finished
+    assert listed(page) == [] and page.is_finished
 
 
 async def test_count_below_one_is_invalid(world: World) -> None:
@@ -428,13 +438,13 @@ async def test_revisions_of_conversations_deleted_before_survive_a_restart(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "convd.db"
-    async with open_store(path) as store:
+    async with open_store(path, listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         for text in "abcd":
             await service.set_draft(account, _key("bob"), [DraftElement(0, text)], origin="t")
         await service.delete(account, _key("bob"), origin="t")
-    async with open_store(path) as store:
+    async with open_store(path, listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         created = await service.create(account, _key("bob"), origin="t")
@@ -463,7 +473,7 @@ async def test_at_most_50_pinned(world: World) -> None:
     await world.pin("u0", False)
     await world.pin("u50")
     page = await world.service.list_page(world.account, 0, 100)
-    assert sum(row[3] for row in page.rows) == 50
+    assert sum(info["conv_is_pinned"] for info in listed(page)) == 50
 
 
 async def test_pin_unknown_is_not_found(world: World) -> None:

@@ -1,7 +1,8 @@
 """The stored draft document and schema version 6 (the conversation table in list order).
 
-A list page hands each stored draft on as it is (rpc/convert.py ``listed_conv_info``), so the
-stored document must be exactly what the wire contract encodes for the same draft; and a
+A list page hands each stored draft on as it is (between the conversation's stored rendering,
+rpc/convert.py ``ConvListing``), so the stored document must be exactly what the wire contract
+encodes for the same draft; and a
 database from before version 6 must come out of the migration with the same documents, in
 list order, with every conversation still found by its key.
 """
@@ -16,7 +17,7 @@ import msgspec
 import pytest
 
 from convd.domain import ConversationService, ConvKey, ConvType, Draft, DraftElement, EventBus
-from convd.rpc.convert import conv_info, listed_conv_info, wire_draft
+from convd.rpc.convert import ConvListing, conv_info, wire_draft
 from convd.store import open_store
 from convd.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from convd.store.writer import draft_document, draft_from_document
@@ -71,23 +72,24 @@ def _schema_5_database(path: Path) -> None:
 async def test_migration_6_keeps_every_conversation_in_list_order(tmp_path: Path) -> None:
     path = tmp_path / "convd.db"
     _schema_5_database(path)
-    async with open_store(path) as store:
+    async with open_store(path, listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         alice = await service.login(0, "alice")
-        page = await service.list_page(alice, 0, 100)
-        assert [row[1] for row in page.rows] == [
+        page = await service.list_rows(alice, 0, 100)
+        assert [row[3] for row in page.rows] == [
             "@TGS#grp",
             *(f"u{n}" for n in range(len(TRICKY), 0, -1)),
         ]
-        keys = [ConvKey(ConvType(row[0]), row[1]) for row in page.rows]
+        keys = [ConvKey(ConvType(row[2]), row[3]) for row in page.rows]
         by_key = {c.key: c for c in await service.get_many(alice, keys)}
         for row in page.rows:
-            conversation = by_key[ConvKey(ConvType(row[0]), row[1])]
+            conversation = by_key[ConvKey(ConvType(row[2]), row[3])]
             # The migrated document reads back as the draft it was, and it is byte for byte
-            # what the wire contract encodes for it (the migration uses the writer's encoder).
-            assert msgspec.json.encode(listed_conv_info(row)) == msgspec.json.encode(
-                conv_info(conversation)
-            )
+            # what the wire contract encodes for it (the migration uses the writer's encoder),
+            # as is the conversation's rendering for list pages (made at the first start).
+            assert row[1] == msgspec.json.encode(conv_info(conversation))
+        listed = (await service.list_page(alice, 0, 100)).listed
+        assert listed == b"[" + b",".join(row[1] for row in page.rows) + b"]"
         for n, text in enumerate(TRICKY, start=1):
             draft = by_key[ConvKey(ConvType.C2C, f"u{n}")].draft
             assert draft == Draft((text, "b"), f"ud{n}", 1000 + n)
@@ -97,8 +99,8 @@ async def test_migration_6_keeps_every_conversation_in_list_order(tmp_path: Path
         await service.set_draft(
             alice, ConvKey(ConvType.C2C, "u1"), [DraftElement(0, "new")], origin="t"
         )
-        first = (await service.list_page(alice, 0, 2)).rows
-        assert [row[1] for row in first] == ["@TGS#grp", "u1"]
+        first = (await service.list_rows(alice, 0, 2)).rows
+        assert [row[3] for row in first] == ["@TGS#grp", "u1"]
         assert await service.count_conversations() == len(TRICKY) + 1
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
@@ -109,7 +111,7 @@ async def test_migration_6_keeps_every_conversation_in_list_order(tmp_path: Path
 
 async def test_a_list_page_reads_one_range_of_the_table(tmp_path: Path) -> None:
     path = tmp_path / "convd.db"
-    async with open_store(path):
+    async with open_store(path, listing=ConvListing()):
         pass
     with closing(sqlite3.connect(path)) as db:
         for sql in (

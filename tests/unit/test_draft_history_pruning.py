@@ -20,6 +20,7 @@ from convd.domain import (
     EventBus,
     Limits,
 )
+from convd.rpc import ConvListing
 from convd.store import SCHEMA_VERSION, open_store
 from convd.store.migrations import MIGRATIONS, register_functions
 from convd.store.writer import _HISTORY_PRUNE_EVERY
@@ -41,7 +42,7 @@ def test_the_domain_defaults_are_the_contracts() -> None:
 
 async def test_every_replaced_draft_is_kept_newest_first_with_who_and_how(tmp_path: Path) -> None:
     now = [1_000_000.0]
-    async with open_store(tmp_path / "db", clock=lambda: now[0]) as store:
+    async with open_store(tmp_path / "db", listing=ConvListing(), clock=lambda: now[0]) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         first = await service.set_draft(account, BOB, text("one"), origin="w1")
@@ -77,7 +78,7 @@ async def test_every_replaced_draft_is_kept_newest_first_with_who_and_how(tmp_pa
 async def test_typing_and_sending_in_turn_stays_bounded(tmp_path: Path) -> None:
     """Set, clear (sent), set, clear...: only every other revision is kept (no draft is not
     kept), and the count bound still holds for what is stored."""
-    async with open_store(tmp_path / "db", draft_history=5) as store:
+    async with open_store(tmp_path / "db", listing=ConvListing(), draft_history=5) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         for n in range(100):
@@ -89,7 +90,7 @@ async def test_typing_and_sending_in_turn_stays_bounded(tmp_path: Path) -> None:
 
 
 async def test_the_history_keeps_the_newest_n_versions(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "db", draft_history=3) as store:
+    async with open_store(tmp_path / "db", listing=ConvListing(), draft_history=3) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         other = ConvKey(ConvType.GROUP, "team")
@@ -120,7 +121,7 @@ async def test_versions_older_than_the_age_bound_go_even_of_idle_conversations(
 ) -> None:
     now = [1_000_000.0]
     async with open_store(
-        tmp_path / "db", clock=lambda: now[0], draft_history_seconds=3600
+        tmp_path / "db", listing=ConvListing(), clock=lambda: now[0], draft_history_seconds=3600
     ) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
@@ -149,7 +150,7 @@ async def test_versions_older_than_the_age_bound_go_even_of_idle_conversations(
 
 
 async def test_no_history_when_it_is_turned_off(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "db", draft_history=0) as store:
+    async with open_store(tmp_path / "db", listing=ConvListing(), draft_history=0) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         await service.set_draft(account, BOB, text("one"), origin="t")
@@ -163,7 +164,7 @@ async def test_restore_makes_a_new_revision_and_keeps_what_it_replaced(tmp_path:
     now = [2_000_000.0]
     changes = []
     bus = EventBus()
-    async with open_store(tmp_path / "db", clock=lambda: now[0]) as store:
+    async with open_store(tmp_path / "db", listing=ConvListing(), clock=lambda: now[0]) as store:
         service = ConversationService(store, bus, clock=lambda: now[0])
         account = await service.login(0, "alice")
         bus.add(account.id, changes.append)
@@ -207,7 +208,7 @@ async def test_restore_makes_a_new_revision_and_keeps_what_it_replaced(tmp_path:
 
 
 async def test_deleting_a_conversation_deletes_its_history(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "db") as store:
+    async with open_store(tmp_path / "db", listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         for n in range(4):
@@ -226,7 +227,7 @@ async def test_deleting_a_conversation_deletes_its_history(tmp_path: Path) -> No
 
 
 async def test_accounts_do_not_see_each_others_history(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "db") as store:
+    async with open_store(tmp_path / "db", listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         alice = await service.login(0, "alice")
         mallory = await service.login(0, "mallory")
@@ -274,7 +275,9 @@ async def test_schema_9s_history_moves_to_one_kept_in_age_order(tmp_path: Path) 
             ],
         )
     now = [1_000_600.0]
-    async with open_store(db, clock=lambda: now[0], draft_history_seconds=3600) as store:
+    async with open_store(
+        db, listing=ConvListing(), clock=lambda: now[0], draft_history_seconds=3600
+    ) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         _, bob = await service.draft_history(account, BOB, 20)

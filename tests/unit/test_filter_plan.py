@@ -88,6 +88,6 @@ def test_the_queries_return_what_the_filter_says(db: sqlite3.Connection) -> None
     """The same SQL, run: a check that the plans above are of queries that answer right."""
     sql, params = filtered_list_query(1, None, 5, ConversationFilter(has_draft=True))
     rows = db.execute(sql, params).fetchall()
-    assert [row[1] for row in rows] == ["c1995", "c1988", "c1981", "c1974", "c1967"]
+    assert [row[3] for row in rows] == ["c1995", "c1988", "c1981", "c1974", "c1967"]
     sql, params = filtered_list_query(1, 1967, 2, ConversationFilter(has_draft=True))
-    assert [row[1] for row in db.execute(sql, params)] == ["c1960", "c1953"]
+    assert [row[3] for row in db.execute(sql, params)] == ["c1960", "c1953"]

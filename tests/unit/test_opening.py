@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from convd.domain import Account, ConversationService, EventBus
+from convd.rpc import ConvListing
 from convd.store import SCHEMA_VERSION, DatabaseError, SqliteStore, open_store
 from convd.store.migrations import APPLICATION_ID, MIGRATIONS, register_functions
 from convd.store.opening import StartedCheck, check_database
@@ -38,7 +39,7 @@ async def _login(store: SqliteStore, user_id: str) -> Account:
 
 
 async def _make_convd_database(path: Path) -> None:
-    async with open_store(path) as store:
+    async with open_store(path, listing=ConvListing()) as store:
         account = await _login(store, "alice")
         assert account.id == 1
 
@@ -78,7 +79,7 @@ async def test_an_older_convd_database_opens_and_is_marked(tmp_path: Path, versi
     db = tmp_path / "convd.db"
     _old_convd_database(db, version)
     assert _sql(db, "PRAGMA application_id") == [(0,)]
-    async with open_store(db) as store:
+    async with open_store(db, listing=ConvListing()) as store:
         assert await store.count_conversations() == 2
         assert store.history_id
     assert _sql(db, "PRAGMA application_id") == [(APPLICATION_ID,)]
@@ -93,7 +94,7 @@ async def test_a_database_with_a_notes_table_is_refused_untouched(tmp_path: Path
         other.execute("INSERT INTO notes (body) VALUES ('keep me')")
     before, names = _digest(db), _files(tmp_path)
     with pytest.raises(DatabaseError) as refused:
-        async with open_store(db):
+        async with open_store(db, listing=ConvListing()):
             pass
     message = str(refused.value)
     assert message.startswith(f"{db} is not a convd database (it holds notes)")
@@ -109,7 +110,7 @@ async def test_a_database_with_its_own_account_table_keeps_its_header(tmp_path: 
         other.execute("INSERT INTO account VALUES ('DE00', 100)")
     header, before = db.read_bytes()[:100], _digest(db)
     with pytest.raises(DatabaseError, match="is not a convd database"):
-        async with open_store(db):
+        async with open_store(db, listing=ConvListing()):
             pass
     assert db.read_bytes()[:100] == header
     assert _digest(db) == before
@@ -140,7 +141,7 @@ async def test_a_file_that_is_not_sqlite_is_refused_untouched(
     db = tmp_path / "convd.db"
     db.write_bytes(content)
     with pytest.raises(DatabaseError, match="not a convd database \\(not an SQLite database\\)"):
-        async with open_store(db):
+        async with open_store(db, listing=ConvListing()):
             pass
     assert db.read_bytes() == content
     assert _files(tmp_path) == {"convd.db"}
@@ -161,7 +162,7 @@ async def test_a_database_cut_short_is_refused_untouched(tmp_path: Path, cut: in
     os.truncate(db, db.stat().st_size - cut)
     before, names = _digest(db), _files(tmp_path)
     with pytest.raises(DatabaseError) as refused:
-        async with open_store(db):
+        async with open_store(db, listing=ConvListing()):
             pass
     message = str(refused.value)
     assert message.startswith(f"{db} is damaged (")
@@ -265,7 +266,7 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 
 async def test_status_counts_follow_creates_replaces_and_deletes(tmp_path: Path) -> None:
     db = tmp_path / "convd.db"
-    async with open_store(db) as store:
+    async with open_store(db, listing=ConvListing()) as store:
         alice = await _login(store, "alice")
         bob = await _login(store, "bob")
         # Every way a conversation can be stored: insert, INSERT OR REPLACE, upsert (the

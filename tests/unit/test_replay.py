@@ -12,6 +12,7 @@ import pytest
 
 import convd.rpc.handlers as handlers_module
 from convd.domain import Account, ConversationService, ConvKey, ConvType, DraftElement, EventBus
+from convd.rpc import ConvListing
 from convd.rpc.dispatcher import Dispatcher
 from convd.rpc.handlers import Methods
 from convd.store import open_store
@@ -33,7 +34,7 @@ async def test_a_prune_during_the_replay_cuts_the_client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(handlers_module, "_REPLAY_PAGE", 2)
-    async with open_store(tmp_path / "db", kept_changes=10) as store:
+    async with open_store(tmp_path / "db", listing=ConvListing(), kept_changes=10) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         await _write(service, account, 12, "before")  # seqs 1..12; 1..2 already pruned

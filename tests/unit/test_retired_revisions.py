@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from convd.domain import ConversationService, ConvKey, ConvType, DraftElement, EventBus
+from convd.rpc import ConvListing
 from convd.store import SCHEMA_VERSION, open_store
 from convd.store.migrations import MIGRATIONS
 
@@ -29,7 +30,7 @@ async def test_pruned_last_revisions_raise_the_floor_and_are_never_reused(
 ) -> None:
     path = tmp_path / "convd.db"
     kept = 10
-    async with open_store(path, kept_changes=kept) as store:
+    async with open_store(path, listing=ConvListing(), kept_changes=kept) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         revisions: dict[str, int] = {}
@@ -81,7 +82,7 @@ def _schema_3_database(path: Path) -> None:
 async def test_migration_gives_accounts_that_may_have_deleted_a_floor(tmp_path: Path) -> None:
     path = tmp_path / "convd.db"
     _schema_3_database(path)
-    async with open_store(path) as store:
+    async with open_store(path, listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         floors = dict(_sql(path, "SELECT user_id, revision_floor FROM account"))
         assert floors == {"alice": 7, "carol": 30, "dave": -1}

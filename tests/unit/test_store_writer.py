@@ -25,6 +25,7 @@ from convd.domain import (
     EventBus,
     StorageFailure,
 )
+from convd.rpc import ConvListing
 from convd.store import SqliteStore, open_store
 from convd.store.writer import run_on_connection_thread
 
@@ -50,7 +51,7 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with open_store(tmp_path / "convd.db") as store:
+    async with open_store(tmp_path / "convd.db", listing=ConvListing()) as store:
         bus = EventBus()
         service = ConversationService(store, bus)
         account = await service.login(0, "alice")

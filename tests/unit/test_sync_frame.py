@@ -17,6 +17,7 @@ import pytest
 
 import convd.rpc.handlers as handlers_module
 from convd.domain import Account, ConversationService, ConvKey, ConvType, DraftElement, EventBus
+from convd.rpc import ConvListing
 from convd.rpc.dispatcher import Dispatcher
 from convd.rpc.handlers import Methods
 from convd.store import open_store
@@ -41,17 +42,17 @@ async def _serve_sync(
 ) -> list[dict[str, Any]]:
     """Subscribe with sync as alice; run ``hooks[n]`` before the sync's n-th list read, and
     ``after`` once Finish arrived; return every event up to the seq ``after`` returns."""
-    original = service.list_page
+    original = service.list_rows
     reads = 0
 
-    async def list_page(*args: Any) -> Any:
+    async def list_rows(*args: Any) -> Any:
         nonlocal reads
         reads += 1
         if reads in hooks:
             await hooks[reads]()
         return await original(*args)
 
-    monkeypatch.setattr(service, "list_page", list_page)
+    monkeypatch.setattr(service, "list_rows", list_rows)
     dispatcher = Dispatcher(Methods(service, fixed_status, build_openrpc()).table())
     ours, theirs = memory_byte_stream_pair()
     channel, connection = stream_connection(ours, dispatcher, "c1")
@@ -88,7 +89,7 @@ async def test_every_seam_case_of_a_full_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(handlers_module, "_SYNC_PAGE", 3)
-    async with open_store(tmp_path / "db") as store:
+    async with open_store(tmp_path / "db", listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         alice: Account = await service.login(0, "alice")
 
@@ -157,7 +158,7 @@ async def test_a_sync_of_an_unchanging_list_sends_nothing_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(handlers_module, "_SYNC_PAGE", 2)
-    async with open_store(tmp_path / "db") as store:
+    async with open_store(tmp_path / "db", listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
         alice = await service.login(0, "alice")
         for name in "abcde":

@@ -45,10 +45,11 @@ from .models import (
     DraftVersion,
     GroupChange,
     GroupChangeKind,
+    ListedConversations,
     Outcome,
 )
-from .ports import Store, StoreTransaction, WriteOperation
-from .service import ConversationPage, ConversationService, Limits
+from .ports import ListingRenderer, Store, StoreTransaction, WriteOperation
+from .service import ConversationPage, ConversationRows, ConversationService, Limits
 
 __all__ = [
     "PINNED_BIT",
@@ -65,6 +66,7 @@ __all__ = [
     "ConversationNotFound",
     "ConversationPage",
     "ConversationRow",
+    "ConversationRows",
     "ConversationService",
     "DomainError",
     "Draft",
@@ -85,6 +87,8 @@ __all__ = [
     "InvalidParameter",
     "InvalidUserId",
     "Limits",
+    "ListedConversations",
+    "ListingRenderer",
     "NotLoggedIn",
     "Outcome",
     "PinLimitExceeded",

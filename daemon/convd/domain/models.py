@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Final, TypeAlias
+from typing import TypeAlias
 
 import msgspec
 
@@ -24,6 +24,7 @@ __all__ = [
     "DraftVersion",
     "GroupChange",
     "GroupChangeKind",
+    "ListedConversations",
     "Outcome",
 ]
 
@@ -105,16 +106,23 @@ class Conversation(msgspec.Struct, frozen=True):
         return self.order_key | (PINNED_BIT if self.is_pinned else 0)
 
 
-#: One conversation of a list page, as the store reads it and the rpc layer writes it out:
-#: ``(conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision,
-#: custom_data, marks, groups)``, where ``draft`` is the draft as the SDK's json_draft_param
-#: JSON document (None: no draft), ``marks`` the marks bitmask as SQLite's signed 64-bit
-#: integer, and ``groups`` the JSON array of the conversation's group names (None: none).
-#: The domain passes list pages through without building a Conversation per row: a page of
-#: a big account is the one read whose cost grows with its size, and it should cost what its
-#: bytes cost (one conversion, in the rpc layer). ``ROW_ACTIVE_TIME`` is the sort key.
-ConversationRow: TypeAlias = tuple[int, str, int, int, int, bytes | None, int, str, int, str | None]
-ROW_ACTIVE_TIME: Final = 2
+class ListedConversations(msgspec.Struct, frozen=True):
+    """A page of the list as the store reads it: ``listed`` is the page's conversations as a
+    list shows them (the renderings of the store's ListingRenderer, in a JSON array),
+    ``count`` how many, ``last_active_time`` the last one's sort key (None: the page is
+    empty), and ``more`` whether any conversation follows it. The domain passes a page on
+    without looking inside: a page of a big account is the one read whose cost grows with
+    its size, and it should cost what its bytes cost."""
+
+    listed: bytes
+    count: int
+    last_active_time: int | None
+    more: bool
+
+
+#: One conversation of the list with its key, read one by one (a full sync frame):
+#: ``(active_time, rendering, conv_type, conv_id)``.
+ConversationRow: TypeAlias = tuple[int, bytes, int, str]
 
 
 class BackupInfo(msgspec.Struct, frozen=True, kw_only=True):

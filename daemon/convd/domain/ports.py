@@ -17,11 +17,33 @@ from .models import (
     ConvKey,
     Draft,
     DraftVersion,
+    ListedConversations,
 )
 
-__all__ = ["Store", "StoreTransaction", "WriteOperation"]
+__all__ = ["ListingRenderer", "Store", "StoreTransaction", "WriteOperation"]
 
 T = TypeVar("T")
+
+
+class ListingRenderer(Protocol):
+    """How a conversation appears in a list page, as bytes the store keeps with it.
+
+    The store renders each conversation when it writes it and stores the rendering beside
+    it, so that a list page is read, not built: ``head + draft document + tail`` is the
+    conversation as listed, one JSON value (the draft, stored once as its own document,
+    goes between the two; with no draft, ``tail`` is empty), and a page is the JSON array of
+    its conversations' renderings. The domain never looks inside.
+    """
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever a rendering would: the store renders every conversation again
+        when the one its renderings were made with differs (a new convd, or a migration)."""
+        ...
+
+    def render(self, conversation: Conversation) -> tuple[bytes, bytes]:
+        """``(head, tail)`` of ``conversation`` as a list page shows it."""
+        ...
 
 
 class StoreTransaction(Protocol):
@@ -154,10 +176,16 @@ class Store(Protocol):
         limit: int,
         *,
         where: ConversationFilter | None = None,
+    ) -> ListedConversations:
+        """At most ``limit`` conversations by active time, descending, strictly below
+        ``before_active_time``; with ``where``, only those that match it (read through an
+        index in that order, so a page does not scan the account)."""
+        ...
+
+    async def list_conversation_rows(
+        self, account_id: int, before_active_time: int | None, limit: int
     ) -> list[ConversationRow]:
-        """Conversations by active time, descending, strictly below ``before_active_time``;
-        with ``where``, only those that match it (read through an index in that order, so a
-        page does not scan the account)."""
+        """The same conversations as ``list_conversations`` (no filter), a row each."""
         ...
 
     async def list_groups(self, account_id: int) -> list[str]:

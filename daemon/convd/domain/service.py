@@ -28,7 +28,6 @@ from .errors import (
 )
 from .events import EventBus, GroupSink, Sink
 from .models import (
-    ROW_ACTIVE_TIME,
     Account,
     BackupInfo,
     Change,
@@ -93,7 +92,20 @@ class Limits:
 
 
 class ConversationPage:
-    """One page of the list: its rows (see ConversationRow) and the cursor after it."""
+    """One page of the list: its conversations as the store rendered them for a list
+    (``listed``, see ListedConversations), how many, and the cursor after it."""
+
+    __slots__ = ("count", "is_finished", "listed", "next_seq")
+
+    def __init__(self, listed: bytes, count: int, next_seq: int, is_finished: bool):
+        self.listed = listed
+        self.count = count
+        self.next_seq = next_seq
+        self.is_finished = is_finished
+
+
+class ConversationRows:
+    """One page of the list a row each (see ConversationRow), and the cursor after it."""
 
     __slots__ = ("is_finished", "next_seq", "rows")
 
@@ -194,16 +206,24 @@ class ConversationService:
                 raise InvalidParameter("mark_type must fit in 64 bits")
             if where.group is not None and len(where.group.encode()) > Limits.max_group_name_bytes:
                 # No group can have that name: nothing matches.
-                return ConversationPage([], next_seq, True)
+                return ConversationPage(b"[]", 0, next_seq, True)
         if where is None:
-            rows = await self._store.list_conversations(account.id, next_seq or None, count + 1)
+            page = await self._store.list_conversations(account.id, next_seq or None, count)
         else:
-            rows = await self._store.list_conversations(
-                account.id, next_seq or None, count + 1, where=where
+            page = await self._store.list_conversations(
+                account.id, next_seq or None, count, where=where
             )
+        cursor = next_seq if page.last_active_time is None else page.last_active_time
+        return ConversationPage(page.listed, page.count, cursor, not page.more)
+
+    async def list_rows(self, account: Account, next_seq: int, count: int) -> ConversationRows:
+        """A page of the list, a row each with the conversation's key."""
+        if count < 1:
+            raise InvalidParameter("count must be at least 1")
+        rows = await self._store.list_conversation_rows(account.id, next_seq or None, count + 1)
         page = rows[:count]
-        cursor = page[-1][ROW_ACTIVE_TIME] if page else next_seq
-        return ConversationPage(page, cursor, len(rows) <= count)
+        cursor = page[-1][0] if page else next_seq
+        return ConversationRows(page, cursor, len(rows) <= count)
 
     async def get_many(self, account: Account, keys: Sequence[ConvKey]) -> list[Conversation]:
         for key in keys:

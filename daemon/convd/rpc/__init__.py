@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .convert import ConvListing
 from .server import RpcServer
 
-__all__ = ["RpcServer"]
+__all__ = ["ConvListing", "RpcServer"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any, cast
 
 import msgspec
@@ -29,6 +30,7 @@ from convd_schemas.enums import TIMElemType
 from .. import domain
 
 __all__ = [
+    "ConvListing",
     "conv_info",
     "domain_elements",
     "domain_filter",
@@ -37,7 +39,7 @@ __all__ = [
     "draft_version",
     "group_event",
     "list_result",
-    "listed_conv_info",
+    "listed_info",
     "mark_array",
     "wire_draft",
     "wire_key",
@@ -83,13 +85,17 @@ def wire_draft(draft: domain.Draft) -> Draft:
 
 def conv_info(conversation: domain.Conversation) -> ConvInfo:
     draft = conversation.draft
+    return _conv_info(conversation, msgspec.UNSET if draft is None else wire_draft(draft))
+
+
+def _conv_info(conversation: domain.Conversation, draft: Draft | msgspec.UnsetType) -> ConvInfo:
     return ConvInfo(
         conv_id=conversation.conv_id,
         conv_type=_WIRE_CONV_TYPES[conversation.conv_type],
         conv_unread_num=conversation.unread_num,
         conv_active_time=conversation.active_time,
-        conv_is_has_draft=draft is not None,
-        conv_draft=msgspec.UNSET if draft is None else wire_draft(draft),
+        conv_is_has_draft=conversation.draft is not None,
+        conv_draft=draft,
         conv_is_pinned=conversation.is_pinned,
         # convd knows no remarks, nicknames or group names: the id is the display name.
         conv_show_name=conversation.conv_id,
@@ -100,44 +106,69 @@ def conv_info(conversation: domain.Conversation) -> ConvInfo:
     )
 
 
-# Shared by the rows that have none (they are only encoded): no two allocations per row.
-_NO_MARKS = cast(list[int], ())
-_NO_GROUPS = cast(list[str], ())
+#: Stands for the draft document in a rendering (ConvListing.render), which is split there:
+#: no JSON msgspec writes has a NUL byte (it escapes control characters in strings).
+_DRAFT_SLOT = b"\x00"
+_listing_encoder = msgspec.json.Encoder()
 
 
-def listed_conv_info(row: domain.ConversationRow) -> ConvInfo:
-    """A list page's row, straight to its wire form: the one conversion a listed
-    conversation goes through (see domain.ConversationRow)."""
-    (conv_type, conv_id, active_time, is_pinned, unread_num, draft, revision, custom_data, marks,
-     groups) = row  # fmt: skip
-    return ConvInfo(
-        conv_id=conv_id,
-        conv_type=_WIRE_CONV_TYPES_BY_NUMBER[conv_type],
-        conv_unread_num=unread_num,
-        conv_active_time=active_time,
-        conv_is_has_draft=draft is not None,
-        # The stored document is the draft's wire JSON (the SDK's json_draft_param): it is
-        # written out as it is, never decoded here. msgspec encodes a Raw as its bytes.
-        conv_draft=msgspec.UNSET if draft is None else cast(Draft, msgspec.Raw(draft)),
-        conv_is_pinned=bool(is_pinned),
-        conv_show_name=conv_id,
-        conv_mark_array=mark_array(marks & _UINT64) if marks else _NO_MARKS,
-        conv_custom_data=custom_data,
-        # Stored as a JSON array of the names: written out as it is, like the draft.
-        conv_conversation_group_array=_NO_GROUPS
-        if groups is None
-        else cast(list[str], msgspec.Raw(groups.encode())),
-        conv_draft_revision=revision,
+class ConvListing:
+    """Renders conversations for list pages: the ListingRenderer the store is opened with.
+
+    A rendering is the conversation's wire ConvInfo, byte for byte as ``conv_info`` encodes,
+    cut where its draft goes: the store keeps the draft once, as the SDK's json_draft_param
+    document (which is what ``wire_draft`` encodes to), and puts it back in between.
+    """
+
+    def render(self, conversation: domain.Conversation) -> tuple[bytes, bytes]:
+        if conversation.draft is None:
+            return _listing_encoder.encode(_conv_info(conversation, msgspec.UNSET)), b""
+        slot = cast(Draft, msgspec.Raw(_DRAFT_SLOT))
+        head, tail = _listing_encoder.encode(_conv_info(conversation, slot)).split(_DRAFT_SLOT)
+        return head, tail
+
+    @property
+    def fingerprint(self) -> str:
+        # The renderings of two conversations that between them set every field: any change
+        # to how conversations render (the wire contract, msgspec) changes them.
+        return _listing_fingerprint()
+
+
+@cache
+def _listing_fingerprint() -> str:
+    samples = (
+        domain.Conversation(
+            domain.ConvType.GROUP,
+            'g "1"\n\u00e9',
+            7,
+            is_pinned=True,
+            draft=domain.Draft(("a", 'b"\u4e2d'), "user", 1700000000),
+            draft_revision=3,
+            unread_num=2,
+            marks=(1 << 32) | 5,
+            groups=("work", "x\ty"),
+            custom_data="c\u00e9",
+        ),
+        domain.Conversation(domain.ConvType.C2C, "u", 1),
     )
+    renderings = [b"|".join(ConvListing().render(sample)) for sample in samples]
+    return b"\n".join(renderings).decode()
 
 
 def list_result(page: domain.ConversationPage) -> ConvListResult:
-    """A page of the list (``conv.list``, ``conv.list_by_filter``) as the SDK's result."""
+    """A page of the list (``conv.list``, ``conv.list_by_filter``) as the SDK's result: the
+    stored renderings as they are (msgspec writes a Raw as its bytes)."""
     return ConvListResult(
-        conversation_list_result_conv_list=[listed_conv_info(row) for row in page.rows],
+        conversation_list_result_conv_list=cast(list[ConvInfo], msgspec.Raw(page.listed)),
         conversation_list_result_next_seq=page.next_seq,
         conversation_list_result_is_finished=page.is_finished,
     )
+
+
+def listed_info(row: domain.ConversationRow) -> ConvInfo:
+    """One conversation of the list read a row at a time, as its wire ConvInfo (encoded as
+    it was stored)."""
+    return cast(ConvInfo, msgspec.Raw(row[1]))
 
 
 def wire_key(key: domain.ConvKey) -> ConvKey:

@@ -58,7 +58,7 @@ from .convert import (
     domain_keys,
     draft_version,
     list_result,
-    listed_conv_info,
+    listed_info,
 )
 from .dispatcher import Error, Handler, InvalidParams, Result, Success
 from .errors import operation_results, wire_error
@@ -258,7 +258,7 @@ class Methods:
         account = session.require_account()
         if where is None:
             # Unread messages and @ information: convd has none, so nothing matches.
-            return list_result(domain.ConversationPage([], params.next_seq, True))
+            return list_result(domain.ConversationPage(b"[]", 0, params.next_seq, True))
         page = await self._service.list_page(account, params.next_seq, params.count, where=where)
         return list_result(page)
 
@@ -402,13 +402,13 @@ class Methods:
         while True:
             if subscription.id not in session.subscriptions:
                 return
-            page = await self._service.list_page(account, cursor, _SYNC_PAGE)
+            page = await self._service.list_rows(account, cursor, _SYNC_PAGE)
             infos: list[ConvInfo] = []
             for row in page.rows:
-                key = (row[0], row[1])  # (conv_type, conv_id)
+                key = (row[2], row[3])  # (conv_type, conv_id)
                 if key in sent:
                     continue  # moved down while the list was read: sent already
-                info = listed_conv_info(row)
+                info = listed_info(row)
                 sent[key] = _digest(info)
                 infos.append(info)
             if infos:

@@ -30,6 +30,8 @@ from ..domain import (
     ConvType,
     DraftVersion,
     Limits,
+    ListedConversations,
+    ListingRenderer,
     StorageFailure,
     WriteOperation,
 )
@@ -40,7 +42,6 @@ from .writer import (
     CONV_COLUMNS,
     CONV_TYPES,
     DRAFT_VERSION_COLUMNS,
-    ROW_COLUMNS,
     GroupCommitWriter,
     Retention,
     StoreStats,
@@ -86,14 +87,66 @@ def _change(row: tuple[Any, ...]) -> Change:
     )
 
 
-_C_ROW_COLUMNS = ", ".join("c." + column.strip() for column in ROW_COLUMNS.split(","))
+def _rendering(table: str) -> str:
+    """A conversation of ``table`` (an alias, or "") as a list shows it (ListingRenderer):
+    its head, draft document and tail (TEXT, which keeps the bytes as they are)."""
+    return f"{table}listed_head || coalesce({table}draft, X'') || {table}listed_tail"
+
+
+def _row_columns(table: str) -> str:
+    """A ConversationRow's columns, in its order."""
+    return (
+        f"{table}active_time, CAST({_rendering(table)} AS BLOB), {table}conv_type, {table}conv_id"
+    )
+
+
+def _page_columns(table: str) -> str:
+    """What _page_statement aggregates of each conversation of a page."""
+    return f"{table}active_time AS active_time, {_rendering(table)} AS rendering"
+
+
+def _page_statement(
+    page: tuple[str, list[Any]], following: tuple[str, list[Any]]
+) -> tuple[str, list[Any]]:
+    """One statement that reads a page and answers as ListedConversations: the renderings of
+    ``page`` (rows of _page_columns, in list order) as one JSON array made in SQLite, not a
+    Python object per conversation, and whether ``following`` (a query in which
+    ``page.last`` is the page's last sort key) finds a conversation after it.
+
+    group_concat joins the rows in the order its subquery yields them (SQLite's documents
+    call that order arbitrary, but a subquery with ORDER BY and LIMIT is not flattened into
+    an aggregate: it runs as a co-routine, in order). tests/unit/test_list_rendering.py
+    checks the order of pages against the rows read one by one.
+    """
+    sql = (
+        f"SELECT listed, n, last, EXISTS ({following[0]}) FROM ("
+        "SELECT CAST('[' || group_concat(rendering, ',') || ']' AS BLOB) AS listed, "
+        "count(*) AS n, "
+        f"min(active_time) AS last FROM ({page[0]})) AS page"
+    )
+    return sql, following[1] + page[1]
+
+
+def _listed(row: tuple[Any, ...]) -> ListedConversations:
+    listed, count, last, more = row
+    return ListedConversations(listed or b"[]", count, last, bool(more))
+
+
 _GROUP_ID = "(SELECT id FROM conversation_group WHERE account_id = ? AND name = ?)"
 
 
 def filtered_list_query(
-    account_id: int, before_active_time: int | None, limit: int, where: ConversationFilter
+    account_id: int,
+    before_active_time: int | None,
+    limit: int,
+    where: ConversationFilter,
+    *,
+    columns: Callable[[str], str] = _row_columns,
+    after_page: bool = False,
 ) -> tuple[str, list[Any]]:
-    """The SQL (and its parameters) of one page of a filtered list.
+    """The SQL (and its parameters) of one page of a filtered list: ``columns`` of each
+    conversation (given the table's alias), in list order. ``after_page``: the conversations
+    after ``page.last`` instead of ``before_active_time`` (_page_statement's ``following``).
 
     The page is read through one index in list order (active_time descending), chosen by the
     filter's most selective condition: a group's member rows, one mark's rows (their lowest
@@ -155,10 +208,12 @@ def filtered_list_query(
     if where.has_draft is not None:
         # The partial index's own WHERE, so that conversation_drafts_in_order serves it.
         conditions.append("c.draft IS NOT NULL" if where.has_draft else "c.draft IS NULL")
-    if before_active_time is not None:
+    if after_page:
+        conditions.append(f"{order} < page.last")
+    elif before_active_time is not None:
         conditions.append(f"{order} < ?")
         params.append(before_active_time)
-    sql = f"SELECT {_C_ROW_COLUMNS} FROM {source}"
+    sql = f"SELECT {columns('c.')} FROM {source}"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     sql += f" ORDER BY {order} DESC LIMIT ?"
@@ -180,6 +235,7 @@ class SqliteStore:
         reader: aiosqlite.Connection,
         history_id: str,
         *,
+        listing: ListingRenderer,
         retention: Retention,
         durability: str = "full",
         checkpointer: aiosqlite.Connection | None = None,
@@ -196,6 +252,7 @@ class SqliteStore:
         self._group_commit = GroupCommitWriter(
             writer,
             retention=retention,
+            listing=listing,
             stats=self.stats,
             on_thread_start=writer_thread_start,
             before_batch=writer_before_batch,
@@ -257,22 +314,44 @@ class SqliteStore:
         limit: int,
         *,
         where: ConversationFilter | None = None,
-    ) -> list[ConversationRow]:
+    ) -> ListedConversations:
         if where is not None:
-            sql, params = filtered_list_query(account_id, before_active_time, limit, where)
-            return await self._read(sql, params)
-        # One range of the table's primary key (account_id, active_time): it is stored in
-        # list order (schema version 6), and each row is handed on as read.
-        if before_active_time is None:
-            return await self._read(
-                f"SELECT {ROW_COLUMNS} FROM conversation WHERE account_id = ? "
-                "ORDER BY active_time DESC LIMIT ?",
-                (account_id, limit),
+            page = filtered_list_query(
+                account_id, before_active_time, limit, where, columns=_page_columns
             )
+            following = filtered_list_query(account_id, None, 1, where, after_page=True)
+        else:
+            page = self._page_query(_page_columns(""), account_id, before_active_time, limit)
+            following = (
+                "SELECT 1 FROM conversation WHERE account_id = ? AND active_time < page.last",
+                [account_id],
+            )
+        rows = await self._read(*_page_statement(page, following))
+        return _listed(rows[0])
+
+    async def list_conversation_rows(
+        self, account_id: int, before_active_time: int | None, limit: int
+    ) -> list[ConversationRow]:
         return await self._read(
-            f"SELECT {ROW_COLUMNS} FROM conversation "
+            *self._page_query(_row_columns(""), account_id, before_active_time, limit)
+        )
+
+    @staticmethod
+    def _page_query(
+        columns: str, account_id: int, before_active_time: int | None, limit: int
+    ) -> tuple[str, list[Any]]:
+        # One range of the table's primary key (account_id, active_time): it is stored in
+        # list order (schema version 6).
+        if before_active_time is None:
+            return (
+                f"SELECT {columns} FROM conversation WHERE account_id = ? "
+                "ORDER BY active_time DESC LIMIT ?",
+                [account_id, limit],
+            )
+        return (
+            f"SELECT {columns} FROM conversation "
             "WHERE account_id = ? AND active_time < ? ORDER BY active_time DESC LIMIT ?",
-            (account_id, before_active_time, limit),
+            [account_id, before_active_time, limit],
         )
 
     async def list_groups(self, account_id: int) -> list[str]:
@@ -474,11 +553,16 @@ async def open_store(
     clock: Callable[[], float] = time.time,
     draft_history: int = Limits.draft_history,
     draft_history_seconds: int = Limits.draft_history_seconds,
+    listing: ListingRenderer,
     check: StartedCheck | None = None,
     writer_thread_start: Callable[[], None] | None = None,
     writer_before_batch: Callable[[int], None] | None = None,
 ) -> AsyncIterator[SqliteStore]:
     """Open the database at ``path``: check it (read-only), then create or migrate it.
+
+    ``listing`` renders each conversation as list pages show it; the store keeps that with
+    the conversation (see ListingRenderer), and renders them all again when it opens a
+    database whose renderings another renderer made.
 
     Only a missing or empty file is created; anything but a sound convd database is refused
     with DatabaseError before a byte of it is written (see ``opening.check_database``).
@@ -503,6 +587,7 @@ async def open_store(
             stack.push_async_callback(_close, writer)
             await _configure(writer, durability)
             await migrate(writer, path)
+            await _render_listing(writer, listing)
             reader = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
             stack.push_async_callback(_close, reader)
             await _tune(reader, _READER_CACHE_KIB)
@@ -517,6 +602,7 @@ async def open_store(
             writer,
             reader,
             str(next(iter(rows))[0]),
+            listing=listing,
             retention=Retention(
                 kept_changes,
                 kept_seconds,
@@ -533,6 +619,51 @@ async def open_store(
             background.start_soon(store.run)
             yield store
             background.cancel_scope.cancel()
+
+
+#: Conversations rendered per statement when start-up renders every one again.
+_RENDER_CHUNK = 1000
+
+
+async def _render_listing(db: aiosqlite.Connection, listing: ListingRenderer) -> None:
+    """Render every conversation for list pages, in one transaction, unless meta 'listing'
+    says the stored renderings are ``listing``'s (a new database, or the same convd)."""
+    fingerprint = listing.fingerprint
+    rows = await db.execute_fetchall("SELECT value FROM meta WHERE key = 'listing'")
+    if any(row[0] == fingerprint for row in rows):
+        return
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        after = (-1, -1)
+        while True:
+            # In primary key order, a chunk at a time: the renderings do not move a row.
+            chunk = list(
+                await db.execute_fetchall(
+                    f"SELECT account_id, active_time, {CONV_COLUMNS} FROM conversation "
+                    "WHERE (account_id, active_time) > (?, ?) "
+                    "ORDER BY account_id, active_time LIMIT ?",
+                    (*after, _RENDER_CHUNK),
+                )
+            )
+            if not chunk:
+                break
+            await db.executemany(
+                "UPDATE conversation SET listed_head = ?, listed_tail = ? "
+                "WHERE account_id = ? AND active_time = ?",
+                [(*listing.render(conversation_from_row(row[2:])), *row[:2]) for row in chunk],
+            )
+            after = (chunk[-1][0], chunk[-1][1])
+        await db.execute(
+            "INSERT INTO meta (key, value) VALUES ('listing', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (fingerprint,),
+        )
+        await db.execute("COMMIT")
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+        raise
 
 
 async def _close(db: aiosqlite.Connection) -> None:

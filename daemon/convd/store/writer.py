@@ -36,6 +36,7 @@ from ..domain import (
     Draft,
     DraftVersion,
     Limits,
+    ListingRenderer,
     StorageFailure,
     WriteOperation,
 )
@@ -44,7 +45,6 @@ __all__ = [
     "CONV_COLUMNS",
     "CONV_TYPES",
     "DRAFT_VERSION_COLUMNS",
-    "ROW_COLUMNS",
     "GroupCommitWriter",
     "Retention",
     "StoreStats",
@@ -71,11 +71,6 @@ _STOP_TIMEOUT: Final = 30.0
 
 CONV_COLUMNS: Final = (
     "conv_type, conv_id, order_key, is_pinned, unread_num, draft, draft_revision, custom_data, "
-    "marks, conv_groups"
-)
-#: What a list page reads of each conversation: ``ConversationRow``'s columns, in its order.
-ROW_COLUMNS: Final = (
-    "conv_type, conv_id, active_time, is_pinned, unread_num, draft, draft_revision, custom_data, "
     "marks, conv_groups"
 )
 CONV_TYPES: Final = {int(t): t for t in ConvType}
@@ -274,12 +269,23 @@ class Retention:
 class _Batch:
     """What the writes of one attempt at a group commit share, on the writer's thread."""
 
-    __slots__ = ("conn", "kept_versions", "last_seqs", "now", "retention", "stored_seqs")
+    __slots__ = (
+        "conn",
+        "kept_versions",
+        "last_seqs",
+        "listing",
+        "now",
+        "retention",
+        "stored_seqs",
+    )
 
-    def __init__(self, conn: sqlite3.Connection, retention: Retention, now: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, retention: Retention, now: int, listing: ListingRenderer
+    ) -> None:
         self.conn = conn
         self.retention = retention
         self.now = now
+        self.listing = listing
         #: Accounts whose draft history this batch added to: if any, the batch prunes the
         #: history's expired versions at its end.
         self.kept_versions: set[int] = set()
@@ -300,11 +306,20 @@ class _Batch:
 class _Transaction:
     """The StoreTransaction of one write, on the writer's thread."""
 
-    __slots__ = ("_batch", "_conn", "_kept_changes", "_now", "_retention", "callbacks")
+    __slots__ = (
+        "_batch",
+        "_conn",
+        "_kept_changes",
+        "_listing",
+        "_now",
+        "_retention",
+        "callbacks",
+    )
 
     def __init__(self, batch: _Batch) -> None:
         self._batch = batch
         self._conn = batch.conn
+        self._listing = batch.listing
         self._retention = batch.retention
         self._kept_changes = batch.retention.changes
         self._now = batch.now
@@ -345,16 +360,18 @@ class _Transaction:
     def put_conversation(self, account_id: int, conversation: Conversation) -> None:
         draft = conversation.draft
         # An upsert on the key, not INSERT OR REPLACE: the primary key is the sort key, and a
-        # REPLACE would silently delete any other row that held the same active time.
+        # REPLACE would silently delete any other row that held the same active time. The
+        # conversation's rendering for list pages is written with it (ListingRenderer).
         self._conn.execute(
-            f"INSERT INTO conversation (account_id, {CONV_COLUMNS}, active_time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO conversation (account_id, {CONV_COLUMNS}, active_time, "
+            "listed_head, listed_tail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (account_id, conv_type, conv_id) DO UPDATE SET "
             "order_key = excluded.order_key, is_pinned = excluded.is_pinned, "
             "unread_num = excluded.unread_num, draft = excluded.draft, "
             "draft_revision = excluded.draft_revision, custom_data = excluded.custom_data, "
             "marks = excluded.marks, conv_groups = excluded.conv_groups, "
-            "active_time = excluded.active_time",
+            "active_time = excluded.active_time, listed_head = excluded.listed_head, "
+            "listed_tail = excluded.listed_tail",
             (
                 account_id,
                 int(conversation.conv_type),
@@ -368,6 +385,7 @@ class _Transaction:
                 signed_marks(conversation.marks),
                 _encoder.encode(conversation.groups).decode() if conversation.groups else None,
                 conversation.active_time,
+                *self._listing.render(conversation),
             ),
         )
 
@@ -626,6 +644,7 @@ def _run_batch(
     batch: list[_Pending[Any]],
     retention: Retention,
     expired: _ExpiredVersions,
+    listing: ListingRenderer,
 ) -> None:
     """The whole group commit, on the writer's thread.
 
@@ -639,14 +658,14 @@ def _run_batch(
     now = int(retention.clock())
     conn.execute("BEGIN IMMEDIATE")
     try:
-        shared = _Batch(conn, retention, now)
+        shared = _Batch(conn, retention, now, listing)
         if not _run_writes(shared, batch):
             if conn.in_transaction:  # (SQLite may have ended it: a full disk, an I/O error)
                 conn.execute("ROLLBACK")
             if len(batch) == 1:
                 return  # the refused write was the whole batch: nothing to commit
             conn.execute("BEGIN IMMEDIATE")
-            shared = _Batch(conn, retention, now)
+            shared = _Batch(conn, retention, now, listing)
             _run_writes_in_savepoints(shared, batch)
         shared.store_seqs()
         if shared.kept_versions:
@@ -748,6 +767,7 @@ class GroupCommitWriter:
         db: aiosqlite.Connection,
         *,
         retention: Retention,
+        listing: ListingRenderer,
         stats: StoreStats,
         max_batch: int = MAX_BATCH,
         on_thread_start: Callable[[], None] | None = None,
@@ -755,6 +775,7 @@ class GroupCommitWriter:
     ) -> None:
         self._db = db
         self._retention = retention
+        self._listing = listing
         self._stats = stats
         self._max_batch = max_batch
         #: Called on the writer's thread: first (the daemon names the thread), and before
@@ -870,7 +891,7 @@ class GroupCommitWriter:
                 if before_batch is not None:
                     before_batch(len(batch))
                 try:
-                    _run_batch(conn, batch, retention, expired)
+                    _run_batch(conn, batch, retention, expired, self._listing)
                 except sqlite3.Error as exc:
                     loop.call_soon_threadsafe(self._finish, batch, exc)
                 except BaseException as exc:

@@ -1,0 +1,175 @@
+"""List pages are read from renderings the store keeps with each conversation (schema 11).
+
+A page must be byte for byte what the wire contract encodes for the same conversations, in
+list order, whatever wrote them (every kind of write, a group rename that touches many rows);
+and the store renders every conversation again when it opens a database whose renderings
+another renderer made, and only then.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from convd.domain import (
+    Account,
+    Conversation,
+    ConversationService,
+    ConvKey,
+    ConvType,
+    DraftElement,
+    EventBus,
+)
+from convd.rpc.convert import ConvListing, conv_info
+from convd.store import open_store
+
+pytestmark = pytest.mark.anyio
+
+TRICKY = (
+    "plain",
+    'quotes " and \\ backslash',
+    "control \x00 \x01 \x1f \t \n and DEL \x7f",
+    "non-ASCII: 王小明 é 😀 \u2028",
+)
+
+
+def _key(n: int) -> ConvKey:
+    # Ids are printable ASCII: the ones JSON escapes are among them.
+    return ConvKey(ConvType.GROUP if n % 3 == 0 else ConvType.C2C, f'id "\\ {n}')
+
+
+async def _fill(service: ConversationService, alice: Account) -> None:
+    """Conversations that between them set every field, by every kind of write."""
+    for n in range(24):
+        key = _key(n)
+        if n % 2:
+            text = TRICKY[n % 4]
+            await service.set_draft(
+                alice, key, [DraftElement(0, text), DraftElement(0, "2")], user_define=text,
+                origin="t",
+            )  # fmt: skip
+        else:
+            await service.create(alice, key, origin="t")
+    await service.pin(alice, _key(5), is_pinned=True, origin="t")
+    await service.pin(alice, _key(6), is_pinned=True, origin="t")
+    await service.set_custom_data(alice, [_key(1), _key(2)], TRICKY[2], origin="t")
+    await service.mark(alice, [_key(3), _key(4)], mark_type=1 << 40, enable=True, origin="t")
+    await service.mark(alice, [_key(4)], mark_type=1, enable=True, origin="t")
+    await service.create_group(alice, "g \u00e9", [_key(7), _key(8)], origin="t")
+    await service.create_group(alice, "h", [_key(8), _key(9)], origin="t")
+    await service.rename_group(alice, "h", 'h "2"', origin="t")  # rewrites its members
+    await service.cancel_draft(alice, _key(11), origin="t")
+    await service.delete(alice, _key(12), origin="t")
+
+
+async def _expected(service: ConversationService, alice: Account) -> list[Conversation]:
+    """The account's conversations in list order (read a row at a time), as the domain has
+    them."""
+    rows = (await service.list_rows(alice, 0, 1000)).rows
+    keys = [ConvKey(ConvType(row[2]), row[3]) for row in rows]
+    return await service.get_many(alice, keys)
+
+
+async def test_every_page_is_the_wire_encoding_of_its_conversations(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db", listing=ConvListing()) as store:
+        service = ConversationService(store, EventBus())
+        alice = await service.login(0, "alice")
+        await _fill(service, alice)
+        conversations = await _expected(service, alice)
+        assert len(conversations) == 23
+        assert [c.active_time for c in conversations] == sorted(
+            (c.active_time for c in conversations), reverse=True
+        )
+        # Pages of every size, through the cursor: each is exactly the encoder's JSON.
+        for size in (1, 5, 23, 100):
+            cursor, seen = 0, 0
+            while True:
+                page = await service.list_page(alice, cursor, size)
+                part = conversations[seen : seen + size]
+                assert page.listed == msgspec.json.encode([conv_info(c) for c in part])
+                assert page.count == len(part)
+                seen += page.count
+                assert page.is_finished == (seen == len(conversations))
+                if page.is_finished:
+                    break
+                cursor = page.next_seq
+                assert cursor == part[-1].active_time
+            assert seen == len(conversations)
+        # The rows read one by one carry the same renderings.
+        rows = (await service.list_rows(alice, 0, 1000)).rows
+        assert [row[1] for row in rows] == [
+            msgspec.json.encode(conv_info(c)) for c in conversations
+        ]
+
+
+async def test_an_empty_page_is_an_empty_array(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db", listing=ConvListing()) as store:
+        service = ConversationService(store, EventBus())
+        alice = await service.login(0, "alice")
+        page = await service.list_page(alice, 0, 10)
+        assert (page.listed, page.count, page.next_seq, page.is_finished) == (b"[]", 0, 0, True)
+
+
+class _Marked:
+    """A renderer that renders like ConvListing with a marker of its own in front, under
+    another fingerprint, and counts what it renders."""
+
+    def __init__(self, marker: bytes) -> None:
+        self.marker = marker
+        self.rendered = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return f"marked {self.marker!r}"
+
+    def render(self, conversation: Conversation) -> tuple[bytes, bytes]:
+        self.rendered += 1
+        head, tail = ConvListing().render(conversation)
+        return b'{"m":"' + self.marker + b'",' + head[1:], tail
+
+
+def _stored_fingerprint(path: Path) -> str:
+    with closing(sqlite3.connect(path)) as db:
+        return str(db.execute("SELECT value FROM meta WHERE key = 'listing'").fetchone()[0])
+
+
+async def test_another_renderer_renders_every_conversation_again_once(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    async with open_store(path, listing=ConvListing()) as store:
+        service = ConversationService(store, EventBus())
+        alice = await service.login(0, "alice")
+        await _fill(service, alice)
+        plain = await _expected(service, alice)
+    assert _stored_fingerprint(path) == ConvListing().fingerprint
+
+    marked = _Marked(b"x")
+    async with open_store(path, listing=marked) as store:
+        assert marked.rendered == len(plain)  # every conversation, at opening
+        service = ConversationService(store, EventBus())
+        alice = await service.login(0, "alice")
+        page = await service.list_page(alice, 0, 100)
+        infos = msgspec.json.decode(page.listed)
+        assert [info.pop("m") for info in infos] == ["x"] * len(plain)
+        assert msgspec.json.encode(infos) == msgspec.json.encode([conv_info(c) for c in plain])
+    assert _stored_fingerprint(path) == marked.fingerprint
+
+    again = _Marked(b"x")
+    async with open_store(path, listing=again):
+        assert again.rendered == 0  # the same renderer: nothing to do
+
+    async with open_store(path, listing=ConvListing()) as store:
+        service = ConversationService(store, EventBus())
+        alice = await service.login(0, "alice")
+        page = await service.list_page(alice, 0, 100)
+        assert page.listed == msgspec.json.encode([conv_info(c) for c in plain])
+
+
+async def test_a_fingerprint_tells_the_renderings_apart() -> None:
+    listing = ConvListing()
+    assert listing.fingerprint == ConvListing().fingerprint
+    assert '"conv_custom_data"' in listing.fingerprint  # made of real renderings
+    assert listing.fingerprint != _Marked(b"x").fingerprint
