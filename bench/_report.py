@@ -188,7 +188,10 @@ def print_startup(rows: list[Any]) -> None:
         "Spawn -> the socket accepts a connection (polled every 1 ms) -> daemon.status "
         "answered; then SIGTERM -> exit.\nMedians of several starts (goal, issue 10: < 150 ms "
         "to accepting; an idle daemon exits within 200 ms). Bytecode is compiled first, as\n"
-        "pip install does; the peer row is the interpreter importing the libraries convd needs."
+        "pip install does; the peer row is the interpreter importing the libraries convd needs.\n"
+        "A restart finds the file as the last clean stop left it and skips the quick_check; a "
+        "'checked' start runs it\n(the first start after a crash, a change by anything else, "
+        "or a day)."
     )
     headers = ["database", "starts", "accepting", "min..max", "status answered", "SIGTERM->exit"]
     body = [

@@ -112,13 +112,24 @@ def measure_floor(starts: int) -> StartRow:
 
 
 def measure_starts(
-    workdir: Path, label: str, db: Path | None, starts: int, durability: str
+    workdir: Path,
+    label: str,
+    db: Path | None,
+    starts: int,
+    durability: str,
+    *,
+    checked: bool = False,
 ) -> StartRow:
-    """Median of ``starts`` starts on ``db`` (None: a new database every time)."""
+    """Median of ``starts`` starts on ``db`` (None: a new database every time). ``checked``:
+    without the stamp of the last clean stop, so that each start runs the whole quick_check
+    (as after a crash, a change by anything else, or once a day); otherwise each start but
+    the first finds the stamp the one before left (a restart)."""
     samples = []
     for k in range(starts):
         root = workdir / f"start-{label.replace(' ', '-')}-{k}"
         path = db if db is not None else root / "data" / "convd.db"
+        if checked:
+            path.with_name(path.name + ".checked").unlink(missing_ok=True)
         samples.append(time_start(root, path, durability))
         shutil.rmtree(root, ignore_errors=True)
     accepts = [s.accept_ms for s in samples]

@@ -543,6 +543,11 @@ def scenario_startup(workdir: Path, plan: Plan) -> list[_scale.StartRow]:
         rows.append(
             _scale.measure_starts(workdir, f"{size:,} conversations", db, plan.starts, "full")
         )
+        rows.append(
+            _scale.measure_starts(
+                workdir, f"{size:,} conversations, checked", db, plan.starts, "full", checked=True
+            )
+        )
     return rows
 
 

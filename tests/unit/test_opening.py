@@ -13,7 +13,7 @@ import pytest
 
 from convd.domain import Account, ConversationService, EventBus
 from convd.rpc import ConvListing
-from convd.store import SCHEMA_VERSION, DatabaseError, SqliteStore, open_store
+from convd.store import SCHEMA_VERSION, DatabaseError, SqliteStore, open_store, opening
 from convd.store.migrations import APPLICATION_ID, MIGRATIONS, register_functions
 from convd.store.opening import StartedCheck, check_database
 
@@ -316,3 +316,87 @@ def test_counting_pinned_conversations_uses_the_order_index(tmp_path: Path) -> N
     detail = " ".join(str(row[-1]) for row in plan)
     assert "USING PRIMARY KEY" in detail, detail
     assert "active_time>?" in detail, detail
+
+
+def _counting_quick_checks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths the start-up check runs PRAGMA quick_check on, from now on."""
+    checked: list[Path] = []
+    real = opening._quick_check
+
+    def counting(db: sqlite3.Connection, path: Path, budget: float) -> bool:
+        checked.append(path)
+        return real(db, path, budget)
+
+    monkeypatch.setattr(opening, "_quick_check", counting)
+    return checked
+
+
+async def test_a_file_as_the_last_clean_stop_left_it_is_not_checked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    stamp = tmp_path / "convd.db.checked"
+    assert stamp.exists() and not Path(f"{db}-wal").exists()
+    checked = _counting_quick_checks(monkeypatch)
+    first = opening.examine_database(db)
+    assert checked == [] and first.checked_at is not None  # vouched for by the stamp
+    async with open_store(db, listing=ConvListing()) as store:
+        await _login(store, "bob")  # writes: the file changes, and so does the stamp
+    assert checked == []
+    # The stamp carries the time of the last check that ran, not of the last start.
+    assert opening.examine_database(db).checked_at == first.checked_at
+    assert checked == []
+
+
+@pytest.mark.parametrize("change", ["damage", "touch", "wal", "stale", "garbled"])
+async def test_a_file_changed_since_the_clean_stop_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    stamp = tmp_path / "convd.db.checked"
+    checked = _counting_quick_checks(monkeypatch)
+    if change == "damage":  # overwritten in place: the same size, a page's header broken
+        with db.open("r+b") as file:
+            file.seek(4096)
+            file.write(b"\xff" * 64)
+        with pytest.raises(DatabaseError, match=f"{db} is damaged"):
+            opening.examine_database(db)
+        assert checked == [db]
+        return
+    if change == "touch":  # even a modification time set back to what it was
+        info = db.stat()
+        os.utime(db, ns=(info.st_atime_ns, info.st_mtime_ns))
+    elif change == "wal":  # what a crash leaves behind
+        with closing(sqlite3.connect(db, isolation_level=None)) as other:
+            other.execute("PRAGMA wal_autocheckpoint = 0")
+            other.execute("INSERT INTO account (sdk_app_id, user_id) VALUES (0, 'x')")
+            assert opening.examine_database(db).checked_at is not None
+    elif change == "stale":  # the last whole check is more than a day old
+        fields = stamp.read_text().split()
+        old = float(fields[-1]) - opening.FULL_CHECK_INTERVAL - 1
+        stamp.write_text(" ".join([*fields[:-1], repr(old)]) + "\n")
+    else:
+        stamp.write_text("convd-checked-1 not a stamp\n")
+    if change != "wal":
+        assert opening.examine_database(db).checked_at is not None
+    assert checked == [db]
+
+
+async def test_no_stamp_after_a_check_that_ran_out_of_time_or_a_database_error(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    stamp = tmp_path / "convd.db.checked"
+    stamp.unlink()
+    async with open_store(db, listing=ConvListing(), check=StartedCheck(db, budget=0.0)):
+        pass
+    assert not stamp.exists()  # never seen whole: the next start checks it
+    async with open_store(db, listing=ConvListing()) as store:
+        store.stats.database_errors += 1  # as a failed read or commit counts itself
+    assert not stamp.exists()
+    async with open_store(db, listing=ConvListing()):
+        pass
+    assert stamp.exists()

@@ -16,6 +16,13 @@ The checks, cheapest first:
 3. ``PRAGMA quick_check`` (b-tree structure, record formats, NOT NULL and CHECK constraints;
    not the slower match of index and table content that ``integrity_check`` adds), bounded by
    ``QUICK_CHECK_SECONDS``: a check that runs out of time is logged and start-up goes on.
+   It is skipped when the file is exactly as convd left it at a clean shutdown, and the last
+   quick_check of it that finished is less than ``FULL_CHECK_INTERVAL`` old: like a file
+   system marked clean at unmount, the file needs checking only if something else may have
+   changed it. The ``<database>.checked`` stamp (``record_clean_close``) holds what makes
+   that sure (device, inode, size, modification and change times of the file, and no WAL),
+   and when that quick_check ran. A write by anyone, a truncation, a restore or a crash
+   (which leaves a WAL) changes what the stamp names; the change time cannot be set back.
 
 ``convd serve`` runs all of it on a thread of its own from the moment its command line is
 parsed (``StartedCheck``), while the daemon imports the rest of itself: the quick_check of
@@ -30,16 +37,26 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 # urllib.parse's quote is pathname2url on POSIX, without urllib.request's ~15 ms import.
 from urllib.parse import quote as pathname2url
 
 from .migrations import APPLICATION_ID, CONVD_TABLES, SCHEMA_VERSION
 
-__all__ = ["QUICK_CHECK_SECONDS", "DatabaseError", "StartedCheck", "check_database"]
+__all__ = [
+    "FULL_CHECK_INTERVAL",
+    "QUICK_CHECK_SECONDS",
+    "DatabaseError",
+    "StartedCheck",
+    "Verdict",
+    "check_database",
+    "examine_database",
+    "record_clean_close",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +64,9 @@ logger = logging.getLogger(__name__)
 #: for the 7 MB of 100,000 conversations from a warm cache, so 1 s covers databases of some
 #: hundreds of MB; a bigger one is checked that far, and the header checks still apply.
 QUICK_CHECK_SECONDS: Final = 1.0
+#: The longest the quick_check of an unchanged file is skipped: a file that lay on a disk for
+#: a day is read whole once more (bad sectors, firmware: damage that no write time shows).
+FULL_CHECK_INTERVAL: Final = 24 * 3600.0
 
 _MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
@@ -114,10 +134,12 @@ def _out_of_time(path: Path, budget: float) -> None:
     logger.warning("the check of %s did not finish within %.3g s; starting anyway", path, budget)
 
 
-def _quick_check(db: sqlite3.Connection, path: Path, budget: float) -> None:
+def _quick_check(db: sqlite3.Connection, path: Path, budget: float) -> bool:
+    """True if the check finished (and found nothing); raises DatabaseError if it found
+    damage; False if it ran out of time."""
     if budget <= 0:
         _out_of_time(path, budget)
-        return
+        return False
     # Stopped from a timer thread (sqlite3_interrupt), not by a progress handler: a handler
     # is Python, and taking the GIL every few thousand steps made the check wait for the
     # imports it runs beside (StartedCheck).
@@ -130,15 +152,27 @@ def _quick_check(db: sqlite3.Connection, path: Path, budget: float) -> None:
         if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_INTERRUPT:
             raise
         _out_of_time(path, budget)
-        return
+        return False
     finally:
         timer.cancel()
     if problems != ["ok"]:
         raise _damaged(path, "; ".join(" ".join(p.split()) for p in problems))
+    return True
 
 
-def _check_contents(path: Path, wal: bool, budget: float) -> bool:
-    """Check through SQLite, read-only; True if the file is an SQLite database with no schema."""
+class Verdict(NamedTuple):
+    """What the check of a database found."""
+
+    #: convd is to create the database (there is none, or an empty file).
+    create: bool
+    #: When a quick_check of the file last finished (time.time()): the one just run, or the
+    #: one a clean-shutdown stamp vouches for; None when it ran out of time.
+    checked_at: float | None
+
+
+def _check_contents(path: Path, wal: bool, budget: float, clean_since: float | None) -> Verdict:
+    """Check through SQLite, read-only (the quick_check only when ``clean_since`` is None);
+    ``create`` if the file is an SQLite database with no schema."""
     with closing(_connect_read_only(path, wal)) as db:
         application_id = int(db.execute("PRAGMA application_id").fetchone()[0])
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
@@ -153,7 +187,7 @@ def _check_contents(path: Path, wal: bool, budget: float) -> bool:
         elif not names and version == 0:
             # An SQLite file with nothing in it (e.g. a start that stopped right after
             # creating it): nothing to take over.
-            return True
+            return Verdict(True, time.time())
         elif not (1 <= version <= 2 and tables >= CONVD_TABLES):
             listed = ", ".join(sorted(tables)[:5]) or "no tables"
             raise _foreign(path, f"it holds {listed}")
@@ -162,8 +196,11 @@ def _check_contents(path: Path, wal: bool, budget: float) -> bool:
                 f"{path} has schema version {version}, newer than this convd understands "
                 f"({SCHEMA_VERSION}); upgrade convd"
             )
-        _quick_check(db, path, budget)
-    return False
+        if clean_since is not None:
+            logger.debug("%s is as convd closed it: quick_check skipped", path)
+            return Verdict(False, clean_since)
+        started = time.time()
+        return Verdict(False, started if _quick_check(db, path, budget) else None)
 
 
 def check_database(path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> bool:
@@ -171,6 +208,66 @@ def check_database(path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> bool:
 
     Raises DatabaseError, naming the file and what to do, for anything convd must not open.
     """
+    return examine_database(path, budget=budget).create
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".checked")
+
+
+def _clean_since(path: Path, identity: tuple[tuple[int, ...] | None, ...]) -> float | None:
+    """When the quick_check the stamp vouches for ran, if the stamp names ``identity`` and
+    that is recent enough; otherwise None."""
+    try:
+        fields = _stamp_path(path).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    database = identity[0]
+    if len(fields) != 7 or fields[0] != "convd-checked-1" or database is None or identity[1]:
+        return None
+    try:
+        named = tuple(int(field) for field in fields[1:6])
+        checked_at = float(fields[6])
+    except ValueError:
+        return None
+    if named != database or not 0 <= time.time() - checked_at < FULL_CHECK_INTERVAL:
+        return None
+    return checked_at
+
+
+def _past(ctime_ns: int) -> bool:
+    """Wait (a few ms at most) until the clock that file times come from has passed
+    ``ctime_ns``: then any later change to the file gets a later change time. Linux stamps
+    files from a coarse clock, which can give two changes a few ms apart the same time."""
+    clock = getattr(time, "CLOCK_REALTIME_COARSE", time.CLOCK_REALTIME)
+    deadline = time.monotonic() + 0.05
+    while time.clock_gettime_ns(clock) <= ctime_ns:
+        if time.monotonic() > deadline:
+            return False  # a clock set back: no stamp, the next start checks
+        time.sleep(0.001)
+    return True
+
+
+def record_clean_close(path: Path, checked_at: float) -> None:
+    """After a clean shutdown (every connection closed, so no WAL): stamp ``path`` as left
+    by convd, last checked at ``checked_at``, so that the next start may skip its check."""
+    identity = _identity(path)
+    database = identity[0]
+    if database is None or identity[1] is not None or not _past(database[4]):
+        return
+    line = " ".join(["convd-checked-1", *map(str, database), repr(checked_at)])
+    stamp = _stamp_path(path)
+    try:
+        # Written beside and renamed over: a stamp is whole or absent.
+        partial = stamp.with_name(stamp.name + ".tmp")
+        partial.write_text(line + "\n", encoding="ascii")
+        os.replace(partial, stamp)
+    except OSError as exc:
+        logger.warning("cannot write %s (the next start checks the database): %s", stamp, exc)
+
+
+def examine_database(path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> Verdict:
+    """``check_database``, and when a quick_check of the file last finished."""
     wal = _wal_has_frames(path)
     try:
         info = os.stat(path)
@@ -180,15 +277,15 @@ def check_database(path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> bool:
                 f"{path} is missing but its write-ahead log {path}-wal is there; move the "
                 "-wal file away (or put the database back) and start convd again"
             ) from None
-        return True
+        return Verdict(True, time.time())
     if not stat.S_ISREG(info.st_mode):
         raise DatabaseError(f"{path} is not a regular file; choose another --db")
     if info.st_size == 0 and not wal:
-        return True
+        return Verdict(True, time.time())
     try:
         if info.st_size:
             _check_header(path, info.st_size, wal)
-        return _check_contents(path, wal, budget)
+        return _check_contents(path, wal, budget, _clean_since(path, _identity(path)))
     except sqlite3.DatabaseError as exc:
         code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
         if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
@@ -228,20 +325,24 @@ class StartedCheck:
         self._path = path
         self._budget = budget
         self._identity = _identity(path)
-        self._verdict: bool | None = None
+        self._verdict: Verdict | None = None
         self._thread = threading.Thread(target=self._run, name="convd-check", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self._verdict = check_database(self._path, budget=self._budget)
+            self._verdict = examine_database(self._path, budget=self._budget)
         except Exception:  # result() checks again, under the lock, and raises it there
             self._verdict = None
 
     def result(self) -> bool:
         """True if convd is to create the database; raises DatabaseError as check_database."""
+        return self.verdict().create
+
+    def verdict(self) -> Verdict:
+        """The Verdict of examine_database; raises DatabaseError as it does."""
         self._thread.join()
         verdict = self._verdict
         if verdict is not None and _identity(self._path) == self._identity:
             return verdict
-        return check_database(self._path, budget=self._budget)
+        return examine_database(self._path, budget=self._budget)

@@ -37,7 +37,7 @@ from ..domain import (
 )
 from .maintenance import backup_database
 from .migrations import MIGRATIONS, SCHEMA_VERSION, register_functions
-from .opening import DatabaseError, StartedCheck, check_database
+from .opening import DatabaseError, StartedCheck, examine_database, record_clean_close
 from .writer import (
     CONV_COLUMNS,
     CONV_TYPES,
@@ -274,6 +274,7 @@ class SqliteStore:
         try:
             return list(await self._reader.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
+            self.stats.database_errors += 1
             if environment_reason(exc) is None:
                 raise
             raise storage_failure(exc) from exc
@@ -565,15 +566,14 @@ async def open_store(
     database whose renderings another renderer made.
 
     Only a missing or empty file is created; anything but a sound convd database is refused
-    with DatabaseError before a byte of it is written (see ``opening.check_database``).
+    with DatabaseError before a byte of it is written (see ``opening.check_database``); a
+    clean close stamps the file so that the next start need not check it again (see
+    ``opening.record_clean_close``).
     ``check``: that check of ``path``, already started (``convd serve`` starts it early).
     ``writer_thread_start``, ``writer_before_batch``: called on the writer's own thread,
     first, and before each batch (with its number of writes).
     """
-    if check is None:
-        check_database(path)
-    else:
-        check.result()
+    verdict = examine_database(path) if check is None else check.verdict()
     try:
         _create_private(path)
     except OSError as exc:
@@ -619,6 +619,11 @@ async def open_store(
             background.start_soon(store.run)
             yield store
             background.cancel_scope.cancel()
+    # A clean close: every connection is closed (the last one checkpointed the WAL and removed
+    # it), and SQLite reported no error on the way. The next start may skip its quick_check
+    # while the file stays exactly as it is now (opening.record_clean_close).
+    if verdict.checked_at is not None and store.stats.database_errors == 0:
+        record_clean_close(path, verdict.checked_at)
 
 
 #: Conversations rendered per statement when start-up renders every one again.

@@ -126,13 +126,21 @@ def draft_from_document(document: bytes) -> Draft:
 class StoreStats:
     """Counters since start, for ``daemon.status`` and the benchmarks."""
 
-    __slots__ = ("reader_thread_hops", "write_batches", "writer_thread_hops", "writes")
+    __slots__ = (
+        "database_errors",
+        "reader_thread_hops",
+        "write_batches",
+        "writer_thread_hops",
+        "writes",
+    )
 
     def __init__(self) -> None:
         self.writes = 0
         self.write_batches = 0
         self.writer_thread_hops = 0
         self.reader_thread_hops = 0
+        #: SQLite errors of reads and commits: after any, a shutdown leaves no clean stamp.
+        self.database_errors = 0
 
 
 def conversation_from_row(row: tuple[Any, ...]) -> Conversation:
@@ -953,6 +961,7 @@ class GroupCommitWriter:
             _resolve(pending)
 
     def _failure(self, exc: sqlite3.Error) -> StorageFailure:
+        self._stats.database_errors += 1
         failure = storage_failure(exc)
         # Logged once per episode, not once per request: a full disk fails every write.
         if self._failing != failure.reason:
