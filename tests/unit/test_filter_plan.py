@@ -10,7 +10,7 @@ import pytest
 
 from convd.domain import ConversationFilter, ConvType
 from convd.store.migrations import MIGRATIONS, register_functions
-from convd.store.sqlite import filtered_list_query
+from convd.store.sqlite import filtered_list_query, list_page_statement
 
 FILTERS = {
     "type": ConversationFilter(conv_type=ConvType.GROUP),
@@ -91,3 +91,37 @@ def test_the_queries_return_what_the_filter_says(db: sqlite3.Connection) -> None
     assert [row[3] for row in rows] == ["c1995", "c1988", "c1981", "c1974", "c1967"]
     sql, params = filtered_list_query(1, 1967, 2, ConversationFilter(has_draft=True))
     assert [row[3] for row in db.execute(sql, params)] == ["c1960", "c1953"]
+
+
+@pytest.mark.parametrize("name", [*sorted(FILTERS), None])
+@pytest.mark.parametrize("cursor", [None, 12345], ids=["first page", "next page"])
+def test_the_page_statement_reads_the_same_index_in_order(
+    db: sqlite3.Connection, name: str | None, cursor: int | None
+) -> None:
+    """The statement a page runs (the renderings joined in SQLite, and whether more follow)
+    drives the same index twice, and reads its page as a co-routine: in list order, which
+    group_concat keeps."""
+    sql, params = list_page_statement(1, cursor, 101, None if name is None else FILTERS[name])
+    plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    text = "\n".join(plan)
+    assert "TEMP B-TREE" not in text and "MATERIALIZE" not in text, text
+    assert [step for step in plan if step.startswith("CO-ROUTINE")], text
+    # Only the subqueries are scanned, never a table or an index of the account's rows.
+    scanned = [step.split()[1] for step in plan if step.startswith("SCAN")]
+    assert not {"c", "m", "conversation"} & set(scanned), text
+    index = "PRIMARY KEY" if name is None else INDEX[name]
+    assert sum(f"{index} " in step + " " for step in plan) == 2, text
+
+
+def test_a_page_statement_answers_with_the_page_and_what_follows(db: sqlite3.Connection) -> None:
+    where = ConversationFilter(has_draft=True)
+    listed, count, last, more = db.execute(*list_page_statement(1, None, 2, where)).fetchone()
+    assert (count, last, more) == (2, 1988, 1)
+    assert (
+        listed
+        == b"["
+        + b",".join(row[1] for row in db.execute(*filtered_list_query(1, None, 2, where)))
+        + b"]"
+    )
+    assert db.execute(*list_page_statement(1, 8, 5, where)).fetchone()[1:] == (1, 7, 0)
+    assert db.execute(*list_page_statement(1, 7, 5, where)).fetchone() == (None, 0, None, 0)

@@ -47,7 +47,6 @@ __all__ = [
 
 _TEXT = int(TIMElemType.kTIMElem_Text)
 _WIRE_CONV_TYPES = {t: TIMConvType(int(t)) for t in domain.ConvType}
-_WIRE_CONV_TYPES_BY_NUMBER = {int(t): TIMConvType(int(t)) for t in domain.ConvType}
 _DOMAIN_CONV_TYPES = {TIMConvType(int(t)): t for t in domain.ConvType}
 
 
@@ -185,9 +184,6 @@ def draft_version(version: domain.DraftVersion) -> DraftVersion:
         replaced_by=version.replaced_by,
         replaced_how=version.replaced_how,
     )
-
-
-_UINT64 = (1 << 64) - 1  # the store keeps marks as SQLite's signed 64-bit integer
 
 
 def mark_array(marks: int) -> list[int]:

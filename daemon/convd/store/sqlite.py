@@ -53,7 +53,13 @@ from .writer import (
     storage_failure,
 )
 
-__all__ = ["DatabaseError", "SqliteStore", "filtered_list_query", "open_store"]
+__all__ = [
+    "DatabaseError",
+    "SqliteStore",
+    "filtered_list_query",
+    "list_page_statement",
+    "open_store",
+]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -130,6 +136,43 @@ def _page_statement(
 def _listed(row: tuple[Any, ...]) -> ListedConversations:
     listed, count, last, more = row
     return ListedConversations(listed or b"[]", count, last, bool(more))
+
+
+def _page_query(
+    columns: str, account_id: int, before_active_time: int | None, limit: int
+) -> tuple[str, list[Any]]:
+    # One range of the table's primary key (account_id, active_time): it is stored in list
+    # order (schema version 6).
+    if before_active_time is None:
+        return (
+            f"SELECT {columns} FROM conversation WHERE account_id = ? "
+            "ORDER BY active_time DESC LIMIT ?",
+            [account_id, limit],
+        )
+    return (
+        f"SELECT {columns} FROM conversation "
+        "WHERE account_id = ? AND active_time < ? ORDER BY active_time DESC LIMIT ?",
+        [account_id, before_active_time, limit],
+    )
+
+
+def list_page_statement(
+    account_id: int, before_active_time: int | None, limit: int, where: ConversationFilter | None
+) -> tuple[str, list[Any]]:
+    """The statement (and its parameters) that reads a page of the list, filtered by
+    ``where`` if given, as one row of ListedConversations' fields (see _page_statement)."""
+    if where is not None:
+        page = filtered_list_query(
+            account_id, before_active_time, limit, where, columns=_page_columns
+        )
+        following = filtered_list_query(account_id, None, 1, where, after_page=True)
+    else:
+        page = _page_query(_page_columns(""), account_id, before_active_time, limit)
+        following = (
+            "SELECT 1 FROM conversation WHERE account_id = ? AND active_time < page.last",
+            [account_id],
+        )
+    return _page_statement(page, following)
 
 
 _GROUP_ID = "(SELECT id FROM conversation_group WHERE account_id = ? AND name = ?)"
@@ -316,43 +359,14 @@ class SqliteStore:
         *,
         where: ConversationFilter | None = None,
     ) -> ListedConversations:
-        if where is not None:
-            page = filtered_list_query(
-                account_id, before_active_time, limit, where, columns=_page_columns
-            )
-            following = filtered_list_query(account_id, None, 1, where, after_page=True)
-        else:
-            page = self._page_query(_page_columns(""), account_id, before_active_time, limit)
-            following = (
-                "SELECT 1 FROM conversation WHERE account_id = ? AND active_time < page.last",
-                [account_id],
-            )
-        rows = await self._read(*_page_statement(page, following))
+        rows = await self._read(*list_page_statement(account_id, before_active_time, limit, where))
         return _listed(rows[0])
 
     async def list_conversation_rows(
         self, account_id: int, before_active_time: int | None, limit: int
     ) -> list[ConversationRow]:
         return await self._read(
-            *self._page_query(_row_columns(""), account_id, before_active_time, limit)
-        )
-
-    @staticmethod
-    def _page_query(
-        columns: str, account_id: int, before_active_time: int | None, limit: int
-    ) -> tuple[str, list[Any]]:
-        # One range of the table's primary key (account_id, active_time): it is stored in
-        # list order (schema version 6).
-        if before_active_time is None:
-            return (
-                f"SELECT {columns} FROM conversation WHERE account_id = ? "
-                "ORDER BY active_time DESC LIMIT ?",
-                [account_id, limit],
-            )
-        return (
-            f"SELECT {columns} FROM conversation "
-            "WHERE account_id = ? AND active_time < ? ORDER BY active_time DESC LIMIT ?",
-            [account_id, before_active_time, limit],
+            *_page_query(_row_columns(""), account_id, before_active_time, limit)
         )
 
     async def list_groups(self, account_id: int) -> list[str]:
