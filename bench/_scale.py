@@ -122,8 +122,8 @@ def measure_starts(
 ) -> StartRow:
     """Median of ``starts`` starts on ``db`` (None: a new database every time). ``checked``:
     without the stamp of the last clean stop, so that each start runs the whole quick_check
-    (as after a crash, a change by anything else, or once a day); otherwise each start but
-    the first finds the stamp the one before left (a restart)."""
+    (as after a crash, a change by anything else, or once a day); otherwise each start finds
+    the stamp the clean stop before it left (a restart)."""
     samples = []
     for k in range(starts):
         root = workdir / f"start-{label.replace(' ', '-')}-{k}"

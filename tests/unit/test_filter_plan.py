@@ -101,7 +101,9 @@ def test_the_page_statement_reads_the_same_index_in_order(
     """The statement a page runs (the renderings joined in SQLite, and whether more follow)
     drives the same index twice, and reads its page as a co-routine: in list order, which
     group_concat keeps."""
-    sql, params = list_page_statement(1, cursor, 101, None if name is None else FILTERS[name])
+    sql, params = list_page_statement(
+        1, cursor, 101, None if name is None else FILTERS[name], separator=b","
+    )
     plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
     text = "\n".join(plan)
     assert "TEMP B-TREE" not in text and "MATERIALIZE" not in text, text
@@ -115,13 +117,12 @@ def test_the_page_statement_reads_the_same_index_in_order(
 
 def test_a_page_statement_answers_with_the_page_and_what_follows(db: sqlite3.Connection) -> None:
     where = ConversationFilter(has_draft=True)
-    listed, count, last, more = db.execute(*list_page_statement(1, None, 2, where)).fetchone()
+    statement = list_page_statement(1, None, 2, where, separator=b"<>")
+    joined, count, last, more = db.execute(*statement).fetchone()
     assert (count, last, more) == (2, 1988, 1)
-    assert (
-        listed
-        == b"["
-        + b",".join(row[1] for row in db.execute(*filtered_list_query(1, None, 2, where)))
-        + b"]"
-    )
-    assert db.execute(*list_page_statement(1, 8, 5, where)).fetchone()[1:] == (1, 7, 0)
-    assert db.execute(*list_page_statement(1, 7, 5, where)).fetchone() == (None, 0, None, 0)
+    rows = db.execute(*filtered_list_query(1, None, 2, where)).fetchall()
+    assert joined == b"<>".join(row[1] for row in rows)
+    statement = list_page_statement(1, 8, 5, where, separator=b",")
+    assert db.execute(*statement).fetchone()[1:] == (1, 7, 0)
+    statement = list_page_statement(1, 7, 5, where, separator=b",")
+    assert db.execute(*statement).fetchone() == (None, 0, None, 0)

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from convd.domain import Account, ConversationService, EventBus
+from convd.domain import Account, BackupFailed, ConversationService, EventBus
 from convd.rpc import ConvListing
-from convd.store import SCHEMA_VERSION, DatabaseError, SqliteStore, open_store, opening
+from convd.store import (
+    SCHEMA_VERSION,
+    DatabaseError,
+    SqliteStore,
+    maintenance,
+    open_store,
+    opening,
+)
 from convd.store.migrations import APPLICATION_ID, MIGRATIONS, register_functions
 from convd.store.opening import StartedCheck, check_database
 
@@ -384,9 +391,7 @@ async def test_a_file_changed_since_the_clean_stop_is_checked(
     assert checked == [db]
 
 
-async def test_no_stamp_after_a_check_that_ran_out_of_time_or_a_database_error(
-    tmp_path: Path,
-) -> None:
+async def test_no_stamp_after_a_check_that_ran_out_of_time(tmp_path: Path) -> None:
     db = tmp_path / "convd.db"
     await _make_convd_database(db)
     stamp = tmp_path / "convd.db.checked"
@@ -394,9 +399,75 @@ async def test_no_stamp_after_a_check_that_ran_out_of_time_or_a_database_error(
     async with open_store(db, listing=ConvListing(), check=StartedCheck(db, budget=0.0)):
         pass
     assert not stamp.exists()  # never seen whole: the next start checks it
-    async with open_store(db, listing=ConvListing()) as store:
-        store.stats.database_errors += 1  # as a failed read or commit counts itself
-    assert not stamp.exists()
     async with open_store(db, listing=ConvListing()):
         pass
     assert stamp.exists()
+
+
+async def test_a_start_removes_the_stamp_until_its_clean_close(tmp_path: Path) -> None:
+    """A run that ends in a crash leaves no stamp (its WAL would also say so, unless it
+    wrote nothing)."""
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    stamp = tmp_path / "convd.db.checked"
+    assert stamp.exists()
+    async with open_store(db, listing=ConvListing()):
+        assert not stamp.exists()
+    assert stamp.exists()
+    assert stamp.stat().st_mode & 0o777 == 0o600
+    assert not [name for name in _files(tmp_path) if name.endswith(".tmp")]
+
+
+async def test_a_run_that_saw_sqlite_fail_leaves_no_stamp_even_if_it_wrote_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that failed (here: a backup's copy, as SQLite fails on a page it cannot read)
+    leaves the file as it was, with no write to change its identity: the last clean stop's
+    stamp must not vouch for it."""
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    stamp = tmp_path / "convd.db.checked"
+    identity = opening._identity(db)
+
+    def unreadable(source: sqlite3.Connection, target: Path) -> int:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(maintenance, "_copy", unreadable)
+    async with open_store(db, listing=ConvListing()) as store:
+        service = ConversationService(store, EventBus())
+        with pytest.raises(BackupFailed) as failed:
+            await service.backup(str(tmp_path / "backup.db"), False)
+        assert failed.value.database_failed
+        assert store.stats.database_errors == 1
+    assert opening._identity(db) == identity  # nothing written
+    assert not stamp.exists()
+    checked = _counting_quick_checks(monkeypatch)
+    opening.examine_database(db)
+    assert checked == [db]
+
+
+async def test_a_backup_that_fails_on_its_target_is_no_database_error(tmp_path: Path) -> None:
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    async with open_store(db, listing=ConvListing()) as store:
+        service = ConversationService(store, EventBus())
+        with pytest.raises(BackupFailed) as failed:
+            await service.backup(str(tmp_path / "no such directory" / "backup.db"), False)
+        assert not failed.value.database_failed
+        assert store.stats.database_errors == 0
+    assert (tmp_path / "convd.db.checked").exists()
+
+
+@pytest.mark.parametrize(
+    ("mtime_ns", "ctime_ns", "trusted"),
+    [
+        (1_700_000_000_123_456_789, 1_700_000_000_987_654_321, True),
+        (1_700_000_000_000_000_000, 1_700_000_000_500_000_000, True),
+        (1_700_000_000_000_000_000, 1_700_000_001_000_000_000, False),  # whole seconds
+    ],
+)
+def test_file_times_in_whole_seconds_are_not_trusted_to_tell_changes_apart(
+    mtime_ns: int, ctime_ns: int, trusted: bool
+) -> None:
+    database = (1, 2, 4096, mtime_ns, ctime_ns)
+    assert opening._times_tell_changes_apart(database) is trusted

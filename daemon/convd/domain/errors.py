@@ -77,12 +77,21 @@ class SubscriptionNotFound(DomainError):
 
 
 class BackupFailed(DomainError):
-    """The backup could not be written; ``errno_name`` is the OS error (``"EEXIST"``) if any."""
+    """The backup could not be written; ``errno_name`` is the OS error (``"EEXIST"``) if any;
+    ``database_failed``: the database engine failed while copying (not the target's file)."""
 
-    def __init__(self, message: str, path: str, errno_name: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        path: str,
+        errno_name: str | None = None,
+        *,
+        database_failed: bool = False,
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.errno_name = errno_name
+        self.database_failed = database_failed
 
 
 class StorageFailure(DomainError):

@@ -108,7 +108,7 @@ class Conversation(msgspec.Struct, frozen=True):
 
 class ListedConversations(msgspec.Struct, frozen=True):
     """A page of the list as the store reads it: ``listed`` is the page's conversations as a
-    list shows them (the renderings of the store's ListingRenderer, in a JSON array),
+    list shows them (ListingRenderer.page of the renderings of the store's renderer),
     ``count`` how many, ``last_active_time`` the last one's sort key (None: the page is
     empty), and ``more`` whether any conversation follows it. The domain passes a page on
     without looking inside: a page of a big account is the one read whose cost grows with

@@ -30,15 +30,26 @@ class ListingRenderer(Protocol):
 
     The store renders each conversation when it writes it and stores the rendering beside
     it, so that a list page is read, not built: ``head + draft document + tail`` is the
-    conversation as listed, one JSON value (the draft, stored once as its own document,
-    goes between the two; with no draft, ``tail`` is empty), and a page is the JSON array of
-    its conversations' renderings. The domain never looks inside.
+    conversation as listed (the draft, stored once as its own document, goes between the
+    two; with no draft, ``tail`` is empty), and a page is ``page()`` of its conversations'
+    renderings joined by ``separator``. Neither the store nor the domain looks inside.
     """
+
+    @property
+    def separator(self) -> bytes:
+        """What goes between two renderings in a page."""
+        ...
+
+    def page(self, joined: bytes) -> bytes:
+        """A page of the list, from its renderings in list order joined by ``separator``
+        (empty: a page of none)."""
+        ...
 
     @property
     def fingerprint(self) -> str:
         """Changes whenever a rendering would: the store renders every conversation again
-        when the one its renderings were made with differs (a new convd, or a migration)."""
+        when the one its renderings were made with differs (a new convd), and after every
+        migration."""
         ...
 
     def render(self, conversation: Conversation) -> tuple[bytes, bytes]:

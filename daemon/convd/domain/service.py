@@ -201,12 +201,8 @@ class ConversationService:
         """A page of the list (of the conversations that match ``where``, if given)."""
         if count < 1:
             raise InvalidParameter("count must be at least 1")
-        if where is not None:
-            if where.mark_type is not None and where.mark_type >= 1 << 64:
-                raise InvalidParameter("mark_type must fit in 64 bits")
-            if where.group is not None and len(where.group.encode()) > Limits.max_group_name_bytes:
-                # No group can have that name: nothing matches.
-                return ConversationPage(b"[]", 0, next_seq, True)
+        if where is not None and where.mark_type is not None and where.mark_type >= 1 << 64:
+            raise InvalidParameter("mark_type must fit in 64 bits")
         if where is None:
             page = await self._store.list_conversations(account.id, next_seq or None, count)
         else:

@@ -27,7 +27,7 @@ from convd_schemas import (
 )
 from convd_schemas.enums import TIMElemType
 
-from .. import domain
+from .. import __version__, domain
 
 __all__ = [
     "ConvListing",
@@ -116,8 +116,18 @@ class ConvListing:
 
     A rendering is the conversation's wire ConvInfo, byte for byte as ``conv_info`` encodes,
     cut where its draft goes: the store keeps the draft once, as the SDK's json_draft_param
-    document (which is what ``wire_draft`` encodes to), and puts it back in between.
+    document (which is what ``wire_draft`` encodes to), and puts it back in between. A page
+    is the JSON array of its renderings.
     """
+
+    @property
+    def separator(self) -> bytes:
+        return b","
+
+    def page(self, joined: bytes) -> bytes:
+        # A JSON array: one copy of the page, made here rather than by SQL (whose || copied
+        # the whole page at each end).
+        return b"[" + joined + b"]"
 
     def render(self, conversation: domain.Conversation) -> tuple[bytes, bytes]:
         if conversation.draft is None:
@@ -128,8 +138,9 @@ class ConvListing:
 
     @property
     def fingerprint(self) -> str:
-        # The renderings of two conversations that between them set every field: any change
-        # to how conversations render (the wire contract, msgspec) changes them.
+        # convd's and msgspec's versions (a release may render some value differently that
+        # no sample shows), and the renderings of two conversations that between them set
+        # every field (a change between releases, as in development).
         return _listing_fingerprint()
 
 
@@ -150,8 +161,8 @@ def _listing_fingerprint() -> str:
         ),
         domain.Conversation(domain.ConvType.C2C, "u", 1),
     )
-    renderings = [b"|".join(ConvListing().render(sample)) for sample in samples]
-    return b"\n".join(renderings).decode()
+    renderings = [b"|".join(ConvListing().render(sample)).decode() for sample in samples]
+    return "\n".join([f"convd {__version__}, msgspec {msgspec.__version__}", *renderings])
 
 
 def list_result(page: domain.ConversationPage) -> ConvListResult:

@@ -111,7 +111,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -119,7 +119,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _private_temp(directory: Path, stem: str) -> Path:
+def private_temp(directory: Path, stem: str) -> Path:
     """A new, empty, 0600 file in ``directory`` (never an existing one)."""
     import secrets  # only backups and restores need it: kept off the start-up path
 
@@ -145,7 +145,7 @@ def _copy(source: sqlite3.Connection, target: Path) -> int:
         # The copy inherits WAL mode from the page it copied; make it one self-contained file.
         copy.execute("PRAGMA journal_mode = DELETE")
         version = int(copy.execute("PRAGMA user_version").fetchone()[0])
-    _fsync_file(target)
+    fsync_file(target)
     return version
 
 
@@ -156,7 +156,7 @@ def _new_history(database: Path, version: int) -> None:
     if version >= 2:
         with closing(sqlite3.connect(database, isolation_level=None)) as copy:
             copy.execute(NEW_HISTORY_ID)
-        _fsync_file(database)
+        fsync_file(database)
 
 
 def _errno_name(exc: OSError) -> str | None:
@@ -182,7 +182,7 @@ def backup_database(database: Path, target: Path, *, overwrite: bool = False) ->
         )
     temporary: Path | None = None
     try:
-        temporary = _private_temp(target.parent, target.name)
+        temporary = private_temp(target.parent, target.name)
         with closing(sqlite3.connect(database, isolation_level=None, timeout=5.0)) as source:
             source.execute("PRAGMA query_only = ON")
             version = _copy(source, temporary)
@@ -209,6 +209,7 @@ def backup_database(database: Path, target: Path, *, overwrite: bool = False) ->
         raise BackupFailed(
             "cannot copy the database (SQLite failed; the daemon's log has the details)",
             str(target),
+            database_failed=True,
         ) from None
     finally:
         if temporary is not None:
@@ -292,7 +293,7 @@ def restore_database(source: Path, database: Path) -> RestoreResult:
     if database.exists() and os.path.samefile(source, database):
         raise MaintenanceError(f"{source} is the database itself; nothing to restore")
     database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = _private_temp(database.parent, database.name + ".restore")
+    temporary = private_temp(database.parent, database.name + ".restore")
     try:
         try:
             with closing(_open_read_only(source)) as backup:

@@ -23,11 +23,16 @@ The checks, cheapest first:
    that sure (device, inode, size, modification and change times of the file, and no WAL),
    and when that quick_check ran. A write by anyone, a truncation, a restore or a crash
    (which leaves a WAL) changes what the stamp names; the change time cannot be set back.
+   The stamp is removed as soon as a start has accepted the file (``forget_clean_close``)
+   and written again only by a clean close after a run in which SQLite reported no error.
+   No stamp is written where file times cannot tell two changes apart: whole-second times
+   (FAT, ext3, some network file systems) or a change time that is the creation time
+   (Windows); there every start checks.
 
 ``convd serve`` runs all of it on a thread of its own from the moment its command line is
 parsed (``StartedCheck``), while the daemon imports the rest of itself: the quick_check of
-100,000 conversations (30 MB) takes 35-60 ms of SQLite's C code, which holds no GIL. This
-module needs nothing but sqlite3 for that.
+100,000 conversations (64-100 MB since schema 11's renderings) takes ~110 ms of SQLite's C
+code, which holds no GIL. This module needs nothing but sqlite3 for that.
 """
 
 from __future__ import annotations
@@ -55,14 +60,16 @@ __all__ = [
     "Verdict",
     "check_database",
     "examine_database",
+    "forget_clean_close",
     "record_clean_close",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: The most time start-up spends on ``PRAGMA quick_check``. It reads every page: about 20 ms
-#: for the 7 MB of 100,000 conversations from a warm cache, so 1 s covers databases of some
-#: hundreds of MB; a bigger one is checked that far, and the header checks still apply.
+#: The most time start-up spends on ``PRAGMA quick_check``. It reads every page: ~110 ms for
+#: the 100 MB of 100,000 conversations with their change history, from a warm cache, so 1 s
+#: covers databases of several hundred MB; a bigger one is checked that far, and the header
+#: checks still apply.
 QUICK_CHECK_SECONDS: Final = 1.0
 #: The longest the quick_check of an unchanged file is skipped: a file that lay on a disk for
 #: a day is read whole once more (bad sectors, firmware: damage that no write time shows).
@@ -248,22 +255,54 @@ def _past(ctime_ns: int) -> bool:
     return True
 
 
+def forget_clean_close(path: Path) -> None:
+    """Remove ``path``'s stamp: once a start has accepted the file, only a clean close may
+    vouch for it again (a run that ends in a crash, or that saw SQLite fail, must not leave
+    the last clean close's stamp behind, even if it wrote nothing)."""
+    stamp = _stamp_path(path)
+    try:
+        stamp.unlink(missing_ok=True)
+    except OSError as exc:
+        # A stamp that cannot go could vouch for a file this run finds damaged: say so.
+        logger.warning("cannot remove %s (remove it by hand): %s", stamp, exc)
+
+
+def _times_tell_changes_apart(database: tuple[int, ...]) -> bool:
+    """False where a file's times cannot tell two changes apart: whole seconds (FAT, ext3,
+    some network file systems; a nanosecond clock hits .000000000 once in 10**9), or a
+    change time that is the creation time (Windows)."""
+    mtime_ns, ctime_ns = database[3], database[4]
+    return os.name == "posix" and bool(mtime_ns % 1_000_000_000 or ctime_ns % 1_000_000_000)
+
+
 def record_clean_close(path: Path, checked_at: float) -> None:
     """After a clean shutdown (every connection closed, so no WAL): stamp ``path`` as left
     by convd, last checked at ``checked_at``, so that the next start may skip its check."""
     identity = _identity(path)
     database = identity[0]
-    if database is None or identity[1] is not None or not _past(database[4]):
+    if database is None or identity[1] is not None or not _times_tell_changes_apart(database):
         return
+    if not _past(database[4]) or _identity(path) != identity:
+        return  # a clock set back, or a change meanwhile: no stamp, the next start checks
     line = " ".join(["convd-checked-1", *map(str, database), repr(checked_at)])
     stamp = _stamp_path(path)
+    # Imported here: the start-up's early check imports this module, and needs no more.
+    from .maintenance import private_temp
+
+    partial: Path | None = None
     try:
-        # Written beside and renamed over: a stamp is whole or absent.
-        partial = stamp.with_name(stamp.name + ".tmp")
-        partial.write_text(line + "\n", encoding="ascii")
+        # Written beside (a new 0600 file, never one someone put there) and renamed over: a
+        # stamp is whole or absent.
+        partial = private_temp(stamp.parent, stamp.name)
+        with open(partial, "w", encoding="ascii") as file:
+            file.write(line + "\n")
         os.replace(partial, stamp)
+        partial = None
     except OSError as exc:
         logger.warning("cannot write %s (the next start checks the database): %s", stamp, exc)
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
 
 
 def examine_database(path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> Verdict:
@@ -312,13 +351,13 @@ def _identity(path: Path) -> tuple[tuple[int, ...] | None, ...]:
 
 
 class StartedCheck:
-    """``check_database(path)``, begun at once on a thread of its own.
+    """``examine_database(path)``, begun at once on a thread of its own.
 
     ``convd serve`` starts it before importing the rest of the daemon, and asks for the
     verdict once it holds the database's lock. A verdict reached before the lock counts only
     for the file it saw: if the database or its WAL changed since the check began (another
-    convd still writing, a restore), or if the check refused the file, ``result`` checks
-    again, now under the lock, and that is the verdict.
+    convd still writing, a restore), or if the check refused the file, ``verdict`` examines
+    it again, now under the lock, and that is the verdict.
     """
 
     def __init__(self, path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> None:
@@ -332,7 +371,7 @@ class StartedCheck:
     def _run(self) -> None:
         try:
             self._verdict = examine_database(self._path, budget=self._budget)
-        except Exception:  # result() checks again, under the lock, and raises it there
+        except Exception:  # verdict() examines again, under the lock, and raises it there
             self._verdict = None
 
     def result(self) -> bool:

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ import msgspec
 
 from ..domain import (
     Account,
+    BackupFailed,
     BackupInfo,
     Change,
     ChangeKind,
@@ -35,9 +36,15 @@ from ..domain import (
     StorageFailure,
     WriteOperation,
 )
-from .maintenance import backup_database
+from .maintenance import backup_database, fsync_file
 from .migrations import MIGRATIONS, SCHEMA_VERSION, register_functions
-from .opening import DatabaseError, StartedCheck, examine_database, record_clean_close
+from .opening import (
+    DatabaseError,
+    StartedCheck,
+    examine_database,
+    forget_clean_close,
+    record_clean_close,
+)
 from .writer import (
     CONV_COLUMNS,
     CONV_TYPES,
@@ -112,12 +119,12 @@ def _page_columns(table: str) -> str:
 
 
 def _page_statement(
-    page: tuple[str, list[Any]], following: tuple[str, list[Any]]
+    page: tuple[str, list[Any]], following: tuple[str, list[Any]], separator: bytes
 ) -> tuple[str, list[Any]]:
-    """One statement that reads a page and answers as ListedConversations: the renderings of
-    ``page`` (rows of _page_columns, in list order) as one JSON array made in SQLite, not a
-    Python object per conversation, and whether ``following`` (a query in which
-    ``page.last`` is the page's last sort key) finds a conversation after it.
+    """One statement that reads a page: the renderings of ``page`` (rows of _page_columns, in
+    list order) joined by ``separator`` in SQLite, not a Python object per conversation, how
+    many, the last one's sort key, and whether ``following`` (a query in which ``page.last``
+    is the page's last sort key) finds a conversation after it.
 
     group_concat joins the rows in the order its subquery yields them (SQLite's documents
     call that order arbitrary, but a subquery with ORDER BY and LIMIT is not flattened into
@@ -126,16 +133,11 @@ def _page_statement(
     """
     sql = (
         f"SELECT listed, n, last, EXISTS ({following[0]}) FROM ("
-        "SELECT CAST('[' || group_concat(rendering, ',') || ']' AS BLOB) AS listed, "
-        "count(*) AS n, "
+        "SELECT CAST(group_concat(rendering, ?) AS BLOB) AS listed, count(*) AS n, "
         f"min(active_time) AS last FROM ({page[0]})) AS page"
     )
-    return sql, following[1] + page[1]
-
-
-def _listed(row: tuple[Any, ...]) -> ListedConversations:
-    listed, count, last, more = row
-    return ListedConversations(listed or b"[]", count, last, bool(more))
+    # Bound in the order of the text: the EXISTS comes first.
+    return sql, [*following[1], separator, *page[1]]
 
 
 def _page_query(
@@ -157,10 +159,16 @@ def _page_query(
 
 
 def list_page_statement(
-    account_id: int, before_active_time: int | None, limit: int, where: ConversationFilter | None
+    account_id: int,
+    before_active_time: int | None,
+    limit: int,
+    where: ConversationFilter | None,
+    *,
+    separator: bytes,
 ) -> tuple[str, list[Any]]:
     """The statement (and its parameters) that reads a page of the list, filtered by
-    ``where`` if given, as one row of ListedConversations' fields (see _page_statement)."""
+    ``where`` if given, as one row: the renderings joined by ``separator`` (None: none),
+    how many, the last one's sort key, and whether more follow (see _page_statement)."""
     if where is not None:
         page = filtered_list_query(
             account_id, before_active_time, limit, where, columns=_page_columns
@@ -172,7 +180,7 @@ def list_page_statement(
             "SELECT 1 FROM conversation WHERE account_id = ? AND active_time < page.last",
             [account_id],
         )
-    return _page_statement(page, following)
+    return _page_statement(page, following, separator)
 
 
 _GROUP_ID = "(SELECT id FROM conversation_group WHERE account_id = ? AND name = ?)"
@@ -292,6 +300,7 @@ class SqliteStore:
         self.durability = durability
         self.stats = StoreStats()
         self._checkpointer = checkpointer
+        self._listing = listing
         self._group_commit = GroupCommitWriter(
             writer,
             retention=retention,
@@ -359,8 +368,15 @@ class SqliteStore:
         *,
         where: ConversationFilter | None = None,
     ) -> ListedConversations:
-        rows = await self._read(*list_page_statement(account_id, before_active_time, limit, where))
-        return _listed(rows[0])
+        listing = self._listing
+        joined, count, last, more = (
+            await self._read(
+                *list_page_statement(
+                    account_id, before_active_time, limit, where, separator=listing.separator
+                )
+            )
+        )[0]
+        return ListedConversations(listing.page(joined or b""), count, last, bool(more))
 
     async def list_conversation_rows(
         self, account_id: int, before_active_time: int | None, limit: int
@@ -377,9 +393,7 @@ class SqliteStore:
 
     async def count_conversations(self) -> int:
         # Kept per account by triggers (schema version 3): a few rows, whatever their size.
-        rows = await self._reader.execute_fetchall(
-            "SELECT coalesce(sum(conversations), 0) FROM account"
-        )
+        rows = await self._read("SELECT coalesce(sum(conversations), 0) FROM account")
         return int(next(iter(rows))[0])
 
     async def current_seq(self, account_id: int) -> int:
@@ -414,9 +428,14 @@ class SqliteStore:
 
     async def backup(self, target: Path, *, overwrite: bool) -> BackupInfo:
         # A fresh connection in a worker thread: neither the reader nor the writer waits.
-        return await anyio.to_thread.run_sync(
-            lambda: backup_database(self._path, target, overwrite=overwrite)
-        )
+        try:
+            return await anyio.to_thread.run_sync(
+                lambda: backup_database(self._path, target, overwrite=overwrite)
+            )
+        except BackupFailed as exc:
+            if exc.database_failed:
+                self.stats.database_errors += 1  # maybe a page it could not read: check at start
+            raise
 
     async def _account_seqs(self, account_id: int) -> tuple[int, int]:
         rows = await self._read(
@@ -456,7 +475,7 @@ class SqliteStore:
             try:
                 due = time.monotonic() - last_sync >= _SYNC_INTERVAL - interval
                 if everysec and writes != synced_writes and due:
-                    await anyio.to_thread.run_sync(_fsync_file, wal)
+                    await anyio.to_thread.run_sync(_fsync_wal, wal)
                     synced_writes, last_sync = writes, time.monotonic()
                 if self._checkpointer is not None and writes != checked_writes:
                     checked_writes = writes
@@ -464,6 +483,7 @@ class SqliteStore:
                 if wal.exists() and wal.stat().st_size > WAL_RESET_BYTES:
                     await self._group_commit.run_between_batches(_restart_wal)
             except (OSError, sqlite3.Error, StorageFailure) as exc:
+                self.stats.database_errors += 1  # the next start checks the file
                 logger.warning("WAL upkeep of %s failed: %s", wal, exc)
 
 
@@ -471,17 +491,11 @@ def _restart_wal(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_wal(wal: Path) -> None:
     # fsync flushes the file's (inode's) dirty pages whichever descriptor asks: SQLite's own
     # writes to the WAL become durable without holding up the writer thread.
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with suppress(FileNotFoundError):
+        fsync_file(wal)
 
 
 #: SQLite's page cache per connection, in KiB (a negative PRAGMA cache_size). The default
@@ -541,8 +555,10 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
         logger.info("migrating %s from schema version %d to %d", path, version, SCHEMA_VERSION)
     await run_on_connection_thread(db, register_functions)
     steps = "".join(f"{script};\n" for script in MIGRATIONS[version:])
+    # A migrated row may render differently: _render_listing renders them all again.
     await db.executescript(
-        f"BEGIN IMMEDIATE; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        f"BEGIN IMMEDIATE; {steps} DELETE FROM meta WHERE key = 'listing'; "
+        f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
     )
 
 
@@ -584,14 +600,15 @@ async def open_store(
     database whose renderings another renderer made.
 
     Only a missing or empty file is created; anything but a sound convd database is refused
-    with DatabaseError before a byte of it is written (see ``opening.check_database``); a
-    clean close stamps the file so that the next start need not check it again (see
-    ``opening.record_clean_close``).
+    with DatabaseError before a byte of it is written (see ``opening.examine_database``); a
+    clean close after a run in which SQLite reported no error stamps the file so that the
+    next start need not check it again (see ``opening.record_clean_close``).
     ``check``: that check of ``path``, already started (``convd serve`` starts it early).
     ``writer_thread_start``, ``writer_before_batch``: called on the writer's own thread,
     first, and before each batch (with its number of writes).
     """
     verdict = examine_database(path) if check is None else check.verdict()
+    forget_clean_close(path)
     try:
         _create_private(path)
     except OSError as exc:
@@ -638,8 +655,9 @@ async def open_store(
             yield store
             background.cancel_scope.cancel()
     # A clean close: every connection is closed (the last one checkpointed the WAL and removed
-    # it), and SQLite reported no error on the way. The next start may skip its quick_check
-    # while the file stays exactly as it is now (opening.record_clean_close).
+    # it), and SQLite reported no error on the way (reads, writes, WAL upkeep, backups). The
+    # next start may skip its quick_check while the file stays exactly as it is now
+    # (opening.record_clean_close).
     if verdict.checked_at is not None and store.stats.database_errors == 0:
         record_clean_close(path, verdict.checked_at)
 
