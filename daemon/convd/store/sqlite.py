@@ -66,6 +66,7 @@ __all__ = [
     "filtered_list_query",
     "list_page_statement",
     "open_store",
+    "pages_join_in_order",
 ]
 
 logger = logging.getLogger(__name__)
@@ -169,18 +170,48 @@ def list_page_statement(
     """The statement (and its parameters) that reads a page of the list, filtered by
     ``where`` if given, as one row: the renderings joined by ``separator`` (None: none),
     how many, the last one's sort key, and whether more follow (see _page_statement)."""
+    page, following = _page_parts(
+        account_id, before_active_time, limit, where, columns=_page_columns
+    )
+    return _page_statement(page, following, separator)
+
+
+def _page_parts(
+    account_id: int,
+    before_active_time: int | None,
+    limit: int,
+    where: ConversationFilter | None,
+    *,
+    columns: Callable[[str], str],
+) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
+    """A page's query (``columns`` of its conversations, in list order) and the query that
+    finds a conversation after ``page.last``, the page's last sort key."""
     if where is not None:
-        page = filtered_list_query(
-            account_id, before_active_time, limit, where, columns=_page_columns
-        )
+        page = filtered_list_query(account_id, before_active_time, limit, where, columns=columns)
         following = filtered_list_query(account_id, None, 1, where, after_page=True)
     else:
-        page = _page_query(_page_columns(""), account_id, before_active_time, limit)
+        page = _page_query(columns(""), account_id, before_active_time, limit)
         following = (
             "SELECT 1 FROM conversation WHERE account_id = ? AND active_time < page.last",
             [account_id],
         )
-    return _page_statement(page, following, separator)
+    return page, following
+
+
+def pages_join_in_order(db: sqlite3.Connection) -> bool:
+    """Whether this SQLite reads a page's conversations for the page statement as a
+    co-routine, which yields them to group_concat in list order (what _page_statement
+    relies on; SQLite calls group_concat's order arbitrary, and 3.40-3.46 keep it). If a
+    version flattens or materialises that subquery instead, pages are joined in Python
+    (SqliteStore.list_conversations)."""
+    for where in (None, ConversationFilter(has_draft=True), ConversationFilter(group="g")):
+        sql, params = list_page_statement(1, None, 2, where, separator=b",")
+        plan = [str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+        if not any(step.startswith("CO-ROUTINE") for step in plan) or any(
+            "MATERIALIZE" in step or "TEMP B-TREE" in step for step in plan
+        ):
+            return False
+    return True
 
 
 _GROUP_ID = "(SELECT id FROM conversation_group WHERE account_id = ? AND name = ?)"
@@ -301,6 +332,8 @@ class SqliteStore:
         self.stats = StoreStats()
         self._checkpointer = checkpointer
         self._listing = listing
+        #: Whether list pages are joined by SQLite (pages_join_in_order), set by open_store.
+        self.pages_join_in_order = True
         self._group_commit = GroupCommitWriter(
             writer,
             retention=retention,
@@ -369,6 +402,8 @@ class SqliteStore:
         where: ConversationFilter | None = None,
     ) -> ListedConversations:
         listing = self._listing
+        if not self.pages_join_in_order:
+            return await self._list_row_by_row(account_id, before_active_time, limit, where)
         joined, count, last, more = (
             await self._read(
                 *list_page_statement(
@@ -377,6 +412,29 @@ class SqliteStore:
             )
         )[0]
         return ListedConversations(listing.page(joined or b""), count, last, bool(more))
+
+    async def _list_row_by_row(
+        self,
+        account_id: int,
+        before_active_time: int | None,
+        limit: int,
+        where: ConversationFilter | None,
+    ) -> ListedConversations:
+        """list_conversations where SQLite's group_concat might not keep the list's order
+        (pages_join_in_order): the page's renderings read in order, joined here."""
+        page, following = _page_parts(
+            account_id, before_active_time, limit, where, columns=_row_columns
+        )
+        rows = await self._read(*page)
+        if not rows:
+            return ListedConversations(self._listing.page(b""), 0, None, False)
+        last = int(rows[-1][0])
+        more = await self._read(
+            f"SELECT EXISTS ({following[0]}) FROM (SELECT ? AS last) AS page",
+            [*following[1], last],
+        )
+        joined = self._listing.separator.join(row[1] for row in rows)
+        return ListedConversations(self._listing.page(joined), len(rows), last, bool(more[0][0]))
 
     async def list_conversation_rows(
         self, account_id: int, before_active_time: int | None, limit: int
@@ -627,6 +685,13 @@ async def open_store(
             stack.push_async_callback(_close, reader)
             await _tune(reader, _READER_CACHE_KIB)
             rows = await reader.execute_fetchall("SELECT value FROM meta WHERE key = 'history_id'")
+            in_order = await run_on_connection_thread(reader, pages_join_in_order)
+            if not in_order:
+                logger.warning(
+                    "SQLite %s may not keep the order of a list page's conversations in "
+                    "group_concat: pages are joined in Python (slower)",
+                    sqlite3.sqlite_version,
+                )
             # Checkpoints on their own connection and thread, not inside the writer's commits.
             checkpointer = await aiosqlite.connect(path, isolation_level=None, timeout=5.0)
             stack.push_async_callback(_close, checkpointer)
@@ -650,6 +715,7 @@ async def open_store(
             writer_thread_start=writer_thread_start,
             writer_before_batch=writer_before_batch,
         )
+        store.pages_join_in_order = in_order
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)
             yield store
