@@ -10,7 +10,12 @@ import pytest
 
 from convd.domain import ConversationFilter, ConvType
 from convd.store.migrations import MIGRATIONS, register_functions
-from convd.store.sqlite import filtered_list_query, list_page_statement
+from convd.store.sqlite import (
+    filtered_list_query,
+    list_page_statement,
+    pages_join_in_order,
+    plan_joins_in_order,
+)
 
 FILTERS = {
     "type": ConversationFilter(conv_type=ConvType.GROUP),
@@ -104,10 +109,10 @@ def test_the_page_statement_reads_the_same_index_in_order(
     sql, params = list_page_statement(
         1, cursor, 101, None if name is None else FILTERS[name], separator=b","
     )
-    plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    rows = db.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    plan = [row[3] for row in rows]
     text = "\n".join(plan)
-    assert "TEMP B-TREE" not in text and "MATERIALIZE" not in text, text
-    assert [step for step in plan if step.startswith("CO-ROUTINE")], text
+    assert plan_joins_in_order(rows), text
     # Only the subqueries are scanned, never a table or an index of the account's rows.
     scanned = [step.split()[1] for step in plan if step.startswith("SCAN")]
     assert not {"c", "m", "conversation"} & set(scanned), text
@@ -126,3 +131,23 @@ def test_a_page_statement_answers_with_the_page_and_what_follows(db: sqlite3.Con
     assert db.execute(*statement).fetchone()[1:] == (1, 7, 0)
     statement = list_page_statement(1, 7, 5, where, separator=b",")
     assert db.execute(*statement).fetchone() == (None, 0, None, 0)
+
+
+def test_this_sqlite_joins_every_shape_of_page_in_order(db: sqlite3.Connection) -> None:
+    """What open_store asks before it lets SQLite join pages (else Python joins them)."""
+    assert pages_join_in_order(db)
+
+
+def test_a_page_read_without_its_own_co_routine_is_not_in_order(db: sqlite3.Connection) -> None:
+    """The check must tell a flattened page (no ORDER BY and LIMIT of its own: the aggregate
+    reads the table in whatever order) or a sorted one from the statement convd runs."""
+    flattened = (
+        "SELECT listed, n FROM (SELECT group_concat(rendering, ',') AS listed, count(*) AS n "
+        "FROM (SELECT listed_head AS rendering FROM conversation WHERE account_id = 1)) AS page"
+    )
+    sorted_apart = (
+        "SELECT group_concat(rendering, ',') FROM (SELECT listed_head AS rendering "
+        "FROM conversation WHERE account_id = 1 ORDER BY conv_id LIMIT 5)"
+    )
+    for sql in (flattened, sorted_apart):
+        assert not plan_joins_in_order(db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()), sql

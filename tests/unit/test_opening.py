@@ -462,12 +462,53 @@ async def test_a_backup_that_fails_on_its_target_is_no_database_error(tmp_path: 
     ("mtime_ns", "ctime_ns", "trusted"),
     [
         (1_700_000_000_123_456_789, 1_700_000_000_987_654_321, True),
-        (1_700_000_000_000_000_000, 1_700_000_000_500_000_000, True),
+        (1_700_000_000_000_000_000, 1_700_000_000_500_000_001, True),
         (1_700_000_000_000_000_000, 1_700_000_001_000_000_000, False),  # whole seconds
+        (1_700_000_000_010_000_000, 1_700_000_000_020_000_000, False),  # exFAT's 10 ms
+        (1_700_000_000_001_000_000, 1_700_000_000_001_000_001, True),
     ],
 )
-def test_file_times_in_whole_seconds_are_not_trusted_to_tell_changes_apart(
+def test_coarse_file_times_are_not_trusted_to_tell_changes_apart(
     mtime_ns: int, ctime_ns: int, trusted: bool
 ) -> None:
     database = (1, 2, 4096, mtime_ns, ctime_ns)
     assert opening._times_tell_changes_apart(database) is trusted
+
+
+async def test_a_started_check_does_not_count_on_a_stamp_removed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another start may remove the stamp (and its run fail) while this one imports: the
+    verdict that leaned on the stamp is taken again, under the lock, and checks the file."""
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    checked = _counting_quick_checks(monkeypatch)
+    started = StartedCheck(db)
+    started._thread.join()
+    assert checked == []  # the stamp vouched for the file
+    opening.forget_clean_close(db)
+    assert started.verdict().checked_at is not None
+    assert checked == [db]
+
+
+@pytest.mark.parametrize(
+    ("code", "on_target"),
+    [
+        (sqlite3.SQLITE_FULL, True),
+        (sqlite3.SQLITE_IOERR_WRITE, True),
+        (sqlite3.SQLITE_IOERR_FSYNC, True),
+        (sqlite3.SQLITE_CANTOPEN, True),
+        (sqlite3.SQLITE_CORRUPT, False),
+        (sqlite3.SQLITE_IOERR_READ, False),
+        (sqlite3.SQLITE_IOERR_SHORT_READ, False),
+        (sqlite3.SQLITE_NOTADB, False),
+        (None, False),
+    ],
+)
+def test_a_backup_error_of_the_copy_is_told_from_one_of_the_database(
+    code: int | None, on_target: bool
+) -> None:
+    error = sqlite3.DatabaseError("failed")
+    if code is not None:
+        error.sqlite_errorcode = code
+    assert maintenance.failed_on_target(error) is on_target

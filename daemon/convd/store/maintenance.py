@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
+from typing import Final
 
 # urllib.parse's quote is pathname2url on POSIX, without urllib.request's ~15 ms import.
 from urllib.parse import quote as pathname2url
@@ -159,6 +160,33 @@ def _new_history(database: Path, version: int) -> None:
         fsync_file(database)
 
 
+#: SQLite's result codes for a copy that failed on its own file, not on the database's: no
+#: room, no permission, writes and syncs that failed.
+_TARGET_FAILURES: Final = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_TOOBIG,
+        sqlite3.SQLITE_IOERR_WRITE,
+        sqlite3.SQLITE_IOERR_FSYNC,
+        sqlite3.SQLITE_IOERR_DIR_FSYNC,
+        sqlite3.SQLITE_IOERR_TRUNCATE,
+    }
+)
+
+
+def failed_on_target(exc: sqlite3.Error) -> bool:
+    """Whether a backup's SQLite error came from writing the copy rather than from reading
+    the database (which then counts as a database error: the next start checks the file).
+    Anything else, a read error above all, is the database's."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return False
+    return code in _TARGET_FAILURES or (code & 0xFF) in _TARGET_FAILURES
+
+
 def _errno_name(exc: OSError) -> str | None:
     return errno.errorcode.get(exc.errno) if exc.errno is not None else None
 
@@ -203,13 +231,13 @@ def backup_database(database: Path, target: Path, *, overwrite: bool = False) ->
         raise BackupFailed(
             f"cannot write {target}: {exc.strerror}", str(target), _errno_name(exc)
         ) from None
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
         # SQLite's own text stays in the log: clients get what happened, not internals.
         logger.exception("backup to %s failed", target)
         raise BackupFailed(
             "cannot copy the database (SQLite failed; the daemon's log has the details)",
             str(target),
-            database_failed=True,
+            database_failed=not failed_on_target(exc),
         ) from None
     finally:
         if temporary is not None:

@@ -25,9 +25,9 @@ The checks, cheapest first:
    (which leaves a WAL) changes what the stamp names; the change time cannot be set back.
    The stamp is removed as soon as a start has accepted the file (``forget_clean_close``)
    and written again only by a clean close after a run in which SQLite reported no error.
-   No stamp is written where file times cannot tell two changes apart: whole-second times
-   (FAT, ext3, some network file systems) or a change time that is the creation time
-   (Windows); there every start checks.
+   No stamp is written where file times may not tell two changes apart: times in whole
+   milliseconds or coarser (exFAT, FAT, ext3, some network file systems) or a change time
+   that is the creation time (Windows); there every start checks.
 
 ``convd serve`` runs all of it on a thread of its own from the moment its command line is
 parsed (``StartedCheck``), while the daemon imports the rest of itself: the quick_check of
@@ -268,11 +268,12 @@ def forget_clean_close(path: Path) -> None:
 
 
 def _times_tell_changes_apart(database: tuple[int, ...]) -> bool:
-    """False where a file's times cannot tell two changes apart: whole seconds (FAT, ext3,
-    some network file systems; a nanosecond clock hits .000000000 once in 10**9), or a
-    change time that is the creation time (Windows)."""
+    """False where a file's times may be too coarse to tell two changes apart: whole
+    milliseconds or coarser (exFAT's 10 ms, FAT's 2 s, ext3's 1 s, some network file
+    systems; a nanosecond clock lands on a whole millisecond once in 10**6, and then only
+    that stamp is not written), or a change time that is the creation time (Windows)."""
     mtime_ns, ctime_ns = database[3], database[4]
-    return os.name == "posix" and bool(mtime_ns % 1_000_000_000 or ctime_ns % 1_000_000_000)
+    return os.name == "posix" and bool(mtime_ns % 1_000_000 or ctime_ns % 1_000_000)
 
 
 def record_clean_close(path: Path, checked_at: float) -> None:
@@ -294,7 +295,8 @@ def record_clean_close(path: Path, checked_at: float) -> None:
         # Written beside (a new 0600 file, never one someone put there) and renamed over: a
         # stamp is whole or absent.
         partial = private_temp(stamp.parent, stamp.name)
-        with open(partial, "w", encoding="ascii") as file:
+        fd = os.open(partial, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "w", encoding="ascii") as file:
             file.write(line + "\n")
         os.replace(partial, stamp)
         partial = None
@@ -355,15 +357,15 @@ class StartedCheck:
 
     ``convd serve`` starts it before importing the rest of the daemon, and asks for the
     verdict once it holds the database's lock. A verdict reached before the lock counts only
-    for the file it saw: if the database or its WAL changed since the check began (another
-    convd still writing, a restore), or if the check refused the file, ``verdict`` examines
-    it again, now under the lock, and that is the verdict.
+    for the file it saw: if the database, its WAL or its stamp changed since the check began
+    (another convd still writing, a restore, another start), or if the check refused the
+    file, ``verdict`` examines it again, now under the lock, and that is the verdict.
     """
 
     def __init__(self, path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> None:
         self._path = path
         self._budget = budget
-        self._identity = _identity(path)
+        self._identity = self._files()
         self._verdict: Verdict | None = None
         self._thread = threading.Thread(target=self._run, name="convd-check", daemon=True)
         self._thread.start()
@@ -382,6 +384,17 @@ class StartedCheck:
         """The Verdict of examine_database; raises DatabaseError as it does."""
         self._thread.join()
         verdict = self._verdict
-        if verdict is not None and _identity(self._path) == self._identity:
+        if verdict is not None and self._files() == self._identity:
             return verdict
         return examine_database(self._path, budget=self._budget)
+
+    def _files(self) -> tuple[object, ...]:
+        # The stamp too: a verdict that leaned on a stamp another start has since removed
+        # (and whose run may have seen SQLite fail) does not count.
+        try:
+            stamp = os.stat(_stamp_path(self._path))
+        except OSError:
+            stamped = None
+        else:
+            stamped = (stamp.st_dev, stamp.st_ino, stamp.st_size, stamp.st_mtime_ns)
+        return (*_identity(self._path), stamped)

@@ -9,10 +9,10 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiosqlite
 import anyio
@@ -198,20 +198,44 @@ def _page_parts(
     return page, following
 
 
+#: One of each shape of page statement: each driving index, and the conditions on top.
+_PLAN_SHAPES: Final = (
+    None,
+    ConversationFilter(),
+    ConversationFilter(conv_type=ConvType.GROUP),
+    ConversationFilter(conv_type=ConvType.C2C, mark_type=0),
+    ConversationFilter(mark_type=0x1),
+    ConversationFilter(mark_type=0x1 | 0x4, group="", has_draft=False),
+    ConversationFilter(group="g"),
+    ConversationFilter(conv_type=ConvType.C2C, mark_type=0x2, group="g", has_draft=True),
+    ConversationFilter(has_draft=True),
+)
+
+
 def pages_join_in_order(db: sqlite3.Connection) -> bool:
-    """Whether this SQLite reads a page's conversations for the page statement as a
-    co-routine, which yields them to group_concat in list order (what _page_statement
-    relies on; SQLite calls group_concat's order arbitrary, and 3.40-3.46 keep it). If a
-    version flattens or materialises that subquery instead, pages are joined in Python
-    (SqliteStore.list_conversations)."""
-    for where in (None, ConversationFilter(has_draft=True), ConversationFilter(group="g")):
-        sql, params = list_page_statement(1, None, 2, where, separator=b",")
-        plan = [str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
-        if not any(step.startswith("CO-ROUTINE") for step in plan) or any(
-            "MATERIALIZE" in step or "TEMP B-TREE" in step for step in plan
-        ):
-            return False
+    """Whether this SQLite feeds group_concat a page's conversations in list order, for every
+    shape of page statement: as a co-routine (the page, with its ORDER BY and LIMIT) inside
+    the co-routine of the aggregate, neither flattened into it nor materialised. That is
+    what _page_statement relies on (SQLite calls group_concat's order arbitrary; 3.40 keeps
+    it). Otherwise pages are joined in Python (SqliteStore.list_conversations)."""
+    for where in _PLAN_SHAPES:
+        for cursor in (None, 1):
+            sql, params = list_page_statement(1, cursor, 2, where, separator=b",")
+            if not plan_joins_in_order(db.execute("EXPLAIN QUERY PLAN " + sql, params)):
+                return False
     return True
+
+
+def plan_joins_in_order(plan: Iterable[tuple[Any, ...]]) -> bool:
+    """Whether EXPLAIN QUERY PLAN rows ``(id, parent, _, detail)`` of a page statement read
+    the page as a co-routine inside another co-routine, with nothing materialised or sorted."""
+    steps = [(int(row[0]), int(row[1]), str(row[-1])) for row in plan]
+    coroutines = {step_id for step_id, _, detail in steps if detail.startswith("CO-ROUTINE")}
+    nested = any(
+        parent in coroutines and detail.startswith("CO-ROUTINE") for _, parent, detail in steps
+    )
+    unordered = any("MATERIALIZE" in d or "TEMP B-TREE" in d for _, _, d in steps)
+    return nested and not unordered
 
 
 _GROUP_ID = "(SELECT id FROM conversation_group WHERE account_id = ? AND name = ?)"
