@@ -199,8 +199,7 @@ class ConversationService:
         where: ConversationFilter | None = None,
     ) -> ConversationPage:
         """A page of the list (of the conversations that match ``where``, if given)."""
-        if count < 1:
-            raise InvalidParameter("count must be at least 1")
+        _require_positive(count)
         if where is not None and where.mark_type is not None and where.mark_type >= 1 << 64:
             raise InvalidParameter("mark_type must fit in 64 bits")
         if where is None:
@@ -214,8 +213,7 @@ class ConversationService:
 
     async def list_rows(self, account: Account, next_seq: int, count: int) -> ConversationRows:
         """A page of the list, a row each with the conversation's key."""
-        if count < 1:
-            raise InvalidParameter("count must be at least 1")
+        _require_positive(count)
         rows = await self._store.list_conversation_rows(account.id, next_seq or None, count + 1)
         page = rows[:count]
         cursor = page[-1][0] if page else next_seq
@@ -356,8 +354,7 @@ class ConversationService:
     ) -> tuple[Conversation, list[DraftVersion]]:
         """The conversation and at most ``count`` of its earlier drafts, newest first."""
         validate_key(key)
-        if count < 1:
-            raise InvalidParameter("count must be at least 1")
+        _require_positive(count)
         found = await self._store.get_conversations(account.id, [key])
         if not found:
             raise ConversationNotFound(_not_found(key))
@@ -772,6 +769,11 @@ class ConversationService:
 
     def _publish_after_commit(self, tx: StoreTransaction, account: Account, change: Change) -> None:
         tx.after_commit(lambda: self._bus.publish(account.id, change))
+
+
+def _require_positive(count: int) -> None:
+    if count < 1:
+        raise InvalidParameter("count must be at least 1")
 
 
 def validate_mark(mark_type: int) -> None:
