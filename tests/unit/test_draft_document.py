@@ -76,20 +76,20 @@ async def test_migration_6_keeps_every_conversation_in_list_order(tmp_path: Path
         service = ConversationService(store, EventBus())
         alice = await service.login(0, "alice")
         page = await service.list_rows(alice, 0, 100)
-        assert [row[3] for row in page.rows] == [
+        assert [row.conv_id for row in page.rows] == [
             "@TGS#grp",
             *(f"u{n}" for n in range(len(TRICKY), 0, -1)),
         ]
-        keys = [ConvKey(ConvType(row[2]), row[3]) for row in page.rows]
+        keys = [ConvKey(ConvType(row.conv_type), row.conv_id) for row in page.rows]
         by_key = {c.key: c for c in await service.get_many(alice, keys)}
         for row in page.rows:
-            conversation = by_key[ConvKey(ConvType(row[2]), row[3])]
+            conversation = by_key[ConvKey(ConvType(row.conv_type), row.conv_id)]
             # The migrated document reads back as the draft it was, and it is byte for byte
             # what the wire contract encodes for it (the migration uses the writer's encoder),
             # as is the conversation's rendering for list pages (made at the first start).
-            assert row[1] == msgspec.json.encode(conv_info(conversation))
+            assert row.rendering == msgspec.json.encode(conv_info(conversation))
         listed = (await service.list_page(alice, 0, 100)).listed
-        assert listed == b"[" + b",".join(row[1] for row in page.rows) + b"]"
+        assert listed == b"[" + b",".join(row.rendering for row in page.rows) + b"]"
         for n, text in enumerate(TRICKY, start=1):
             draft = by_key[ConvKey(ConvType.C2C, f"u{n}")].draft
             assert draft == Draft((text, "b"), f"ud{n}", 1000 + n)
@@ -100,7 +100,7 @@ async def test_migration_6_keeps_every_conversation_in_list_order(tmp_path: Path
             alice, ConvKey(ConvType.C2C, "u1"), [DraftElement(0, "new")], origin="t"
         )
         first = (await service.list_rows(alice, 0, 2)).rows
-        assert [row[3] for row in first] == ["@TGS#grp", "u1"]
+        assert [row.conv_id for row in first] == ["@TGS#grp", "u1"]
         assert await service.count_conversations() == len(TRICKY) + 1
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)

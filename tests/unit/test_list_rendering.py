@@ -84,7 +84,7 @@ async def _expected(service: ConversationService, alice: Account) -> list[Conver
     """The account's conversations in list order (read a row at a time), as the domain has
     them."""
     rows = (await service.list_rows(alice, 0, 1000)).rows
-    keys = [ConvKey(ConvType(row[2]), row[3]) for row in rows]
+    keys = [ConvKey(ConvType(row.conv_type), row.conv_id) for row in rows]
     return await service.get_many(alice, keys)
 
 
@@ -115,7 +115,7 @@ async def test_every_page_is_the_wire_encoding_of_its_conversations(tmp_path: Pa
             assert seen == len(conversations)
         # The rows read one by one carry the same renderings.
         rows = (await service.list_rows(alice, 0, 1000)).rows
-        assert [row[1] for row in rows] == [
+        assert [row.rendering for row in rows] == [
             msgspec.json.encode(conv_info(c)) for c in conversations
         ]
 

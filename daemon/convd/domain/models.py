@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TypeAlias
+from typing import NamedTuple
 
 import msgspec
 
@@ -120,9 +120,15 @@ class ListedConversations(msgspec.Struct, frozen=True):
     more: bool
 
 
-#: One conversation of the list with its key, read one by one (a full sync frame):
-#: ``(active_time, rendering, conv_type, conv_id)``.
-ConversationRow: TypeAlias = tuple[int, bytes, int, str]
+class ConversationRow(NamedTuple):
+    """One conversation of the list with its key, read one by one (a full sync frame)."""
+
+    #: Its sort key (the cursor after it).
+    active_time: int
+    #: As a list page shows it (ListingRenderer).
+    rendering: bytes
+    conv_type: int
+    conv_id: str
 
 
 class BackupInfo(msgspec.Struct, frozen=True, kw_only=True):

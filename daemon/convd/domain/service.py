@@ -216,7 +216,7 @@ class ConversationService:
         _require_positive(count)
         rows = await self._store.list_conversation_rows(account.id, next_seq or None, count + 1)
         page = rows[:count]
-        cursor = page[-1][0] if page else next_seq
+        cursor = page[-1].active_time if page else next_seq
         return ConversationRows(page, cursor, len(rows) <= count)
 
     async def get_many(self, account: Account, keys: Sequence[ConvKey]) -> list[Conversation]:

@@ -178,7 +178,7 @@ def list_result(page: domain.ConversationPage) -> ConvListResult:
 def listed_info(row: domain.ConversationRow) -> ConvInfo:
     """One conversation of the list read a row at a time, as its wire ConvInfo (encoded as
     it was stored)."""
-    return cast(ConvInfo, msgspec.Raw(row[1]))
+    return cast(ConvInfo, msgspec.Raw(row.rendering))
 
 
 def wire_key(key: domain.ConvKey) -> ConvKey:

@@ -405,7 +405,7 @@ class Methods:
             page = await self._service.list_rows(account, cursor, _SYNC_PAGE)
             infos: list[ConvInfo] = []
             for row in page.rows:
-                key = (row[2], row[3])  # (conv_type, conv_id)
+                key = (row.conv_type, row.conv_id)
                 if key in sent:
                     continue  # moved down while the list was read: sent already
                 info = listed_info(row)

@@ -463,9 +463,10 @@ class SqliteStore:
     async def list_conversation_rows(
         self, account_id: int, before_active_time: int | None, limit: int
     ) -> list[ConversationRow]:
-        return await self._read(
+        rows = await self._read(
             *_page_query(_row_columns(""), account_id, before_active_time, limit)
         )
+        return [ConversationRow._make(row) for row in rows]
 
     async def list_groups(self, account_id: int) -> list[str]:
         rows = await self._read(
