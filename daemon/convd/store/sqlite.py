@@ -343,6 +343,7 @@ class SqliteStore:
         *,
         listing: ListingRenderer,
         retention: Retention,
+        pages_join_in_order: bool = True,
         durability: str = "full",
         checkpointer: aiosqlite.Connection | None = None,
         writer_thread_start: Callable[[], None] | None = None,
@@ -356,8 +357,8 @@ class SqliteStore:
         self.stats = StoreStats()
         self._checkpointer = checkpointer
         self._listing = listing
-        #: Whether list pages are joined by SQLite (pages_join_in_order), set by open_store.
-        self.pages_join_in_order = True
+        #: Whether SQLite joins list pages (see pages_join_in_order); else Python does.
+        self.pages_join_in_order = pages_join_in_order
         self._group_commit = GroupCommitWriter(
             writer,
             retention=retention,
@@ -735,12 +736,12 @@ async def open_store(
                 draft_versions=draft_history,
                 draft_seconds=draft_history_seconds,
             ),
+            pages_join_in_order=in_order,
             durability=durability,
             checkpointer=checkpointer,
             writer_thread_start=writer_thread_start,
             writer_before_batch=writer_before_batch,
         )
-        store.pages_join_in_order = in_order
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)
             yield store
