@@ -1,6 +1,6 @@
-"""While writes queue up, the event loop and the SQLite writer share one CPU (``--same-cpu``,
-the default on Linux), and a second of single writes releases them; ``--no-same-cpu`` pins
-nothing, and the other threads are never pinned."""
+"""While writes queue up, the event loop and the SQLite writer share one CPU as SCHED_BATCH
+(``--same-cpu``, the default on Linux), and a second of single writes releases them;
+``--no-same-cpu`` pins nothing, and the other threads are never pinned."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+OTHER, BATCH, IDLE = os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_IDLE
+
+
 @pytest.fixture
 def root() -> Iterator[Path]:
     with short_tmpdir() as path:
@@ -39,11 +42,26 @@ def _threads(daemon: DaemonProcess) -> dict[int, tuple[str, set[int]]]:
     return found
 
 
+def _policies(daemon: DaemonProcess) -> dict[str, list[int]]:
+    """The scheduling policy of each of the daemon's threads, by thread name."""
+    assert daemon.process is not None
+    found: dict[str, list[int]] = {}
+    for tid, (name, _) in _threads(daemon).items():
+        found.setdefault(name, []).append(os.sched_getscheduler(tid))
+    return found
+
+
 def _loop_and_writer(daemon: DaemonProcess) -> tuple[set[int], set[int]]:
     assert daemon.process is not None
     threads = _threads(daemon)
     (writer,) = [cpus for name, cpus in threads.values() if name == "convd-writer"]
     return threads[daemon.process.pid][1], writer
+
+
+def _loop_and_writer_policies(daemon: DaemonProcess) -> tuple[int, int]:
+    assert daemon.process is not None
+    (writer,) = [tid for tid, (name, _) in _threads(daemon).items() if name == "convd-writer"]
+    return os.sched_getscheduler(daemon.process.pid), os.sched_getscheduler(writer)
 
 
 def _queued_writes(client: LineClient, tag: str) -> None:
@@ -72,17 +90,45 @@ def test_queued_writes_put_the_event_loop_and_the_writer_on_one_cpu(root: Path) 
         with daemon.client() as client:
             _lone_write(client)
             assert _loop_and_writer(daemon) == (allowed, allowed)  # one writer: left alone
+            assert _loop_and_writer_policies(daemon) == (OTHER, OTHER)
             _queued_writes(client, "a")
             loop, writer = _loop_and_writer(daemon)
             assert len(loop) == 1 and writer == loop
-            # The reader, the checkpointer and the start-up check run anywhere.
+            # ... and neither preempts the other when it wakes.
+            assert _loop_and_writer_policies(daemon) == (BATCH, BATCH)
+            # The reader, the checkpointer and the start-up check run anywhere, as they were.
             free = [cpus for _, cpus in _threads(daemon).values() if cpus == allowed]
             assert len(free) >= 2
+            others = [
+                policy
+                for name, policies in _policies(daemon).items()
+                if name != "convd-writer"
+                for policy in policies
+            ]
+            assert others.count(BATCH) == 1  # the event loop's thread alone
             _lone_write(client)
             assert _loop_and_writer(daemon) == (loop, loop)  # held for a second ...
             time.sleep(1.2)
             _lone_write(client)
             assert _loop_and_writer(daemon) == (allowed, allowed)  # ... then released
+            assert _loop_and_writer_policies(daemon) == (OTHER, OTHER)
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_policy_given_by_whoever_started_convd_is_kept(root: Path) -> None:
+    daemon = DaemonProcess(root).start()
+    try:
+        with daemon.client() as client:
+            # Made SCHED_IDLE from outside (as `chrt --idle -a -p 0 PID` would): queued writes
+            # pin the threads but leave them idle.
+            _lone_write(client)
+            assert daemon.process is not None
+            for tid in _threads(daemon):
+                os.sched_setscheduler(tid, IDLE, os.sched_param(0))
+            _queued_writes(client, "a")
+            assert len(_loop_and_writer(daemon)[0]) == 1  # pinned all the same
+            assert _loop_and_writer_policies(daemon) == (IDLE, IDLE)
     finally:
         assert daemon.stop() == 0
 
@@ -93,8 +139,10 @@ def test_no_same_cpu_pins_nothing(root: Path) -> None:
         with daemon.client() as client:
             _queued_writes(client, "a")
             threads = _threads(daemon)
+            policies_seen = _policies(daemon)
     finally:
         assert daemon.stop() == 0
     allowed = os.sched_getaffinity(0)
     assert all(cpus == allowed for _, cpus in threads.values()), threads
+    assert {policy for policies in policies_seen.values() for policy in policies} == {OTHER}
     assert "convd-writer" in {name for name, _ in threads.values()}  # named all the same
