@@ -199,7 +199,7 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
                 draft_history_seconds=config.draft_history_seconds,
                 check=check,
                 writer_thread_start=partial(name_thread, "convd-writer"),
-                writer_before_batch=None if shared_cpu is None else shared_cpu.before_batch,
+                writer_pacing=shared_cpu,
             ) as store,
             _open_channels(plan) as channels,
         ):

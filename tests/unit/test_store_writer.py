@@ -149,6 +149,39 @@ async def test_each_lone_write_is_a_batch_that_wakes_the_writer_at_most_once(
     assert hops <= 3
 
 
+class _RecordedPacing:
+    """A BatchPacing that records its calls, and on which thread they came."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.threads: set[int] = set()
+
+    def before_batch(self, writes: int) -> None:
+        self.threads.add(threading.get_ident())
+        self.calls.append(("before", writes))
+
+    def after_batch(self) -> None:
+        self.threads.add(threading.get_ident())
+        self.calls.append(("after", 0))
+
+
+async def test_the_writer_paces_each_batch_on_its_own_thread(tmp_path: Path) -> None:
+    pacing = _RecordedPacing()
+    async with open_store(
+        tmp_path / "convd.db", listing=ConvListing(), writer_pacing=pacing
+    ) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        world = World(store, service, account)
+        pacing.calls.clear()
+        await world.draft("lone", "x")
+        await _in_one_held_batch(world, *(world.draft(f"c{n}", "x") for n in range(5)))
+    # One (before, after) pair around each batch, in order: the lone write, then the five
+    # queued behind the held writer in one batch.
+    assert pacing.calls == [("before", 1), ("after", 0), ("before", 5), ("after", 0)]
+    assert len(pacing.threads) == 1 and threading.get_ident() not in pacing.threads
+
+
 async def test_work_between_batches_runs_on_the_writer_connection(world: World) -> None:
     await world.draft("a", "x")
     in_transaction, thread = await world.store._group_commit.run_between_batches(

@@ -49,6 +49,7 @@ from .writer import (
     CONV_COLUMNS,
     CONV_TYPES,
     DRAFT_VERSION_COLUMNS,
+    BatchPacing,
     GroupCommitWriter,
     Retention,
     StoreStats,
@@ -347,7 +348,7 @@ class SqliteStore:
         durability: str = "full",
         checkpointer: aiosqlite.Connection | None = None,
         writer_thread_start: Callable[[], None] | None = None,
-        writer_before_batch: Callable[[int], None] | None = None,
+        writer_pacing: BatchPacing | None = None,
     ) -> None:
         self._path = path
         self._writer = writer
@@ -365,7 +366,7 @@ class SqliteStore:
             listing=listing,
             stats=self.stats,
             on_thread_start=writer_thread_start,
-            before_batch=writer_before_batch,
+            pacing=writer_pacing,
         )
         # Bounds the draft history's reads, as its writes are bounded (and by the same clock).
         self._draft_retention = retention
@@ -675,7 +676,7 @@ async def open_store(
     listing: ListingRenderer,
     check: StartedCheck | None = None,
     writer_thread_start: Callable[[], None] | None = None,
-    writer_before_batch: Callable[[int], None] | None = None,
+    writer_pacing: BatchPacing | None = None,
 ) -> AsyncIterator[SqliteStore]:
     """Open the database at ``path``: check it (read-only), then create or migrate it.
 
@@ -688,8 +689,8 @@ async def open_store(
     clean close after a run in which SQLite reported no error stamps the file so that the
     next start need not check it again (see ``opening.record_clean_close``).
     ``check``: that check of ``path``, already started (``convd serve`` starts it early).
-    ``writer_thread_start``, ``writer_before_batch``: called on the writer's own thread,
-    first, and before each batch (with its number of writes).
+    ``writer_thread_start``: called on the writer's own thread, first; ``writer_pacing``:
+    on that thread around each batch (see ``writer.BatchPacing``).
     """
     verdict = examine_database(path) if check is None else check.verdict()
     forget_clean_close(path)
@@ -740,7 +741,7 @@ async def open_store(
             durability=durability,
             checkpointer=checkpointer,
             writer_thread_start=writer_thread_start,
-            writer_before_batch=writer_before_batch,
+            writer_pacing=writer_pacing,
         )
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)

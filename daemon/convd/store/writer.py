@@ -20,7 +20,7 @@ import queue
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import aiosqlite
 import anyio
@@ -45,6 +45,7 @@ __all__ = [
     "CONV_COLUMNS",
     "CONV_TYPES",
     "DRAFT_VERSION_COLUMNS",
+    "BatchPacing",
     "GroupCommitWriter",
     "Retention",
     "StoreStats",
@@ -600,6 +601,20 @@ class _Transaction:
         self.callbacks.append(callback)
 
 
+class BatchPacing(Protocol):
+    """How the writer's thread shares the CPU with the event loop, called on that thread
+    around each batch (the daemon's thread placement, ``convd.placement``)."""
+
+    def before_batch(self, writes: int) -> None:
+        """A batch of ``writes`` writes is about to run."""
+        ...
+
+    def after_batch(self) -> None:
+        """The batch's outcome has just been handed to the event loop, which is to answer
+        its writers and publish its events; the next batch has not started."""
+        ...
+
+
 class _Pending(Generic[T]):
     """One submitted write, from its submission to its answer."""
 
@@ -779,17 +794,17 @@ class GroupCommitWriter:
         stats: StoreStats,
         max_batch: int = MAX_BATCH,
         on_thread_start: Callable[[], None] | None = None,
-        before_batch: Callable[[int], None] | None = None,
+        pacing: BatchPacing | None = None,
     ) -> None:
         self._db = db
         self._retention = retention
         self._listing = listing
         self._stats = stats
         self._max_batch = max_batch
-        #: Called on the writer's thread: first (the daemon names the thread), and before
-        #: each batch with its number of writes (the daemon places the threads: placement).
+        #: Called on the writer's thread: first (the daemon names the thread), and around
+        #: each batch (the daemon places the threads: placement).
         self._on_thread_start = on_thread_start
-        self._before_batch = before_batch
+        self._pacing = pacing
         # Filled by the event loop, emptied by the writer's thread: a SimpleQueue is safe
         # across the two and wakes the thread only when it waits.
         self._inbox: queue.SimpleQueue[_Pending[Any] | _Job[Any] | object] = queue.SimpleQueue()
@@ -868,7 +883,7 @@ class GroupCommitWriter:
         max_batch = self._max_batch
         held: object = None  # taken from the inbox but not part of the batch before it
         expired = _ExpiredVersions()
-        before_batch = self._before_batch
+        pacing = self._pacing
         try:
             if self._on_thread_start is not None:
                 self._on_thread_start()
@@ -896,8 +911,8 @@ class GroupCommitWriter:
                         held = item
                         break
                     batch.append(item)
-                if before_batch is not None:
-                    before_batch(len(batch))
+                if pacing is not None:
+                    pacing.before_batch(len(batch))
                 try:
                     _run_batch(conn, batch, retention, expired, self._listing)
                 except sqlite3.Error as exc:
@@ -908,6 +923,8 @@ class GroupCommitWriter:
                     raise
                 else:
                     loop.call_soon_threadsafe(self._finish, batch, None)
+                if pacing is not None:
+                    pacing.after_batch()
         finally:
             # Whatever ends the loop (a bug included), the event loop learns it.
             loop.call_soon_threadsafe(_settle, stopped, None, None)

@@ -1,0 +1,88 @@
+"""SharedCpu's decisions, with the system calls that carry them out recorded instead of made
+(tests/integration/test_thread_placement.py checks the real ones on the real daemon)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from convd import placement
+from convd.placement import SharedCpu
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="thread placement is Linux only"
+)
+
+LOOP = 4242  # the event loop's thread id; 0 is the calling thread (the writer's)
+
+
+class _System:
+    """Stands in for the kernel: affinity, policies and yields, per thread id."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, policy: int = os.SCHED_OTHER) -> None:
+        self.affinity: dict[int, set[int]] = {}
+        self.policy = {LOOP: policy, 0: policy}
+        self.yields = 0
+        self.now = 100.0
+        monkeypatch.setattr(placement, "_cpu_of", lambda tid: 1)
+        monkeypatch.setattr(os, "sched_setaffinity", self.affinity.__setitem__)
+        monkeypatch.setattr(os, "sched_getscheduler", self.policy.__getitem__)
+        monkeypatch.setattr(
+            os,
+            "sched_setscheduler",
+            lambda tid, policy, param: self.policy.__setitem__(tid, policy),
+        )
+        monkeypatch.setattr(os, "sched_yield", self.count_yield)
+        monkeypatch.setattr(placement.time, "monotonic", lambda: self.now)
+
+    def count_yield(self) -> None:
+        self.yields += 1
+
+
+def test_queued_writes_pin_both_threads_as_batch_and_a_quiet_second_restores_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch)
+    shared = SharedCpu(LOOP, {0, 1})
+    shared.before_batch(1)  # one write: left alone
+    assert system.affinity == {} and system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+    shared.before_batch(3)
+    assert system.affinity == {LOOP: {1}, 0: {1}}
+    assert system.policy == {LOOP: os.SCHED_BATCH, 0: os.SCHED_BATCH}
+    system.now += 0.5
+    shared.before_batch(1)  # within the second: held
+    assert system.affinity == {LOOP: {1}, 0: {1}}
+    system.now += 1.0
+    shared.before_batch(1)
+    assert system.affinity == {LOOP: {0, 1}, 0: {0, 1}}
+    assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+
+
+def test_a_policy_other_than_the_default_is_left_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    system = _System(monkeypatch, policy=os.SCHED_IDLE)
+    shared = SharedCpu(LOOP, {0, 1})
+    shared.before_batch(2)
+    assert system.affinity == {LOOP: {1}, 0: {1}}
+    assert system.policy == {LOOP: os.SCHED_IDLE, 0: os.SCHED_IDLE}
+    system.now += 2
+    shared.before_batch(1)
+    assert system.policy == {LOOP: os.SCHED_IDLE, 0: os.SCHED_IDLE}
+
+
+def test_the_writer_yields_to_the_event_loop_after_a_batch_only_while_pinned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch)
+    shared = SharedCpu(LOOP, {0, 1})
+    shared.before_batch(1)
+    shared.after_batch()
+    assert system.yields == 0  # unpinned, the two run where they like: nothing to give
+    shared.before_batch(2)
+    shared.after_batch()
+    assert system.yields == 1
+    system.now += 2
+    shared.before_batch(1)
+    shared.after_batch()
+    assert system.yields == 1
