@@ -512,3 +512,22 @@ def test_a_backup_error_of_the_copy_is_told_from_one_of_the_database(
     if code is not None:
         error.sqlite_errorcode = code
     assert maintenance.failed_on_target(error) is on_target
+
+
+async def test_a_start_removes_what_a_stamp_that_died_half_written_left(tmp_path: Path) -> None:
+    """A daemon killed between creating a stamp's temporary file and renaming it leaves the
+    file; the next start (which holds the lock) removes it, and nothing else."""
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    from convd.store.maintenance import private_temp
+
+    leftover = private_temp(tmp_path, "convd.db.checked")
+    others = [
+        private_temp(tmp_path, "other.db.checked"),  # another database's
+        private_temp(tmp_path, "convd.db"),  # a backup's, not a stamp's
+        tmp_path / ".convd.db.checked.notmine.tmp",
+    ]
+    others[-1].write_text("")
+    opening.forget_clean_close(db)
+    assert not leftover.exists()
+    assert all(path.exists() for path in others)

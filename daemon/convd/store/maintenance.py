@@ -121,7 +121,8 @@ def fsync_file(path: Path) -> None:
 
 
 def private_temp(directory: Path, stem: str) -> Path:
-    """A new, empty, 0600 file in ``directory`` (never an existing one)."""
+    """A new, empty, 0600 file in ``directory`` (never an existing one), named
+    ``.<stem>.<8 hex digits>.tmp`` (``opening.forget_clean_close`` knows stamps' by it)."""
     import secrets  # only backups and restores need it: kept off the start-up path
 
     while True:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -258,13 +259,40 @@ def _past(ctime_ns: int) -> bool:
 def forget_clean_close(path: Path) -> None:
     """Remove ``path``'s stamp: once a start has accepted the file, only a clean close may
     vouch for it again (a run that ends in a crash, or that saw SQLite fail, must not leave
-    the last clean close's stamp behind, even if it wrote nothing)."""
+    the last clean close's stamp behind, even if it wrote nothing).
+
+    Also removes what a stamp's writing left behind when its process died between creating
+    its temporary file and renaming it (``record_clean_close``): only a daemon that holds
+    the database's lock writes stamps, and the caller holds it now.
+    """
     stamp = _stamp_path(path)
     try:
         stamp.unlink(missing_ok=True)
     except OSError as exc:
         # A stamp that cannot go could vouch for a file this run finds damaged: say so.
         logger.warning("cannot remove %s (remove it by hand): %s", stamp, exc)
+    for leftover in _stamp_leftovers(stamp):
+        try:
+            leftover.unlink()
+        except OSError as exc:
+            logger.debug("cannot remove %s: %s", leftover, exc)
+
+
+#: The temporary file of a stamp being written: ``maintenance.private_temp``'s name for it.
+_LEFTOVER = re.compile(r"\.(?P<stem>.+)\.[0-9a-f]{8}\.tmp")
+
+
+def _stamp_leftovers(stamp: Path) -> list[Path]:
+    try:
+        names = os.listdir(stamp.parent)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = _LEFTOVER.fullmatch(name)
+        if match is not None and match["stem"] == stamp.name:
+            found.append(stamp.parent / name)
+    return found
 
 
 def _times_tell_changes_apart(database: tuple[int, ...]) -> bool:
