@@ -134,11 +134,11 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             action=argparse.BooleanOptionalAction,
             default=default(True),
             help="while writes queue up, keep the event loop and the SQLite writer on one "
-            "CPU, as SCHED_BATCH so that neither preempts the other (the default, Linux): they "
-            "take turns holding Python's GIL several times per write, and a turn across two "
-            "CPUs costs a cross-CPU wake-up (with 8 writing processes on 2 vCPUs: about +26 %% "
-            "writes/s, and SCHED_BATCH another +18 %% in everysec); --no-same-cpu lets the OS "
-            "place them",
+            "CPU (the default, Linux), and make them SCHED_BATCH (unless given another "
+            "policy) so that neither preempts the other: they take turns holding Python's GIL "
+            "several times per write, and a turn across two CPUs costs a cross-CPU wake-up "
+            "(with 8 writing processes on 2 vCPUs: about +26 %% writes/s, and SCHED_BATCH with "
+            "a yield after each commit another +17 %%); --no-same-cpu lets the OS place them",
         )
         parser.add_argument(
             "--keep-changes",

@@ -14,8 +14,10 @@ So the pair is pinned only while writes queue up (a batch of two or more), and r
 after a second of single-write batches: one writer gains nothing from it (the threads
 then work in turn anyway), and a pinned event loop cannot leave a CPU that other processes
 crowd, which made each event sent to 50 subscriber processes cost ~4 us more per
-subscriber. Every other thread (reads, WAL checkpoints, the start-up check, backups) stays
-where the OS puts it.
+subscriber. Every other thread (reads, WAL checkpoints and syncs, the start-up check)
+stays where the OS puts it: they are all started before any pin. A thread the event loop
+starts while pinned inherits its CPU and policy (Linux copies both): only a backup's worker
+thread can be one, and it runs on the loop's CPU until anyio retires it.
 
 While pinned, both threads are also SCHED_BATCH (when they were SCHED_OTHER, Linux's
 default): a thread of that policy does not preempt the running one when it wakes. On one
@@ -44,6 +46,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Final
 
 __all__ = ["SharedCpu", "name_thread"]
@@ -86,11 +89,14 @@ class SharedCpu:
     The writer's thread calls ``before_batch`` and ``after_batch`` (``store.writer
     .BatchPacing``), and only it (no lock needed)."""
 
-    __slots__ = ("_allowed", "_batched", "_loop_tid", "_pinned", "_release_at")
+    __slots__ = ("_allowed", "_batched", "_clock", "_loop_tid", "_pinned", "_release_at")
 
-    def __init__(self, loop_tid: int, allowed: set[int]) -> None:
+    def __init__(
+        self, loop_tid: int, allowed: set[int], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._loop_tid = loop_tid
         self._allowed = allowed
+        self._clock = clock
         self._pinned = False
         #: The threads (0: the writer, the calling one) made SCHED_BATCH by the pin.
         self._batched: list[int] = []
@@ -111,13 +117,13 @@ class SharedCpu:
     def before_batch(self, writes: int) -> None:
         """On the writer's thread, before a batch of ``writes`` writes."""
         if writes > 1:
-            self._release_at = time.monotonic() + _HOLD_SECONDS
+            self._release_at = self._clock() + _HOLD_SECONDS
             if not self._pinned:
                 cpu = _cpu_of(self._loop_tid)
                 if cpu in self._allowed and self._place({cpu}):
                     self._pinned = True
                     self._batch()
-        elif self._pinned and time.monotonic() >= self._release_at:
+        elif self._pinned and self._clock() >= self._release_at:
             self._place(self._allowed)
             self._pinned = False
             self._unbatch()
@@ -128,7 +134,9 @@ class SharedCpu:
         While pinned, give the CPU to the event loop (which that hand-over has just woken)
         before the next batch: as SCHED_BATCH it would otherwise wait for the writer to
         finish that batch too, and the writers it answers (running on the other CPU) would
-        wait with it. ``os.sched_yield`` lets the GIL go, so the loop takes it at once.
+        wait with it. ``os.sched_yield`` lets the GIL go (CPython 3.11.1 and later; on
+        3.11.0 the loop gets the CPU but waits for the GIL, and the two switch back: a few
+        microseconds lost), so the loop takes it at once.
         """
         if self._pinned:
             os.sched_yield()
@@ -156,6 +164,8 @@ class SharedCpu:
     def _unbatch(self) -> None:
         for tid in self._batched:
             try:
+                if os.sched_getscheduler(tid) != os.SCHED_BATCH:
+                    continue  # changed meanwhile by someone else: theirs to keep
                 _set_policy(tid, os.SCHED_OTHER)
             except OSError as exc:
                 logger.debug("cannot make thread %d SCHED_OTHER again: %s", tid, exc)

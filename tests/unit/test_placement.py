@@ -19,23 +19,25 @@ LOOP = 4242  # the event loop's thread id; 0 is the calling thread (the writer's
 
 
 class _System:
-    """Stands in for the kernel: affinity, policies and yields, per thread id."""
+    """Stands in for the kernel: affinity, policies and yields, per thread id; and the clock."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, policy: int = os.SCHED_OTHER) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, policy: int | None = None) -> None:
         self.affinity: dict[int, set[int]] = {}
+        policy = os.SCHED_OTHER if policy is None else policy
         self.policy = {LOOP: policy, 0: policy}
         self.yields = 0
         self.now = 100.0
         monkeypatch.setattr(placement, "_cpu_of", lambda tid: 1)
         monkeypatch.setattr(os, "sched_setaffinity", self.affinity.__setitem__)
         monkeypatch.setattr(os, "sched_getscheduler", self.policy.__getitem__)
-        monkeypatch.setattr(
-            os,
-            "sched_setscheduler",
-            lambda tid, policy, param: self.policy.__setitem__(tid, policy),
-        )
+        monkeypatch.setattr(os, "sched_setscheduler", self.set_policy)
         monkeypatch.setattr(os, "sched_yield", self.count_yield)
-        monkeypatch.setattr(placement.time, "monotonic", lambda: self.now)
+
+    def shared_cpu(self) -> SharedCpu:
+        return SharedCpu(LOOP, {0, 1}, clock=lambda: self.now)
+
+    def set_policy(self, tid: int, policy: int, param: object) -> None:
+        self.policy[tid] = policy
 
     def count_yield(self) -> None:
         self.yields += 1
@@ -45,7 +47,7 @@ def test_queued_writes_pin_both_threads_as_batch_and_a_quiet_second_restores_the
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     system = _System(monkeypatch)
-    shared = SharedCpu(LOOP, {0, 1})
+    shared = system.shared_cpu()
     shared.before_batch(1)  # one write: left alone
     assert system.affinity == {} and system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
     shared.before_batch(3)
@@ -62,7 +64,7 @@ def test_queued_writes_pin_both_threads_as_batch_and_a_quiet_second_restores_the
 
 def test_a_policy_other_than_the_default_is_left_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
     system = _System(monkeypatch, policy=os.SCHED_IDLE)
-    shared = SharedCpu(LOOP, {0, 1})
+    shared = system.shared_cpu()
     shared.before_batch(2)
     assert system.affinity == {LOOP: {1}, 0: {1}}
     assert system.policy == {LOOP: os.SCHED_IDLE, 0: os.SCHED_IDLE}
@@ -75,7 +77,7 @@ def test_the_writer_yields_to_the_event_loop_after_a_batch_only_while_pinned(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     system = _System(monkeypatch)
-    shared = SharedCpu(LOOP, {0, 1})
+    shared = system.shared_cpu()
     shared.before_batch(1)
     shared.after_batch()
     assert system.yields == 0  # unpinned, the two run where they like: nothing to give
@@ -86,3 +88,16 @@ def test_the_writer_yields_to_the_event_loop_after_a_batch_only_while_pinned(
     shared.before_batch(1)
     shared.after_batch()
     assert system.yields == 1
+
+
+def test_a_policy_changed_by_someone_else_while_pinned_is_left_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch)
+    shared = system.shared_cpu()
+    shared.before_batch(2)
+    assert system.policy == {LOOP: os.SCHED_BATCH, 0: os.SCHED_BATCH}
+    system.policy[LOOP] = os.SCHED_IDLE  # `chrt --idle -p 0 TID` meanwhile
+    system.now += 2
+    shared.before_batch(1)
+    assert system.policy == {LOOP: os.SCHED_IDLE, 0: os.SCHED_OTHER}

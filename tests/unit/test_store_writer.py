@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import aiosqlite
@@ -27,6 +28,7 @@ from convd.domain import (
 )
 from convd.rpc import ConvListing
 from convd.store import SqliteStore, open_store
+from convd.store import sqlite as sqlite_store
 from convd.store.writer import run_on_connection_thread
 
 pytestmark = pytest.mark.anyio
@@ -150,35 +152,53 @@ async def test_each_lone_write_is_a_batch_that_wakes_the_writer_at_most_once(
 
 
 class _RecordedPacing:
-    """A BatchPacing that records its calls, and on which thread they came."""
+    """A BatchPacing that records its calls, on which thread they came, and how many
+    changes another connection sees committed at each."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int]] = []
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.calls: list[tuple[str, int, int]] = []
         self.threads: set[int] = set()
+
+    def _committed(self) -> int:
+        if not self.database.exists():
+            return 0
+        with closing(sqlite3.connect(self.database)) as conn:
+            try:
+                return int(conn.execute("SELECT count(*) FROM change").fetchone()[0])
+            except sqlite3.OperationalError:  # not created yet
+                return 0
 
     def before_batch(self, writes: int) -> None:
         self.threads.add(threading.get_ident())
-        self.calls.append(("before", writes))
+        self.calls.append(("before", writes, self._committed()))
 
     def after_batch(self) -> None:
         self.threads.add(threading.get_ident())
-        self.calls.append(("after", 0))
+        self.calls.append(("after", 0, self._committed()))
 
 
 async def test_the_writer_paces_each_batch_on_its_own_thread(tmp_path: Path) -> None:
-    pacing = _RecordedPacing()
+    pacing = _RecordedPacing(tmp_path / "convd.db")
     async with open_store(
         tmp_path / "convd.db", listing=ConvListing(), writer_pacing=pacing
     ) as store:
         service = ConversationService(store, EventBus())
         account = await service.login(0, "alice")
         world = World(store, service, account)
-        pacing.calls.clear()
         await world.draft("lone", "x")
         await _in_one_held_batch(world, *(world.draft(f"c{n}", "x") for n in range(5)))
-    # One (before, after) pair around each batch, in order: the lone write, then the five
-    # queued behind the held writer in one batch.
-    assert pacing.calls == [("before", 1), ("after", 0), ("before", 5), ("after", 0)]
+    # One (before, after) pair around each batch, in order: the login (no change), the lone
+    # write, then the five queued behind the held writer in one batch; each "after" once the
+    # batch is committed.
+    assert pacing.calls == [
+        ("before", 1, 0),
+        ("after", 0, 0),
+        ("before", 1, 0),
+        ("after", 0, 1),
+        ("before", 5, 1),
+        ("after", 0, 6),
+    ]
     assert len(pacing.threads) == 1 and threading.get_ident() not in pacing.threads
 
 
@@ -320,3 +340,30 @@ async def test_a_full_database_is_a_storage_failure_logged_once(
     (kept,) = await world.service.get_many(world.account, [ConvKey(ConvType.C2C, "before")])
     assert kept.draft is not None
     assert not await world.service.get_many(world.account, [ConvKey(ConvType.C2C, "big0")])
+
+
+async def test_everysec_syncs_the_wal_on_a_thread_started_with_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not on a worker thread the event loop starts later: while writes queue up the loop
+    is pinned (convd.placement), and Linux gives a new thread its creator's CPU and policy."""
+    synced_on: list[int] = []
+    monkeypatch.setattr(
+        sqlite_store, "_fsync_wal", lambda wal: synced_on.append(threading.get_ident())
+    )
+    async with open_store(
+        tmp_path / "convd.db", listing=ConvListing(), durability="everysec"
+    ) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        await service.set_draft(
+            account, ConvKey(ConvType.C2C, "a"), [DraftElement(0, "x")], origin="t"
+        )
+        with anyio.fail_after(5):
+            while not synced_on:
+                await anyio.sleep(0.05)
+        assert store._checkpointer is not None
+        checkpointer_thread = await run_on_connection_thread(
+            store._checkpointer, lambda conn: threading.get_ident()
+        )
+    assert set(synced_on) == {checkpointer_thread}

@@ -122,7 +122,8 @@ def fsync_file(path: Path) -> None:
 
 def private_temp(directory: Path, stem: str) -> Path:
     """A new, empty, 0600 file in ``directory`` (never an existing one), named
-    ``.<stem>.<8 hex digits>.tmp`` (``opening.forget_clean_close`` knows stamps' by it)."""
+    ``.<stem>.<8 hex digits>.tmp`` (``opening.forget_clean_close`` recognises a stamp's
+    leftover by it)."""
     import secrets  # only backups and restores need it: kept off the start-up path
 
     while True:
@@ -194,7 +195,8 @@ def _errno_name(exc: OSError) -> str | None:
 
 def _live_files(database: Path) -> set[str]:
     real = os.path.realpath(database)
-    return {real, *(real + suffix for suffix in (*_SIDE_FILES, ".lock", "-journal"))}
+    suffixes = (*_SIDE_FILES, ".lock", "-journal", ".checked")
+    return {real, *(real + suffix for suffix in suffixes)}
 
 
 def backup_database(database: Path, target: Path, *, overwrite: bool = False) -> BackupInfo:

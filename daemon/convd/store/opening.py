@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
 import stat
 import threading
@@ -278,19 +277,23 @@ def forget_clean_close(path: Path) -> None:
             logger.debug("cannot remove %s: %s", leftover, exc)
 
 
-#: The temporary file of a stamp being written: ``maintenance.private_temp``'s name for it.
-_LEFTOVER = re.compile(r"\.(?P<stem>.+)\.[0-9a-f]{8}\.tmp")
-
-
 def _stamp_leftovers(stamp: Path) -> list[Path]:
+    """The temporary files of stamps being written: ``maintenance.private_temp`` names them
+    ``.<stamp name>.<8 hex digits>.tmp``."""
     try:
         names = os.listdir(stamp.parent)
     except OSError:
         return []
+    prefix, suffix = f".{stamp.name}.", ".tmp"
     found = []
     for name in names:
-        match = _LEFTOVER.fullmatch(name)
-        if match is not None and match["stem"] == stamp.name:
+        token = name[len(prefix) : -len(suffix)]
+        if (
+            name.startswith(prefix)
+            and name.endswith(suffix)
+            and len(token) == 8
+            and all(digit in "0123456789abcdef" for digit in token)
+        ):
             found.append(stamp.parent / name)
     return found
 

@@ -532,6 +532,15 @@ class SqliteStore:
 
     # -- the WAL ---------------------------------------------------------------------------
 
+    async def _sync_wal(self, wal: Path) -> None:
+        # On the checkpointer's own thread, which exists from the start: a worker thread
+        # started now by the event loop would inherit the CPU and the policy that
+        # placement.SharedCpu gives the loop while writes queue up, and keep them.
+        if self._checkpointer is not None:
+            await run_on_connection_thread(self._checkpointer, lambda conn: _fsync_wal(wal))
+        else:
+            await anyio.to_thread.run_sync(_fsync_wal, wal)
+
     async def _maintain_wal(self) -> None:
         """Keep the WAL bounded and, with durability "everysec", fsync it once a second.
 
@@ -560,7 +569,7 @@ class SqliteStore:
             try:
                 due = time.monotonic() - last_sync >= _SYNC_INTERVAL - interval
                 if everysec and writes != synced_writes and due:
-                    await anyio.to_thread.run_sync(_fsync_wal, wal)
+                    await self._sync_wal(wal)
                     synced_writes, last_sync = writes, time.monotonic()
                 if self._checkpointer is not None and writes != checked_writes:
                     checked_writes = writes

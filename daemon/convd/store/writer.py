@@ -643,6 +643,14 @@ class _Job(Generic[T]):
         self.done = done
 
 
+def _pace(call: Callable[..., None], *args: int) -> None:
+    # Where the threads run is an optimisation: failing at it must not stop the writer.
+    try:
+        call(*args)
+    except Exception:
+        logger.exception("placing the writer's thread failed")
+
+
 #: Tells the writer's thread to return once it has finished what it took.
 _STOP: Final = object()
 
@@ -912,7 +920,7 @@ class GroupCommitWriter:
                         break
                     batch.append(item)
                 if pacing is not None:
-                    pacing.before_batch(len(batch))
+                    _pace(pacing.before_batch, len(batch))
                 try:
                     _run_batch(conn, batch, retention, expired, self._listing)
                 except sqlite3.Error as exc:
@@ -924,7 +932,7 @@ class GroupCommitWriter:
                 else:
                     loop.call_soon_threadsafe(self._finish, batch, None)
                 if pacing is not None:
-                    pacing.after_batch()
+                    _pace(pacing.after_batch)
         finally:
             # Whatever ends the loop (a bug included), the event loop learns it.
             loop.call_soon_threadsafe(_settle, stopped, None, None)
