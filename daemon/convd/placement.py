@@ -10,14 +10,19 @@ with 8 writing processes on a 2-vCPU VM (8 rounds each, both threads on one CPU 
 Pinning only the writer to wherever the event loop last ran gained a third of that: the
 event loop moves between CPUs too often.
 
-So the pair is pinned only while writes queue up (a batch of two or more), and released
-after a second of single-write batches: one writer gains nothing from it (the threads
-then work in turn anyway), and a pinned event loop cannot leave a CPU that other processes
-crowd, which made each event sent to 50 subscriber processes cost ~4 us more per
-subscriber. Every other thread (reads, WAL checkpoints and syncs, the start-up check)
-stays where the OS puts it: they are all started before any pin. A thread the event loop
-starts while pinned inherits its CPU and policy (Linux copies both): only a backup's worker
-thread can be one, and it runs on the loop's CPU until anyio retires it.
+So the pair is pinned only while writes queue up (batches of two or more, none more than
+20 ms apart, for 50 ms), and released after a second of single-write batches: one writer
+gains nothing from it (the threads then work in turn anyway), and a pinned event loop
+cannot leave a CPU that other processes crowd, which made each event sent to 50 subscriber
+processes cost ~4 us more per subscriber (and more once SCHED_BATCH, below, keeps it from
+preempting them). The 50 ms keep a burst from pinning: 50 subscribers subscribing at once
+queue up for a few milliseconds, and pinned the loop through the first second of the
+events they then waited for.
+
+Every other thread (reads, WAL checkpoints and syncs, the start-up check) stays where the
+OS puts it: they are all started before any pin. A thread the event loop starts while
+pinned inherits its CPU and policy (Linux copies both): only a backup's worker thread can
+be one, and it runs on the loop's CPU until anyio retires it.
 
 While pinned, both threads are also SCHED_BATCH (when they were SCHED_OTHER, Linux's
 default): a thread of that policy does not preempt the running one when it wakes. On one
@@ -57,6 +62,10 @@ logger = logging.getLogger(__name__)
 _PROCESSOR_FIELD: Final = 39 - 3
 #: How long the pair stays on one CPU after the last batch of two or more writes.
 _HOLD_SECONDS: Final = 1.0
+#: Writes queue up when batches of two or more come this long without a gap ...
+_SETTLE_SECONDS: Final = 0.05
+#: ... of more than this.
+_STREAK_GAP_SECONDS: Final = 0.02
 
 
 def _cpu_of(tid: int) -> int | None:
@@ -89,7 +98,16 @@ class SharedCpu:
     The writer's thread calls ``before_batch`` and ``after_batch`` (``store.writer
     .BatchPacing``), and only it (no lock needed)."""
 
-    __slots__ = ("_allowed", "_batched", "_clock", "_loop_tid", "_pinned", "_release_at")
+    __slots__ = (
+        "_allowed",
+        "_batched",
+        "_clock",
+        "_last_queued",
+        "_loop_tid",
+        "_pinned",
+        "_queued_since",
+        "_release_at",
+    )
 
     def __init__(
         self, loop_tid: int, allowed: set[int], clock: Callable[[], float] = time.monotonic
@@ -101,6 +119,8 @@ class SharedCpu:
         #: The threads (0: the writer, the calling one) made SCHED_BATCH by the pin.
         self._batched: list[int] = []
         self._release_at = 0.0
+        #: The current streak of batches of two or more: when it began, and its last batch.
+        self._queued_since = self._last_queued = -float("inf")
 
     @classmethod
     def for_this_thread(cls) -> SharedCpu | None:
@@ -117,8 +137,12 @@ class SharedCpu:
     def before_batch(self, writes: int) -> None:
         """On the writer's thread, before a batch of ``writes`` writes."""
         if writes > 1:
-            self._release_at = self._clock() + _HOLD_SECONDS
-            if not self._pinned:
+            now = self._clock()
+            if now - self._last_queued > _STREAK_GAP_SECONDS:
+                self._queued_since = now
+            self._last_queued = now
+            self._release_at = now + _HOLD_SECONDS
+            if not self._pinned and now - self._queued_since >= _SETTLE_SECONDS:
                 cpu = _cpu_of(self._loop_tid)
                 if cpu in self._allowed and self._place({cpu}):
                     self._pinned = True

@@ -86,6 +86,15 @@ def _queued_writes(client: LineClient, tag: str) -> None:
     assert all("result" in reply for reply in client.read_json())
 
 
+def _sustained_queued_writes(client: LineClient, tag: str, seconds: float = 0.3) -> None:
+    """Writes that keep queueing up for a while, as under load (a burst does not pin)."""
+    deadline = time.monotonic() + seconds
+    round_ = 0
+    while time.monotonic() < deadline:
+        _queued_writes(client, f"{tag}{round_}-")
+        round_ += 1
+
+
 def _lone_write(client: LineClient) -> None:
     client.call("conv.set_draft", {"conv_id": "lone", "conv_type": 1, "draft": text_draft("x")})
 
@@ -98,7 +107,9 @@ def test_queued_writes_put_the_event_loop_and_the_writer_on_one_cpu(root: Path) 
             _lone_write(client)
             assert _loop_and_writer(daemon) == (allowed, allowed)  # one writer: left alone
             assert _loop_and_writer_policies(daemon) == (OTHER, OTHER)
-            _queued_writes(client, "a")
+            _queued_writes(client, "burst")
+            assert _loop_and_writer(daemon) == (allowed, allowed)  # a burst: left alone
+            _sustained_queued_writes(client, "a")
             loop, writer = _loop_and_writer(daemon)
             assert len(loop) == 1 and writer == loop
             # ... and neither preempts the other when it wakes.
@@ -133,7 +144,7 @@ def test_a_policy_given_by_whoever_started_convd_is_kept(root: Path) -> None:
             assert daemon.process is not None
             for tid in _threads(daemon):
                 os.sched_setscheduler(tid, IDLE, os.sched_param(0))
-            _queued_writes(client, "a")
+            _sustained_queued_writes(client, "a")
             assert len(_loop_and_writer(daemon)[0]) == 1  # pinned all the same
             assert _loop_and_writer_policies(daemon) == (IDLE, IDLE)
     finally:
@@ -144,7 +155,7 @@ def test_no_same_cpu_pins_nothing(root: Path) -> None:
     daemon = DaemonProcess(root, "--no-same-cpu").start()
     try:
         with daemon.client() as client:
-            _queued_writes(client, "a")
+            _sustained_queued_writes(client, "a")
             threads = _threads(daemon)
             policies_seen = _policies(daemon)
     finally:

@@ -33,6 +33,14 @@ class _System:
         monkeypatch.setattr(os, "sched_setscheduler", self.set_policy)
         monkeypatch.setattr(os, "sched_yield", self.count_yield)
 
+    def queue_up(self, shared: SharedCpu, seconds: float = 0.06) -> None:
+        """Batches of three writes, 10 ms apart, for ``seconds``: writes queueing up."""
+        end = self.now + seconds
+        while self.now < end:
+            shared.before_batch(3)
+            self.now += 0.01
+        shared.before_batch(3)
+
     def shared_cpu(self) -> SharedCpu:
         return SharedCpu(LOOP, {0, 1}, clock=lambda: self.now)
 
@@ -50,7 +58,12 @@ def test_queued_writes_pin_both_threads_as_batch_and_a_quiet_second_restores_the
     shared = system.shared_cpu()
     shared.before_batch(1)  # one write: left alone
     assert system.affinity == {} and system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
-    shared.before_batch(3)
+    system.queue_up(shared, seconds=0.03)  # a burst (50 subscriptions at once): left alone
+    assert system.affinity == {}
+    system.now += 0.03  # ... and a gap ends it
+    system.queue_up(shared, seconds=0.03)
+    assert system.affinity == {}
+    system.queue_up(shared, seconds=0.03)  # the same streak, now 60 ms long
     assert system.affinity == {LOOP: {1}, 0: {1}}
     assert system.policy == {LOOP: os.SCHED_BATCH, 0: os.SCHED_BATCH}
     system.now += 0.5
@@ -65,7 +78,7 @@ def test_queued_writes_pin_both_threads_as_batch_and_a_quiet_second_restores_the
 def test_a_policy_other_than_the_default_is_left_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
     system = _System(monkeypatch, policy=os.SCHED_IDLE)
     shared = system.shared_cpu()
-    shared.before_batch(2)
+    system.queue_up(shared)
     assert system.affinity == {LOOP: {1}, 0: {1}}
     assert system.policy == {LOOP: os.SCHED_IDLE, 0: os.SCHED_IDLE}
     system.now += 2
@@ -81,7 +94,7 @@ def test_the_writer_yields_to_the_event_loop_after_a_batch_only_while_pinned(
     shared.before_batch(1)
     shared.after_batch()
     assert system.yields == 0  # unpinned, the two run where they like: nothing to give
-    shared.before_batch(2)
+    system.queue_up(shared)
     shared.after_batch()
     assert system.yields == 1
     system.now += 2
@@ -95,7 +108,7 @@ def test_a_policy_changed_by_someone_else_while_pinned_is_left_as_it_is(
 ) -> None:
     system = _System(monkeypatch)
     shared = system.shared_cpu()
-    shared.before_batch(2)
+    system.queue_up(shared)
     assert system.policy == {LOOP: os.SCHED_BATCH, 0: os.SCHED_BATCH}
     system.policy[LOOP] = os.SCHED_IDLE  # `chrt --idle -p 0 TID` meanwhile
     system.now += 2
