@@ -120,14 +120,18 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+#: private_temp's files are ``.<stem>.<this many random bytes, in hex>.tmp``.
+_TEMP_TOKEN_BYTES: Final = 4
+_TEMP_SUFFIX: Final = ".tmp"
+
+
 def private_temp(directory: Path, stem: str) -> Path:
-    """A new, empty, 0600 file in ``directory`` (never an existing one), named
-    ``.<stem>.<8 hex digits>.tmp`` (``opening.forget_clean_close`` recognises a stamp's
-    leftover by it)."""
+    """A new, empty, 0600 file in ``directory`` (never an existing one); ``private_temps``
+    finds it again."""
     import secrets  # only backups and restores need it: kept off the start-up path
 
     while True:
-        path = directory / f".{stem}.{secrets.token_hex(4)}.tmp"
+        path = directory / f".{stem}.{secrets.token_hex(_TEMP_TOKEN_BYTES)}{_TEMP_SUFFIX}"
         try:
             fd = os.open(
                 path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
@@ -136,6 +140,27 @@ def private_temp(directory: Path, stem: str) -> Path:
             continue
         os.close(fd)
         return path
+
+
+def private_temps(directory: Path, stem: str) -> list[Path]:
+    """The files ``private_temp(directory, stem)`` made that are still there (those of a
+    process that died before it renamed or removed them)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    prefix = f".{stem}."
+    found = []
+    for name in names:
+        token = name[len(prefix) : -len(_TEMP_SUFFIX)]
+        if (
+            name.startswith(prefix)
+            and name.endswith(_TEMP_SUFFIX)
+            and len(token) == 2 * _TEMP_TOKEN_BYTES
+            and all(digit in "0123456789abcdef" for digit in token)
+        ):
+            found.append(directory / name)
+    return found
 
 
 def _copy(source: sqlite3.Connection, target: Path) -> int:

@@ -270,32 +270,14 @@ def forget_clean_close(path: Path) -> None:
     except OSError as exc:
         # A stamp that cannot go could vouch for a file this run finds damaged: say so.
         logger.warning("cannot remove %s (remove it by hand): %s", stamp, exc)
-    for leftover in _stamp_leftovers(stamp):
+    # Imported here, as in record_clean_close (open_store, the caller, has it loaded).
+    from .maintenance import private_temps
+
+    for leftover in private_temps(stamp.parent, stamp.name):
         try:
             leftover.unlink()
         except OSError as exc:
             logger.debug("cannot remove %s: %s", leftover, exc)
-
-
-def _stamp_leftovers(stamp: Path) -> list[Path]:
-    """The temporary files of stamps being written: ``maintenance.private_temp`` names them
-    ``.<stamp name>.<8 hex digits>.tmp``."""
-    try:
-        names = os.listdir(stamp.parent)
-    except OSError:
-        return []
-    prefix, suffix = f".{stamp.name}.", ".tmp"
-    found = []
-    for name in names:
-        token = name[len(prefix) : -len(suffix)]
-        if (
-            name.startswith(prefix)
-            and name.endswith(suffix)
-            and len(token) == 8
-            and all(digit in "0123456789abcdef" for digit in token)
-        ):
-            found.append(stamp.parent / name)
-    return found
 
 
 def _times_tell_changes_apart(database: tuple[int, ...]) -> bool:
