@@ -84,6 +84,7 @@ class RawClient:
         self.sock.settimeout(SOCKET_TIMEOUT)
         self.sock.connect(path)
         self.buf = bytearray()
+        self._chunk = bytearray(262144)
         self.next_id = 1
         self.notifications: list[bytes] = []
 
@@ -91,16 +92,22 @@ class RawClient:
         self.sock.close()
 
     def read_line(self) -> bytes:
+        # Big replies (a list page of 1,000 is ~500 KB) are read into one reused buffer and
+        # copied once: a fresh 256 KB bytes per recv and a copy per slice cost more than the
+        # daemon's own work on such a page (new memory is page-faulted in on first touch).
+        buf = self.buf
+        searched = 0
         while True:
-            index = self.buf.find(b"\n")
+            index = buf.find(b"\n", searched)
             if index >= 0:
-                line = bytes(self.buf[:index])
-                del self.buf[: index + 1]
+                line = bytes(memoryview(buf)[:index])
+                del buf[: index + 1]
                 return line
-            chunk = self.sock.recv(262144)
-            if not chunk:
+            searched = len(buf)
+            received = self.sock.recv_into(self._chunk)
+            if not received:
                 raise ConnectionError("convd closed the connection")
-            self.buf += chunk
+            buf += memoryview(self._chunk)[:received]
 
     def _read_reply(self) -> Any:
         while True:

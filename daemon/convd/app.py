@@ -21,6 +21,7 @@ from convd_schemas import StoreStatus, __version__
 from convd_schemas.limits import MAX_LINE_BYTES
 from convd_schemas.openrpc import build_openrpc
 
+from .allocator import keep_big_blocks
 from .config import Config
 from .domain import ConversationService, EventBus
 from .placement import SharedCpu, name_thread
@@ -155,9 +156,11 @@ def _load_and_freeze() -> None:
     contract, jsonrpcserver and the jsonschema it imports: tens of thousands) out of the
     garbage collector's generations. They live as long as the daemon anyway, and every full
     collection walked them all: a page of 1,000 conversations allocates enough to trigger
-    collections, and each one cost milliseconds."""
+    collections, and each one cost milliseconds. Last, malloc keeps the big blocks such
+    pages need (convd.allocator): off the start-up path too, ctypes is a slow import."""
     load_dispatcher()
     gc.freeze()
+    keep_big_blocks()
 
 
 async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:

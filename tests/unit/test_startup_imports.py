@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 #: Imported only when their feature is used: the named pipe (Windows), ctypes (BSD peer
-#: credentials), tempfile (the socket fallback directory), secrets (backup and restore),
-#: sysconfig (install-units), hashlib (a resuming sync), and jsonrpcserver (loaded on a
-#: thread once the daemon accepts).
+#: credentials; malloc's thresholds, set once the daemon accepts), tempfile (the socket
+#: fallback directory), secrets (backup and restore), sysconfig (install-units), hashlib (a
+#: resuming sync), and jsonrpcserver (loaded on a thread once the daemon accepts).
 LAZY = (
     "convd_schemas.winpipe",
     "convd.transport.pipe",

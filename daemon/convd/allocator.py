@@ -1,0 +1,70 @@
+"""How the C allocator hands out big blocks: from its heap, kept there once freed.
+
+A page of the list (``conv.list``, up to 1,000 conversations: ~500 KB) is copied a few times
+on its way out: SQLite joins the renderings, the JSON array is closed around them, the
+response line is encoded. Python asks malloc for each such block. glibc's malloc serves a
+block over its mmap threshold (128 KiB at first, raised to the size of the largest block
+freed) with a fresh mapping, and gives the free top of its heap back to the kernel beyond
+twice that threshold. Both return memory that the next page needs again: every copy then
+lands on new pages, and each page is faulted in, and zeroed, on first touch. On this kind
+of VM that costs more than the copying: ``b"[" + page + b"]"`` of 500 KB took 479 us in a
+loop, 22 us with the settings below.
+
+So blocks up to ``MMAP_THRESHOLD`` come from the heap, and up to ``TRIM_THRESHOLD`` of free
+heap is kept rather than given back. Measured on 10,000 conversations listed in pages of
+1,000 (two daemons side by side, alternating, 60 listings each, four runs): p50
+14.6 -> 12.4 ms, daemon CPU per listing 13.0 -> 10.8 ms; the write path did not move.
+The cost: after a burst of big pages, up to ``TRIM_THRESHOLD`` of freed memory per malloc
+arena (the event loop's, and one for each thread that allocated much) stays in the
+process's RSS.
+
+glibc only (``mallopt`` through ctypes): elsewhere malloc is left as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Final
+
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_big_blocks"]
+
+logger = logging.getLogger(__name__)
+
+#: Blocks up to this size come from malloc's heap, not a fresh mapping each.
+MMAP_THRESHOLD: Final = 4 * 1024 * 1024
+#: Free memory at the top of a heap is given back to the kernel only beyond this.
+TRIM_THRESHOLD: Final = 16 * 1024 * 1024
+
+# <malloc.h>
+_M_TRIM_THRESHOLD: Final = -1
+_M_MMAP_THRESHOLD: Final = -3
+
+
+def _glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (AttributeError, ValueError, OSError):  # not POSIX, or not a name this libc knows
+        return False
+
+
+def keep_big_blocks() -> bool:
+    """Set malloc's thresholds (above) for this process; False where it is not glibc's."""
+    if not _glibc():
+        return False
+    # Imported here: ctypes costs ~5 ms, and this runs once the daemon accepts.
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    # mallopt returns 1 on success, 0 on error.
+    done: bool = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    done = libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and done
+    if done:
+        logger.debug(
+            "malloc serves blocks up to %d KiB from its heap and keeps up to %d KiB free there",
+            MMAP_THRESHOLD // 1024,
+            TRIM_THRESHOLD // 1024,
+        )
+    else:
+        logger.warning("could not set malloc's thresholds: big replies will cost more")
+    return done
