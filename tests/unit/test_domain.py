@@ -31,6 +31,7 @@ from convd.domain import (
     Limits,
     PinLimitExceeded,
 )
+from convd.domain.service import validate_key
 from convd.rpc import ConvListing
 from convd.store import SqliteStore, open_store
 
@@ -484,6 +485,13 @@ async def test_pin_unknown_is_not_found(world: World) -> None:
 # -- identifiers -----------------------------------------------------------------------------
 
 
+async def test_every_printable_ascii_character_makes_a_valid_id() -> None:
+    printable = "".join(chr(code) for code in range(0x20, 0x7F))  # space to tilde
+    for start in range(0, len(printable), 32):
+        validate_key(ConvKey(C2C, printable[start : start + 32]))
+    validate_key(ConvKey(GROUP, printable[:48]))
+
+
 @pytest.mark.parametrize(
     ("conv_type", "conv_id", "error"),
     [
@@ -493,6 +501,9 @@ async def test_pin_unknown_is_not_found(world: World) -> None:
         (C2C, "caf\u00e9", InvalidUserId),
         (C2C, "tab\there", InvalidUserId),
         (C2C, "del\x7f", InvalidUserId),
+        (C2C, "unit\x1fseparator", InvalidUserId),
+        (C2C, "nbsp\u00a0", InvalidUserId),
+        (GROUP, "emoji\U0001f600", InvalidGroupId),
         (GROUP, "g" * 49, InvalidGroupId),
         (GROUP, "gr\u00fcppe", InvalidGroupId),
         (GROUP, "new\nline", InvalidGroupId),
