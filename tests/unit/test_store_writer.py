@@ -4,12 +4,14 @@ storage failures reported as such."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import anyio
@@ -367,3 +369,31 @@ async def test_everysec_syncs_the_wal_on_a_thread_started_with_the_store(
             store._checkpointer, lambda conn: threading.get_ident()
         )
     assert set(synced_on) == {checkpointer_thread}
+
+
+async def test_a_write_updates_a_conversation_it_read_in_place_or_else_inserts_it(
+    world: World,
+) -> None:
+    """put_conversation updates a conversation the write has read (no INSERT, so none of its
+    triggers); should the row have gone meanwhile (here: deleted behind the transaction's
+    back), the upsert writes it again, counted once."""
+    await world.draft("bob", "one")
+    key = ConvKey(ConvType.C2C, "bob")
+    account_id = world.account.id
+    statements: list[str] = []
+
+    def operation(tx: Any) -> object:
+        current = tx.get_conversation(account_id, key)
+        tx._conn.set_trace_callback(statements.append)
+        tx.put_conversation(account_id, current)  # read: updated in place
+        tx._conn.execute("DELETE FROM conversation WHERE conv_id = 'bob'")
+        tx.put_conversation(account_id, current)  # gone: the update finds no row
+        tx._conn.set_trace_callback(None)
+        return current
+
+    written = await world.store.write(operation)
+    # (SQLite traces a statement again for each trigger program it runs: once is enough.)
+    verbs = [verb for verb, _ in itertools.groupby(s.split()[0] for s in statements)]
+    assert verbs == ["UPDATE", "DELETE", "UPDATE", "INSERT"], statements
+    assert await world.service.get_many(world.account, [key]) == [written]
+    assert await world.store.count_conversations() == 1

@@ -75,6 +75,22 @@ CONV_COLUMNS: Final = (
     "marks, conv_groups"
 )
 CONV_TYPES: Final = {int(t): t for t in ConvType}
+#: What put_conversation writes of a conversation besides its key, in this order.
+_CONV_VALUES: Final = (
+    "order_key, is_pinned, unread_num, draft, draft_revision, custom_data, marks, conv_groups, "
+    "active_time, listed_head, listed_tail"
+)
+_UPSERT_CONVERSATION: Final = (
+    f"INSERT INTO conversation (account_id, conv_type, conv_id, {_CONV_VALUES}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (account_id, conv_type, conv_id) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in _CONV_VALUES.split(", "))
+)
+_UPDATE_CONVERSATION: Final = (
+    "UPDATE conversation SET "
+    + ", ".join(f"{column} = ?" for column in _CONV_VALUES.split(", "))
+    + " WHERE account_id = ? AND conv_type = ? AND conv_id = ?"
+)
 _encoder = msgspec.json.Encoder()
 #: A JSON array of strings: a draft's texts in the draft history, a conversation's groups.
 _texts_decoder = msgspec.json.Decoder(tuple[str, ...])
@@ -318,6 +334,7 @@ class _Transaction:
     __slots__ = (
         "_batch",
         "_conn",
+        "_existing",
         "_kept_changes",
         "_listing",
         "_now",
@@ -328,6 +345,9 @@ class _Transaction:
     def __init__(self, batch: _Batch) -> None:
         self._batch = batch
         self._conn = batch.conn
+        # Conversations this write has seen stored (read or written), by (account, type, id):
+        # put_conversation updates those in place (see there).
+        self._existing: set[tuple[int, int, str]] = set()
         self._listing = batch.listing
         self._retention = batch.retention
         self._kept_changes = batch.retention.changes
@@ -335,12 +355,17 @@ class _Transaction:
         self.callbacks: list[Callable[[], None]] = []
 
     def get_conversation(self, account_id: int, key: ConvKey) -> Conversation | None:
+        stored = (account_id, int(key.conv_type), key.conv_id)
         row = self._conn.execute(
             f"SELECT {CONV_COLUMNS} FROM conversation "
             "WHERE account_id = ? AND conv_type = ? AND conv_id = ?",
-            (account_id, int(key.conv_type), key.conv_id),
+            stored,
         ).fetchone()
-        return None if row is None else conversation_from_row(row)
+        if row is None:
+            self._existing.discard(stored)
+            return None
+        self._existing.add(stored)
+        return conversation_from_row(row)
 
     def count_pinned(self, account_id: int) -> int:
         # Pinned conversations are exactly those with PINNED_BIT in their active time: a range
@@ -368,40 +393,41 @@ class _Transaction:
 
     def put_conversation(self, account_id: int, conversation: Conversation) -> None:
         draft = conversation.draft
+        stored = (account_id, int(conversation.conv_type), conversation.conv_id)
+        values = (
+            conversation.order_key,
+            int(conversation.is_pinned),
+            conversation.unread_num,
+            None if draft is None else draft_document(draft),
+            conversation.draft_revision,
+            conversation.custom_data,
+            signed_marks(conversation.marks),
+            _encoder.encode(conversation.groups).decode() if conversation.groups else None,
+            conversation.active_time,
+            *self._listing.render(conversation),
+        )
+        existing = self._existing
+        # A conversation this write has seen stored (most writes read it first) is updated in
+        # place: the upsert below also fires the BEFORE INSERT triggers (two probes of the
+        # key, for the count and the tags) and probes the key for its conflict. Paired runs,
+        # 8 writing processes, 5 rounds: full 4,949 -> 5,219 writes/s, everysec within noise.
+        # Should the row have gone after all, the update finds nothing and the upsert runs.
+        if stored in existing and (
+            self._conn.execute(_UPDATE_CONVERSATION, (*values, *stored)).rowcount == 1
+        ):
+            return
         # An upsert on the key, not INSERT OR REPLACE: the primary key is the sort key, and a
         # REPLACE would silently delete any other row that held the same active time. The
         # conversation's rendering for list pages is written with it (ListingRenderer).
-        self._conn.execute(
-            f"INSERT INTO conversation (account_id, {CONV_COLUMNS}, active_time, "
-            "listed_head, listed_tail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (account_id, conv_type, conv_id) DO UPDATE SET "
-            "order_key = excluded.order_key, is_pinned = excluded.is_pinned, "
-            "unread_num = excluded.unread_num, draft = excluded.draft, "
-            "draft_revision = excluded.draft_revision, custom_data = excluded.custom_data, "
-            "marks = excluded.marks, conv_groups = excluded.conv_groups, "
-            "active_time = excluded.active_time, listed_head = excluded.listed_head, "
-            "listed_tail = excluded.listed_tail",
-            (
-                account_id,
-                int(conversation.conv_type),
-                conversation.conv_id,
-                conversation.order_key,
-                int(conversation.is_pinned),
-                conversation.unread_num,
-                None if draft is None else draft_document(draft),
-                conversation.draft_revision,
-                conversation.custom_data,
-                signed_marks(conversation.marks),
-                _encoder.encode(conversation.groups).decode() if conversation.groups else None,
-                conversation.active_time,
-                *self._listing.render(conversation),
-            ),
-        )
+        self._conn.execute(_UPSERT_CONVERSATION, (account_id, *stored[1:], *values))
+        existing.add(stored)
 
     def delete_conversation(self, account_id: int, key: ConvKey) -> None:
+        stored = (account_id, int(key.conv_type), key.conv_id)
+        self._existing.discard(stored)
         self._conn.execute(
             "DELETE FROM conversation WHERE account_id = ? AND conv_type = ? AND conv_id = ?",
-            (account_id, int(key.conv_type), key.conv_id),
+            stored,
         )
         # Its draft history goes with it, in the same transaction, whichever call deletes.
         self._conn.execute(
