@@ -15,6 +15,7 @@ from typing import Any
 
 import aiosqlite
 import anyio
+import msgspec
 import pytest
 
 from convd.domain import (
@@ -397,3 +398,27 @@ async def test_a_write_updates_a_conversation_it_read_in_place_or_else_inserts_i
     assert verbs == ["UPDATE", "DELETE", "UPDATE", "INSERT"], statements
     assert await world.service.get_many(world.account, [key]) == [written]
     assert await world.store.count_conversations() == 1
+
+
+async def test_a_write_that_wrote_and_then_raised_leaves_nothing_behind(world: World) -> None:
+    """A refused write is undone whole, what it wrote before raising too: a later write reads
+    the conversation as committed, not as the refused write left it, whether the refusal
+    came alone or in a batch that ran again with savepoints."""
+    await world.draft("bob", "kept")
+    key = ConvKey(ConvType.C2C, "bob")
+    account_id = world.account.id
+
+    def refused(tx: Any) -> None:
+        current = tx.get_conversation(account_id, key)
+        tx.put_conversation(account_id, msgspec.structs.replace(current, custom_data="lost"))
+        raise DraftRevisionConflict(0, current)
+
+    def read(tx: Any) -> object:
+        return tx.get_conversation(account_id, key)
+
+    for _ in range(2):
+        results = await _concurrently(world.store.write(refused), world.draft("carol", "x"))
+        assert isinstance(results[0], DraftRevisionConflict)
+        await _concurrently(world.store.write(refused))
+        current = await world.store.write(read)
+        assert current.custom_data == "" and current.draft.texts == ("kept",)  # type: ignore[attr-defined]
