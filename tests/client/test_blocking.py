@@ -297,3 +297,43 @@ def test_subscribe_with_history_and_the_subscription_state(
         client.unsubscribe()
         with pytest.raises(SeqTooOld):
             client.subscribe(first.seq, history="not-" + first.history)
+
+
+def test_closing_fails_the_calls_in_flight_and_refuses_later_ones(short_dir: Path) -> None:
+    """A call blocked on another thread when the client closes fails with ClientClosed, the
+    close does not wait for it to time out, and a call after the close fails at once."""
+    client = BlockingClient(short_dir / "nobody.sock", require_connection=False).open()
+    outcome: queue.Queue[BaseException | None] = queue.Queue()
+
+    def wait() -> None:
+        try:
+            client.wait_connected(timeout=60)  # nobody serves: blocks until the close
+        except BaseException as exc:
+            outcome.put(exc)
+        else:
+            outcome.put(None)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)  # the call is in flight
+    started = time.monotonic()
+    client.close()
+    assert time.monotonic() - started < 5
+    assert isinstance(outcome.get(timeout=5), ClientClosed)
+    waiter.join(5)
+    with pytest.raises(ClientClosed):
+        client.conv_list()
+
+
+def test_a_blocking_call_from_the_clients_own_loop_is_refused(
+    shared_daemon: DaemonProcess,
+) -> None:
+    """Blocking the loop the call needs would hang it: refused instead."""
+    with BlockingClient(shared_daemon.socket) as client:
+
+        async def call_back(_: Client) -> None:
+            client.daemon_status()
+
+        with pytest.raises(RuntimeError, match="its own event loop"):
+            client.submit(call_back).result(timeout=5)
+        assert client.daemon_status().conversations >= 0  # the client still works
