@@ -92,9 +92,10 @@ class RawClient:
         self.sock.close()
 
     def read_line(self) -> bytes:
-        # Big replies (a list page of 1,000 is ~500 KB) are read into one reused buffer and
-        # copied once: a fresh 256 KB bytes per recv and a copy per slice cost more than the
-        # daemon's own work on such a page (new memory is page-faulted in on first touch).
+        # Big replies (a list page of 1,000 is ~500 KB) are received into one reused chunk,
+        # gathered in one buffer and copied out once: a fresh 256 KB bytes per recv and an
+        # extra copy per slice cost more than the daemon's own work on such a page (new
+        # memory is page-faulted in on first touch).
         buf = self.buf
         searched = 0
         while True:

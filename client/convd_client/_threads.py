@@ -23,6 +23,7 @@ from typing import Any
 __all__ = [
     "CallbackErrorHandler",
     "CallbackThread",
+    "bounded_stop_wait",
     "limit_stop_waits",
     "report_callback_error",
     "set_callback_error_handler",
@@ -49,6 +50,13 @@ def limit_stop_waits(seconds: float | None) -> None:
     """
     global _stop_wait_limit
     _stop_wait_limit = seconds
+
+
+def bounded_stop_wait(seconds: float) -> float:
+    """``seconds``, or less once exit has limited how long stopping waits
+    (:func:`limit_stop_waits`)."""
+    limit = _stop_wait_limit
+    return seconds if limit is None else min(seconds, limit)
 
 
 def set_callback_error_handler(handler: CallbackErrorHandler | None) -> None:

@@ -33,7 +33,7 @@ import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._loop import quiet_cancelled_read_race
-from ._threads import CallbackThread
+from ._threads import CallbackThread, bounded_stop_wait
 from .client import Client, ConnectionState, ConvEvent, GroupEvent, Resync
 from .errors import ClientClosed
 
@@ -48,7 +48,7 @@ R = TypeVar("R")
 #: Listener calls handed to the callback thread but not yet finished, at most.
 _RELAY_WINDOW = 64
 #: How long closing waits for the calls in flight to end (closing the connection fails them
-#: at once: this bounds a call that ignores that).
+#: at once: this bounds a call that ignores that; at exit, the exit's own bound applies).
 _CALLS_END_TIMEOUT = 10.0
 
 
@@ -97,10 +97,10 @@ class BlockingClient:
         self._portal: BlockingPortal | None = None
         self._stack: ExitStack | None = None
         # The portal's loop while calls are taken (see _run), its thread, and the calls in
-        # flight, which closing waits for before it stops the loop.
+        # flight (their futures), which closing waits for before it stops the loop.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._calls = 0
+        self._calls: set[concurrent.futures.Future[Any]] = set()
         self._calls_changed = threading.Condition()
         # (kind, listener, relay) in the order added; listeners are matched with ``==`` as
         # Client matches them (a bound method is a new object on every attribute access).
@@ -178,40 +178,48 @@ class BlockingClient:
         # A call crosses to the loop and back: two wake-ups of one thread by another. The
         # portal's call (BlockingPortal.call) takes three: it first waits until the loop has
         # started the call's task in the portal's task group, then for the task. ~100 us of
-        # a conv.set_draft round trip on a 2-vCPU VM (BlockingClient / raw socket client:
-        # x1.46-1.68 -> x1.33-1.36). The call runs as a task of its own; closing waits for
-        # every such task to end (_wait_for_calls) before the loop stops.
+        # a conv.set_draft round trip on a 2-vCPU VM (BlockingClient / raw socket client,
+        # everysec: x1.46-1.68 -> x1.33-1.41). The call runs as a task of its own. It is
+        # scheduled under the lock that close() takes to refuse new calls, so every call
+        # close() does not refuse is on the loop before close() waits for the calls' tasks
+        # to end (_wait_for_calls), which it does before the loop stops.
         with self._calls_changed:
             loop = self._loop
             if loop is None:
                 raise ClientClosed("the BlockingClient is not open")
             if threading.get_ident() == self._loop_thread:
                 raise RuntimeError("a BlockingClient cannot be called from its own event loop")
-            self._calls += 1
-        try:
+            call = _awaited(fn)
             try:
-                future = asyncio.run_coroutine_threadsafe(_awaited(fn), loop)
+                future = asyncio.run_coroutine_threadsafe(call, loop)
             except RuntimeError as exc:  # the loop is closed
+                call.close()
                 raise ClientClosed("the BlockingClient was closed") from exc
-            try:
-                return future.result()
-            except concurrent.futures.CancelledError:
-                raise ClientClosed("the BlockingClient was closed") from None
-            except BaseException:
-                future.cancel()  # the caller gave up (KeyboardInterrupt): so does the call
-                raise
-        finally:
-            with self._calls_changed:
-                self._calls -= 1
-                self._calls_changed.notify_all()
+            self._calls.add(future)
+        future.add_done_callback(self._call_ended)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise ClientClosed("the BlockingClient was closed") from None
+        except BaseException:
+            future.cancel()  # the caller gave up (KeyboardInterrupt): so does the call
+            raise
+
+    def _call_ended(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._calls_changed:
+            self._calls.discard(future)
+            self._calls_changed.notify_all()
 
     def _wait_for_calls(self, timeout: float) -> None:
+        # On the calls' tasks, not on the threads that made them: close() may run on one of
+        # those threads (a signal handler's), whose call ends only after close() returns.
+        timeout = bounded_stop_wait(timeout)
         with self._calls_changed:
-            if not self._calls_changed.wait_for(lambda: self._calls == 0, timeout):
+            if not self._calls_changed.wait_for(lambda: not self._calls, timeout):
                 logger.warning(
-                    "%d BlockingClient call(s) still running %.0f s after close: the loop stops "
+                    "%d BlockingClient call(s) still running %.1f s after close: the loop stops "
                     "under them",
-                    self._calls,
+                    len(self._calls),
                     timeout,
                 )
 

@@ -19,7 +19,11 @@ The cost: after a burst of big pages, up to ``TRIM_THRESHOLD`` of freed memory p
 arena (the event loop's, and one for each thread that allocated much) stays in the
 process's RSS.
 
-glibc only (``mallopt`` through ctypes): elsewhere malloc is left as it is.
+glibc only (``mallopt`` through ctypes): elsewhere (musl, macOS, Windows), or where
+``mallopt`` refuses a value (a 32-bit glibc caps the mmap threshold at 512 KiB), malloc is
+left as it is, which costs speed, nothing else. glibc's manual marks ``mallopt`` MT-Unsafe;
+it runs here while other threads allocate, which is safe in practice: it changes word-sized
+settings under the main arena's lock.
 """
 
 from __future__ import annotations
@@ -50,16 +54,23 @@ def _glibc() -> bool:
 
 
 def keep_big_blocks() -> bool:
-    """Set malloc's thresholds (above) for this process; False where it is not glibc's."""
+    """Set malloc's thresholds (above) for this process; False where they were not set.
+
+    Never raises: it is an optimisation, and the daemon runs on without it.
+    """
     if not _glibc():
         return False
     # Imported here: ctypes costs ~5 ms, and this runs once the daemon accepts.
     import ctypes
 
-    libc = ctypes.CDLL(None)
-    # mallopt returns 1 on success, 0 on error.
-    done: bool = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-    done = libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and done
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        # mallopt returns 1 on success, 0 on error.
+        done: bool = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+        done = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and done
+    except (OSError, AttributeError) as exc:
+        logger.debug("malloc's thresholds left as they are: %s", exc)
+        return False
     if done:
         logger.debug(
             "malloc serves blocks up to %d KiB from its heap and keeps up to %d KiB free there",
@@ -67,5 +78,5 @@ def keep_big_blocks() -> bool:
             TRIM_THRESHOLD // 1024,
         )
     else:
-        logger.warning("could not set malloc's thresholds: big replies will cost more")
+        logger.debug("malloc refused a threshold: big replies cost more here")
     return done

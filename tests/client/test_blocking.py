@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import queue
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -337,3 +339,42 @@ def test_a_blocking_call_from_the_clients_own_loop_is_refused(
         with pytest.raises(RuntimeError, match="its own event loop"):
             client.submit(call_back).result(timeout=5)
         assert client.daemon_status().conversations >= 0  # the client still works
+
+
+_CLOSE_IN_A_SIGNAL_HANDLER = """
+import os, signal, sys, threading, time
+from convd_client import BlockingClient, ClientClosed
+
+client = BlockingClient(sys.argv[1], require_connection=False).open()
+took = []
+
+def handler(signum, frame):
+    started = time.monotonic()
+    client.close()
+    took.append(time.monotonic() - started)
+
+signal.signal(signal.SIGTERM, handler)
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+try:
+    client.wait_connected(timeout=60)
+except ClientClosed:
+    print("closed in %.2f s" % took[0])
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to oneself")
+def test_closing_in_a_signal_handler_while_the_same_thread_waits_in_a_call(
+    short_dir: Path,
+) -> None:
+    """close() from a signal handler, which interrupts the main thread's own call: closing
+    waits for the calls' tasks, not for the threads that made them (that one resumes only
+    after close() returns), so it is prompt."""
+    result = subprocess.run(
+        [sys.executable, "-c", _CLOSE_IN_A_SIGNAL_HANDLER, str(short_dir / "nobody.sock")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    took = float(result.stdout.split()[2])
+    assert took < 2, result.stdout

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from convd import allocator
 from support import DaemonProcess, text_draft
 
 C2C = 1
@@ -24,7 +25,9 @@ def _minor_faults(pid: int) -> int:
     return int(fields[7])  # field 10, minflt
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc and /proc")
+@pytest.mark.skipif(
+    sys.platform != "linux" or not allocator._glibc(), reason="glibc's malloc and /proc"
+)
 def test_listing_big_pages_again_faults_in_no_new_memory(daemon: DaemonProcess) -> None:
     assert daemon.process is not None
     with daemon.client() as line:

@@ -155,8 +155,8 @@ def test_a_policy_given_by_whoever_started_convd_is_kept(root: Path) -> None:
     try:
         with daemon.client() as client:
             # Made SCHED_IDLE from outside (as `chrt --idle -a -p 0 PID` would): queued writes
-            # pin the threads but leave them idle. (Idle threads run only on an idle CPU:
-            # with every CPU kept busy by others, they barely run and nothing queues.)
+            # pin the threads but leave them idle. (Idle threads run only on an idle CPU: with
+            # every CPU kept busy by others, batches come too far apart to pin anything.)
             _lone_write(client)
             assert daemon.process is not None
             for tid in _threads(daemon):

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from convd import allocator
+
 #: Copies 40 pages of ~500 KB as the list path does (a JSON array around a joined page),
 #: after a warm-up, and prints the minor page faults they took.
 _COPIES = """
@@ -29,7 +31,8 @@ for _ in range(40):
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
-_GLIBC = hasattr(os, "confstr") and "CS_GNU_LIBC_VERSION" in os.confstr_names
+# musl names CS_GNU_LIBC_VERSION too, but has no value for it: ask as the module does.
+_GLIBC = allocator._glibc()
 
 
 def _faults(setup: str) -> int:
@@ -42,7 +45,7 @@ def _faults(setup: str) -> int:
     return int(result.stdout)
 
 
-@pytest.mark.skipif(not _GLIBC or sys.platform != "linux", reason="glibc's malloc only")
+@pytest.mark.skipif(not _GLIBC, reason="glibc's malloc only")
 def test_big_blocks_are_reused_instead_of_faulted_in_afresh() -> None:
     # 40 copies of 123 pages each: untuned, glibc maps (or regrows) most of them afresh.
     untuned = _faults("")
@@ -52,10 +55,19 @@ def test_big_blocks_are_reused_instead_of_faulted_in_afresh() -> None:
 
 
 def test_it_declines_where_the_libc_is_not_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
-    from convd import allocator
-
     def no_such_name(name: str) -> str:
         raise ValueError(name)
 
-    monkeypatch.setattr(os, "confstr", no_such_name)
+    monkeypatch.setattr(os, "confstr", no_such_name, raising=False)  # (Windows has none)
+    assert allocator.keep_big_blocks() is False
+
+
+def test_a_libc_without_mallopt_leaves_the_daemon_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    def no_libc(name: object) -> object:
+        raise OSError("no such library")
+
+    monkeypatch.setattr(allocator, "_glibc", lambda: True)
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
     assert allocator.keep_big_blocks() is False
