@@ -75,20 +75,18 @@ CONV_COLUMNS: Final = (
     "marks, conv_groups"
 )
 CONV_TYPES: Final = {int(t): t for t in ConvType}
-#: What put_conversation writes of a conversation besides its key, in this order.
-_CONV_VALUES: Final = (
-    "order_key, is_pinned, unread_num, draft, draft_revision, custom_data, marks, conv_groups, "
-    "active_time, listed_head, listed_tail"
-)
+#: What put_conversation writes of a conversation besides its key (CONV_COLUMNS after the
+#: key's conv_type and conv_id, then the sort key and the rendering), in this order.
+_CONV_VALUES: Final = (*CONV_COLUMNS.split(", ")[2:], "active_time", "listed_head", "listed_tail")
 _UPSERT_CONVERSATION: Final = (
-    f"INSERT INTO conversation (account_id, conv_type, conv_id, {_CONV_VALUES}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO conversation (account_id, conv_type, conv_id, {', '.join(_CONV_VALUES)}) "
+    f"VALUES ({', '.join('?' * (3 + len(_CONV_VALUES)))}) "
     "ON CONFLICT (account_id, conv_type, conv_id) DO UPDATE SET "
-    + ", ".join(f"{column} = excluded.{column}" for column in _CONV_VALUES.split(", "))
+    + ", ".join(f"{column} = excluded.{column}" for column in _CONV_VALUES)
 )
 _UPDATE_CONVERSATION: Final = (
     "UPDATE conversation SET "
-    + ", ".join(f"{column} = ?" for column in _CONV_VALUES.split(", "))
+    + ", ".join(f"{column} = ?" for column in _CONV_VALUES)
     + " WHERE account_id = ? AND conv_type = ? AND conv_id = ?"
 )
 _encoder = msgspec.json.Encoder()
