@@ -16,6 +16,7 @@ from convd.store.sqlite import (
     pages_join_in_order,
     plan_joins_in_order,
 )
+from convd.store.writer import list_key
 
 FILTERS = {
     "type": ConversationFilter(conv_type=ConvType.GROUP),
@@ -38,18 +39,18 @@ FILTERS = {
 
 INDEX = {
     "type": "conversation_groups_in_order",
-    "the other type": "PRIMARY KEY",
+    "the other type": "INTEGER PRIMARY KEY",
     "one mark": "conversation_mark_in_order",
     "a custom mark (bit 63)": "conversation_mark_in_order",
     "two marks": "conversation_mark_in_order",
-    "unmarked": "PRIMARY KEY",
+    "unmarked": "INTEGER PRIMARY KEY",
     "a group": "conversation_group_member_in_order",
-    "no group": "PRIMARY KEY",
+    "no group": "INTEGER PRIMARY KEY",
     "with a draft": "conversation_drafts_in_order",
-    "without a draft": "PRIMARY KEY",
-    "no condition": "PRIMARY KEY",  # the table itself: stored in list order
+    "without a draft": "INTEGER PRIMARY KEY",
+    "no condition": "INTEGER PRIMARY KEY",  # the table itself: stored in list order
     "all at once": "conversation_group_member_in_order",
-    "type and unmarked": "PRIMARY KEY",
+    "type and unmarked": "INTEGER PRIMARY KEY",
     "mark and no group": "conversation_mark_in_order",
 }
 
@@ -64,9 +65,9 @@ def db() -> Iterator[sqlite3.Connection]:
     conn.execute("INSERT INTO account (id, sdk_app_id, user_id) VALUES (1, 0, 'a')")
     conn.executemany(
         "INSERT INTO conversation (account_id, conv_type, conv_id, order_key, active_time, "
-        "marks, conv_groups, draft) VALUES (1, ?, ?, ?, ?, ?, NULL, ?)",
+        "list_key, marks, conv_groups, draft) VALUES (1, ?, ?, ?, ?, ?, ?, NULL, ?)",
         [
-            (1 + n % 2, f"c{n}", n, n, n % 16, b'{"x":1}' if n % 7 == 0 else None)
+            (1 + n % 2, f"c{n}", n, n, list_key(1, n), n % 16, b'{"x":1}' if n % 7 == 0 else None)
             for n in range(1, 2000)
         ],
     )
@@ -116,7 +117,7 @@ def test_the_page_statement_reads_the_same_index_in_order(
     # Only the subqueries are scanned, never a table or an index of the account's rows.
     scanned = [step.split()[1] for step in plan if step.startswith("SCAN")]
     assert not {"c", "m", "conversation"} & set(scanned), text
-    index = "PRIMARY KEY" if name is None else INDEX[name]
+    index = "INTEGER PRIMARY KEY" if name is None else INDEX[name]
     assert sum(f"{index} " in step + " " for step in plan) == 2, text
 
 

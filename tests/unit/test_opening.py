@@ -23,6 +23,7 @@ from convd.store import (
 )
 from convd.store.migrations import APPLICATION_ID, MIGRATIONS, register_functions
 from convd.store.opening import StartedCheck, check_database
+from convd.store.writer import _Transaction, list_key
 
 pytestmark = pytest.mark.anyio
 
@@ -162,8 +163,8 @@ async def test_a_database_cut_short_is_refused_untouched(tmp_path: Path, cut: in
         # Enough rows for several pages.
         raw.executemany(
             "INSERT INTO conversation (account_id, conv_type, conv_id, order_key, "
-            "active_time, draft) VALUES (1, 1, ?, ?, ?, ?)",
-            [(f"user{n}", n, n, b'"' + b"x" * 200 + b'"') for n in range(200)],
+            "active_time, list_key, draft) VALUES (1, 1, ?, ?, ?, ?, ?)",
+            [(f"user{n}", n, n, list_key(1, n), b'"' + b"x" * 200 + b'"') for n in range(200)],
         )
     assert not os.path.exists(f"{db}-wal")  # closed cleanly: the file holds everything
     os.truncate(db, db.stat().st_size - cut)
@@ -280,7 +281,7 @@ async def test_status_counts_follow_creates_replaces_and_deletes(tmp_path: Path)
         # writer's). Active times are unique within an account, as the writer keeps them.
         sql = (
             "INSERT OR REPLACE INTO conversation (account_id, conv_type, conv_id, order_key, "
-            "active_time) VALUES (?, 1, ?, ?, ?)"
+            "active_time, list_key) VALUES (?, 1, ?, ?, ?, ?)"
         )
         with closing(sqlite3.connect(db)) as raw, raw:
             for account, conv, time in (
@@ -289,11 +290,12 @@ async def test_status_counts_follow_creates_replaces_and_deletes(tmp_path: Path)
                 (alice, "y", 2),
                 (bob, "x", 1),
             ):
-                raw.execute(sql, (account.id, conv, time, time))
+                raw.execute(sql, (account.id, conv, time, time, list_key(account.id, time)))
             raw.execute(
                 "INSERT INTO conversation (account_id, conv_type, conv_id, order_key, "
-                "active_time) VALUES (?, 1, 'y', 5, 5) ON CONFLICT DO UPDATE SET order_key = 5",
-                (alice.id,),
+                "active_time, list_key) VALUES (?, 1, 'y', 5, 5, ?) "
+                "ON CONFLICT DO UPDATE SET order_key = 5",
+                (alice.id, list_key(alice.id, 5)),
             )
         assert await store.count_conversations() == 3
         with closing(sqlite3.connect(db)) as raw, raw:
@@ -306,23 +308,18 @@ async def test_status_counts_follow_creates_replaces_and_deletes(tmp_path: Path)
     assert counted == actual == [(1, 1), (2, 1)]
 
 
-def test_counting_pinned_conversations_uses_the_order_index(tmp_path: Path) -> None:
-    # The pin limit's count: the (account_id, active_time) primary key covers "pinned" as
-    # active_time >= 1 << 62, so it reads the pinned entries only.
+def test_counting_pinned_conversations_reads_only_the_pinned(tmp_path: Path) -> None:
+    # The pin limit's count: pinned conversations are a range of the table's rowid (list_key
+    # has the pinned bit above the order key), so it reads the pinned rows only.
     db = tmp_path / "convd.db"
     db.touch()
     with closing(sqlite3.connect(db, isolation_level=None)) as raw:
         register_functions(raw)
         for script in MIGRATIONS:
             raw.executescript(script)
-        plan = raw.execute(
-            "EXPLAIN QUERY PLAN SELECT count(*) FROM conversation "
-            "WHERE account_id = ? AND active_time >= ?",
-            (1, 1 << 62),
-        ).fetchall()
+        plan = raw.execute("EXPLAIN QUERY PLAN " + _Transaction.COUNT_PINNED, (1, 2)).fetchall()
     detail = " ".join(str(row[-1]) for row in plan)
-    assert "USING PRIMARY KEY" in detail, detail
-    assert "active_time>?" in detail, detail
+    assert "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in detail, detail
 
 
 def _counting_quick_checks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:

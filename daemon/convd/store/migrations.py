@@ -8,6 +8,10 @@ from typing import Final
 __all__ = [
     "APPLICATION_ID",
     "CONVD_TABLES",
+    "LIST_KEY_ACCOUNT_SHIFT",
+    "LIST_KEY_MAX_ACCOUNT",
+    "LIST_KEY_MAX_ORDER",
+    "LIST_KEY_PINNED_SHIFT",
     "MIGRATIONS",
     "NEW_HISTORY_ID",
     "SCHEMA_VERSION",
@@ -18,6 +22,21 @@ __all__ = [
 #: ASCII. It marks a file as convd's, so that another application's SQLite database is
 #: never taken over (``file(1)`` and ``sqlite3 .dbinfo`` show it too).
 APPLICATION_ID: Final = 0x636F6E76
+
+#: A conversation's ``active_time``: its order key, with this bit set while it is pinned (the
+#: domain's PINNED_BIT; this module stays free of the domain's imports for start-up's check).
+_PINNED_BIT: Final = 1 << 62
+#: Schema 12's ``list_key``, a conversation's place in the list as one integer:
+#: ``account_id << LIST_KEY_ACCOUNT_SHIFT | pinned << LIST_KEY_PINNED_SHIFT | order_key``,
+#: ordered as (account_id, active_time) is. (store.writer.list_key computes it in Python.)
+LIST_KEY_ACCOUNT_SHIFT: Final = 42
+LIST_KEY_PINNED_SHIFT: Final = 41
+LIST_KEY_MAX_ORDER: Final = (1 << LIST_KEY_PINNED_SHIFT) - 1
+LIST_KEY_MAX_ACCOUNT: Final = (1 << (63 - LIST_KEY_ACCOUNT_SHIFT)) - 1
+_LIST_KEY_SQL: Final = (
+    f"((account_id << {LIST_KEY_ACCOUNT_SHIFT}) | ((active_time >> 62) << {LIST_KEY_PINNED_SHIFT})"
+    f" | (active_time & {LIST_KEY_MAX_ORDER}))"
+)
 
 #: The tables a convd database has from schema version 1 on.
 CONVD_TABLES: Final = frozenset({"account", "conversation", "change"})
@@ -378,6 +397,157 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE conversation ADD COLUMN listed_head BLOB NOT NULL DEFAULT X'';
     ALTER TABLE conversation ADD COLUMN listed_tail BLOB NOT NULL DEFAULT X'';
     DELETE FROM meta WHERE key = 'listing';
+    """,
+    # 12: the conversation table is a rowid table whose rowid is its list order, `list_key`:
+    # (account_id, active_time) packed into one integer (LIST_KEY_ACCOUNT_SHIFT above), so
+    # the table stays stored in list order (schema 6). Keyed by the two columns (WITHOUT
+    # ROWID), every interior cell of its b-tree held a whole row of ~700 bytes, the
+    # conversation's rendering included: five to a page, so 100,000 conversations were seven
+    # levels deep, and every write, which moves its row to the end of the list, rewrote
+    # pages of two such paths: ~10 of the ~28 pages a group commit of five writes wrote. An
+    # interior cell is now a rowid: three levels at 100,000. The change history likewise
+    # (rows of ~450 bytes, appended at one end and pruned at the other): its rowid is
+    # `change_key`, (account_id, seq) packed the same way. The CHECKs keep the packing
+    # exact: account ids below 2**21, order keys and seqs below 2**41.
+    f"""
+    CREATE TABLE conversation_v12 (
+        list_key       INTEGER PRIMARY KEY,
+        account_id     INTEGER NOT NULL REFERENCES account (id),
+        active_time    INTEGER NOT NULL,  -- order_key, with bit 62 set while pinned
+        conv_type      INTEGER NOT NULL,
+        conv_id        TEXT    NOT NULL,
+        order_key      INTEGER NOT NULL,
+        is_pinned      INTEGER NOT NULL DEFAULT 0,
+        unread_num     INTEGER NOT NULL DEFAULT 0,
+        draft          BLOB,              -- the SDK's json_draft_param JSON; NULL: no draft
+        draft_revision INTEGER NOT NULL DEFAULT 0,
+        custom_data    TEXT    NOT NULL DEFAULT '',
+        marks          INTEGER NOT NULL DEFAULT 0,
+        conv_groups    TEXT,
+        listed_head    BLOB    NOT NULL DEFAULT X'',
+        listed_tail    BLOB    NOT NULL DEFAULT X'',
+        CONSTRAINT account_id_fits_list_key
+            CHECK (account_id BETWEEN 1 AND {LIST_KEY_MAX_ACCOUNT}),
+        CONSTRAINT active_time_fits_list_key
+            CHECK (active_time BETWEEN 0 AND {_PINNED_BIT | LIST_KEY_MAX_ORDER}
+                AND (active_time & ~{_PINNED_BIT}) <= {LIST_KEY_MAX_ORDER}),
+        CONSTRAINT list_key_is_the_list_place CHECK (list_key = {_LIST_KEY_SQL})
+    ) STRICT;
+
+    INSERT INTO conversation_v12 (list_key, account_id, active_time, conv_type, conv_id,
+        order_key, is_pinned, unread_num, draft, draft_revision, custom_data, marks,
+        conv_groups, listed_head, listed_tail)
+    SELECT {_LIST_KEY_SQL}, account_id, active_time, conv_type, conv_id, order_key, is_pinned,
+        unread_num, draft, draft_revision, custom_data, marks, conv_groups, listed_head,
+        listed_tail
+    FROM conversation ORDER BY account_id, active_time;
+
+    DROP TABLE conversation;
+    ALTER TABLE conversation_v12 RENAME TO conversation;
+
+    CREATE UNIQUE INDEX conversation_by_key ON conversation (account_id, conv_type, conv_id);
+    CREATE INDEX conversation_groups_in_order ON conversation (account_id, active_time DESC)
+        WHERE conv_type = 2;
+    CREATE INDEX conversation_drafts_in_order ON conversation (account_id, active_time DESC)
+        WHERE draft IS NOT NULL;
+
+    CREATE TRIGGER conversation_counted BEFORE INSERT ON conversation
+    WHEN NOT EXISTS (
+        SELECT 1 FROM conversation
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
+    )
+    BEGIN
+        UPDATE account SET conversations = conversations + 1 WHERE id = NEW.account_id;
+    END;
+
+    CREATE TRIGGER conversation_uncounted AFTER DELETE ON conversation
+    BEGIN
+        UPDATE account SET conversations = conversations - 1 WHERE id = OLD.account_id;
+    END;
+
+    CREATE TRIGGER conversation_tags_replaced BEFORE INSERT ON conversation
+    WHEN EXISTS (
+        SELECT 1 FROM conversation
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
+          AND (marks != 0 OR conv_groups IS NOT NULL)
+    )
+    BEGIN
+        DELETE FROM conversation_mark
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
+        DELETE FROM conversation_group_member
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
+    END;
+
+    CREATE TRIGGER conversation_marks_indexed AFTER INSERT ON conversation
+    WHEN NEW.marks != 0
+    BEGIN
+        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
+        FROM mark_bit WHERE (NEW.marks & bit) != 0;
+    END;
+
+    CREATE TRIGGER conversation_groups_indexed AFTER INSERT ON conversation
+    WHEN NEW.conv_groups IS NOT NULL
+    BEGIN
+        INSERT INTO conversation_group_member
+            (account_id, conv_type, conv_id, group_id, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
+        FROM json_each(NEW.conv_groups) AS j
+        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
+    END;
+
+    CREATE TRIGGER conversation_tags_updated AFTER UPDATE ON conversation
+    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
+      OR NEW.marks != 0 OR NEW.conv_groups IS NOT NULL
+    BEGIN
+        DELETE FROM conversation_mark
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+        DELETE FROM conversation_group_member
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
+        FROM mark_bit WHERE (NEW.marks & bit) != 0;
+        INSERT INTO conversation_group_member
+            (account_id, conv_type, conv_id, group_id, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
+        FROM json_each(NEW.conv_groups) AS j
+        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
+    END;
+
+    CREATE TRIGGER conversation_tags_deleted AFTER DELETE ON conversation
+    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
+    BEGIN
+        DELETE FROM conversation_mark
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+        DELETE FROM conversation_group_member
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+    END;
+
+    CREATE TABLE change_v12 (
+        change_key INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES account (id),
+        seq        INTEGER NOT NULL,
+        kind       INTEGER NOT NULL,
+        conv_type  INTEGER NOT NULL,
+        conv_id    TEXT    NOT NULL,
+        snapshot   BLOB,                    -- the conversation after the change; NULL: deleted
+        origin     TEXT    NOT NULL,
+        changed_at INTEGER NOT NULL DEFAULT 0,
+        CONSTRAINT account_id_fits_change_key
+            CHECK (account_id BETWEEN 1 AND {LIST_KEY_MAX_ACCOUNT}),
+        CONSTRAINT seq_fits_change_key CHECK (seq BETWEEN 0 AND {LIST_KEY_MAX_ORDER}),
+        CONSTRAINT change_key_is_the_place
+            CHECK (change_key = (account_id << {LIST_KEY_ACCOUNT_SHIFT}) | seq)
+    ) STRICT;
+
+    INSERT INTO change_v12 (change_key, account_id, seq, kind, conv_type, conv_id, snapshot,
+        origin, changed_at)
+    SELECT (account_id << {LIST_KEY_ACCOUNT_SHIFT}) | seq, account_id, seq, kind, conv_type,
+        conv_id, snapshot, origin, changed_at
+    FROM change ORDER BY account_id, seq;
+
+    DROP TABLE change;
+    ALTER TABLE change_v12 RENAME TO change;
     """,
 )
 

@@ -37,7 +37,14 @@ from ..domain import (
     WriteOperation,
 )
 from .maintenance import backup_database, fsync_file
-from .migrations import MIGRATIONS, SCHEMA_VERSION, register_functions
+from .migrations import (
+    LIST_KEY_ACCOUNT_SHIFT,
+    LIST_KEY_MAX_ORDER,
+    LIST_KEY_PINNED_SHIFT,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    register_functions,
+)
 from .opening import (
     DatabaseError,
     StartedCheck,
@@ -53,9 +60,11 @@ from .writer import (
     GroupCommitWriter,
     Retention,
     StoreStats,
+    change_key_range,
     conversation_from_row,
     draft_version_from_row,
     environment_reason,
+    list_key_range,
     run_on_connection_thread,
     signed_marks,
     storage_failure,
@@ -145,18 +154,20 @@ def _page_statement(
 def _page_query(
     columns: str, account_id: int, before_active_time: int | None, limit: int
 ) -> tuple[str, list[Any]]:
-    # One range of the table's primary key (account_id, active_time): it is stored in list
-    # order (schema version 6).
-    if before_active_time is None:
-        return (
-            f"SELECT {columns} FROM conversation WHERE account_id = ? "
-            "ORDER BY active_time DESC LIMIT ?",
-            [account_id, limit],
-        )
+    # One range of the table's rowid, list_key: it is stored in list order (schema 12).
+    low, high = list_key_range(account_id, before_active_time)
     return (
-        f"SELECT {columns} FROM conversation "
-        "WHERE account_id = ? AND active_time < ? ORDER BY active_time DESC LIMIT ?",
-        [account_id, before_active_time, limit],
+        f"SELECT {columns} FROM conversation WHERE list_key >= ? AND list_key < ? "
+        "ORDER BY list_key DESC LIMIT ?",
+        [low, high, limit],
+    )
+
+
+def _list_key_of_last(account_id: int) -> str:
+    """SQL for the list key of ``account_id``'s conversation at active time ``page.last``."""
+    return (
+        f"({account_id << LIST_KEY_ACCOUNT_SHIFT} "
+        f"| ((page.last >> 62) << {LIST_KEY_PINNED_SHIFT}) | (page.last & {LIST_KEY_MAX_ORDER}))"
     )
 
 
@@ -193,8 +204,9 @@ def _page_parts(
     else:
         page = _page_query(columns(""), account_id, before_active_time, limit)
         following = (
-            "SELECT 1 FROM conversation WHERE account_id = ? AND active_time < page.last",
-            [account_id],
+            "SELECT 1 FROM conversation "
+            f"WHERE list_key >= ? AND list_key < {_list_key_of_last(account_id)}",
+            [list_key_range(account_id)[0]],
         )
     return page, following
 
@@ -266,7 +278,8 @@ def filtered_list_query(
     conditions: list[str] = []
     params: list[Any] = []
     mark = where.mark_type
-    # The driving index: (FROM clause, its params, the column holding active_time).
+    # The driving index: (FROM clause, its params, the column in list order: active_time,
+    # or the table's own list_key).
     if where.group:
         source = (
             "conversation_group_member AS m CROSS JOIN conversation AS c "
@@ -289,16 +302,23 @@ def filtered_list_query(
     else:
         # The few (drafts, group conversations) through their partial index; the many (C2C,
         # no draft, unmarked, in no group) or no condition: the table itself, stored in list
-        # order (schema version 6), skipping the few.
+        # order (a range of its rowid, list_key: schema 12), skipping the few.
         index: str | None = None
         if where.has_draft is True:
             index = "conversation_drafts_in_order"
         elif where.conv_type is ConvType.GROUP:
             index = "conversation_groups_in_order"
         source = "conversation AS c" + ("" if index is None else f" INDEXED BY {index}")
-        order = "c.active_time"
-        conditions.append("c.account_id = ?")
-        params.append(account_id)
+        if index is None:
+            order = "c.list_key"
+            low, high = list_key_range(account_id, None if after_page else before_active_time)
+            conditions.append("c.list_key >= ? AND c.list_key < ?")
+            params += [low, high]
+            before_active_time = None  # in the range already
+        else:
+            order = "c.active_time"
+            conditions.append("c.account_id = ?")
+            params.append(account_id)
     if where.conv_type is not None:
         # A literal, not a parameter: only then can the planner prove the partial index's
         # WHERE (conv_type = 2) from the query's.
@@ -316,7 +336,11 @@ def filtered_list_query(
         # The partial index's own WHERE, so that conversation_drafts_in_order serves it.
         conditions.append("c.draft IS NOT NULL" if where.has_draft else "c.draft IS NULL")
     if after_page:
-        conditions.append(f"{order} < page.last")
+        conditions.append(
+            f"{order} < {_list_key_of_last(account_id)}"
+            if order == "c.list_key"
+            else f"{order} < page.last"
+        )
     elif before_active_time is not None:
         conditions.append(f"{order} < ?")
         params.append(before_active_time)
@@ -403,7 +427,7 @@ class SqliteStore:
     ) -> list[Conversation]:
         if not keys:
             return []
-        # One statement for the whole batch: a VALUES list joined on the primary key.
+        # One statement for the whole batch: a VALUES list joined on the key's unique index.
         values = ", ".join("(?, ?)" for _ in keys)
         params: list[Any] = []
         for key in keys:
@@ -490,8 +514,8 @@ class SqliteStore:
     async def changes_after(self, account_id: int, seq: int, limit: int) -> list[Change]:
         rows = await self._read(
             "SELECT seq, kind, conv_type, conv_id, snapshot, origin FROM change "
-            "WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (account_id, seq, limit),
+            "WHERE change_key >= ? AND change_key < ? ORDER BY change_key LIMIT ?",
+            (*change_key_range(account_id, seq), limit),
         )
         return [_change(tuple(row)) for row in rows]
 
@@ -777,25 +801,23 @@ async def _render_listing(db: aiosqlite.Connection, listing: ListingRenderer) ->
         return
     await db.execute("BEGIN IMMEDIATE")
     try:
-        after = (-1, -1)
+        after = -1
         while True:
-            # In primary key order, a chunk at a time: the renderings do not move a row.
+            # In rowid order, a chunk at a time: the renderings do not move a row.
             chunk = list(
                 await db.execute_fetchall(
-                    f"SELECT account_id, active_time, {CONV_COLUMNS} FROM conversation "
-                    "WHERE (account_id, active_time) > (?, ?) "
-                    "ORDER BY account_id, active_time LIMIT ?",
-                    (*after, _RENDER_CHUNK),
+                    f"SELECT list_key, {CONV_COLUMNS} FROM conversation "
+                    "WHERE list_key > ? ORDER BY list_key LIMIT ?",
+                    (after, _RENDER_CHUNK),
                 )
             )
             if not chunk:
                 break
             await db.executemany(
-                "UPDATE conversation SET listed_head = ?, listed_tail = ? "
-                "WHERE account_id = ? AND active_time = ?",
-                [(*listing.render(conversation_from_row(row[2:])), *row[:2]) for row in chunk],
+                "UPDATE conversation SET listed_head = ?, listed_tail = ? WHERE list_key = ?",
+                [(*listing.render(conversation_from_row(row[1:])), row[0]) for row in chunk],
             )
-            after = (chunk[-1][0], chunk[-1][1])
+            after = chunk[-1][0]
         await db.execute(
             "INSERT INTO meta (key, value) VALUES ('listing', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -40,6 +40,7 @@ from ..domain import (
     StorageFailure,
     WriteOperation,
 )
+from .migrations import LIST_KEY_ACCOUNT_SHIFT, LIST_KEY_MAX_ORDER, LIST_KEY_PINNED_SHIFT
 
 __all__ = [
     "CONV_COLUMNS",
@@ -49,12 +50,15 @@ __all__ = [
     "GroupCommitWriter",
     "Retention",
     "StoreStats",
+    "change_key_range",
     "conversation_from_row",
     "draft_document",
     "draft_from_columns",
     "draft_from_document",
     "draft_version_from_row",
     "environment_reason",
+    "list_key",
+    "list_key_range",
     "run_on_connection_thread",
     "signed_marks",
     "storage_failure",
@@ -77,7 +81,13 @@ CONV_COLUMNS: Final = (
 CONV_TYPES: Final = {int(t): t for t in ConvType}
 #: What put_conversation writes of a conversation besides its key (CONV_COLUMNS after the
 #: key's conv_type and conv_id, then the sort key and the rendering), in this order.
-_CONV_VALUES: Final = (*CONV_COLUMNS.split(", ")[2:], "active_time", "listed_head", "listed_tail")
+_CONV_VALUES: Final = (
+    *CONV_COLUMNS.split(", ")[2:],
+    "active_time",
+    "list_key",
+    "listed_head",
+    "listed_tail",
+)
 _UPSERT_CONVERSATION: Final = (
     f"INSERT INTO conversation (account_id, conv_type, conv_id, {', '.join(_CONV_VALUES)}) "
     f"VALUES ({', '.join('?' * (3 + len(_CONV_VALUES)))}) "
@@ -90,6 +100,47 @@ _UPDATE_CONVERSATION: Final = (
     + " WHERE account_id = ? AND conv_type = ? AND conv_id = ?"
 )
 _encoder = msgspec.json.Encoder()
+
+
+def list_key(account_id: int, active_time: int) -> int:
+    """A conversation's ``list_key`` (schema 12): its place in the list, as the rowid of the
+    conversation table, ordered as (account_id, active_time) is (migrations' CHECK holds it
+    to the same packing)."""
+    return (
+        (account_id << LIST_KEY_ACCOUNT_SHIFT)
+        | ((active_time >> 62) << LIST_KEY_PINNED_SHIFT)
+        | (active_time & LIST_KEY_MAX_ORDER)
+    )
+
+
+def change_key_range(account_id: int, after_seq: int | None = None) -> tuple[int, int]:
+    """The ``change_key`` rowids (schema 12: ``account_id << 42 | seq``) of ``account_id``'s
+    changes, ``[low, high)``; with ``after_seq``, only those of later seqs (a client's: any
+    integer)."""
+    low = account_id << LIST_KEY_ACCOUNT_SHIFT
+    end = low + (1 << LIST_KEY_ACCOUNT_SHIFT)
+    if after_seq is None or after_seq < 0:
+        return low, end
+    return min(end, low + after_seq + 1), end
+
+
+def list_key_range(account_id: int, before_active_time: int | None = None) -> tuple[int, int]:
+    """The list keys of ``account_id``'s conversations, ``[low, high)``; with
+    ``before_active_time``, only those of the conversations whose active time is lower (a
+    list cursor: any integer)."""
+    low = account_id << LIST_KEY_ACCOUNT_SHIFT
+    end = low + (1 << LIST_KEY_ACCOUNT_SHIFT)
+    if before_active_time is None:
+        return low, end
+    if before_active_time <= 0:
+        return low, low
+    pinned = before_active_time >> 62 != 0
+    order = before_active_time & ~PINNED_BIT if pinned else before_active_time
+    # An order key beyond every storable one is above them all: the end of its half.
+    order = min(order, LIST_KEY_MAX_ORDER + 1)
+    return low, min(end, low + (int(pinned) << LIST_KEY_PINNED_SHIFT) + order)
+
+
 #: A JSON array of strings: a draft's texts in the draft history, a conversation's groups.
 _texts_decoder = msgspec.json.Decoder(tuple[str, ...])
 
@@ -340,6 +391,8 @@ class _Transaction:
         "callbacks",
     )
 
+    COUNT_PINNED: Final = "SELECT count(*) FROM conversation WHERE list_key >= ? AND list_key < ?"
+
     def __init__(self, batch: _Batch) -> None:
         self._batch = batch
         self._conn = batch.conn
@@ -367,10 +420,9 @@ class _Transaction:
 
     def count_pinned(self, account_id: int) -> int:
         # Pinned conversations are exactly those with PINNED_BIT in their active time: a range
-        # of the (account_id, active_time) primary key, counted without scanning the account.
+        # of the table's rowid (list_key), counted without scanning the account.
         row = self._conn.execute(
-            "SELECT count(*) FROM conversation WHERE account_id = ? AND active_time >= ?",
-            (account_id, PINNED_BIT),
+            self.COUNT_PINNED, (list_key(account_id, PINNED_BIT), list_key_range(account_id)[1])
         ).fetchone()
         return int(row[0])
 
@@ -402,6 +454,7 @@ class _Transaction:
             signed_marks(conversation.marks),
             _encoder.encode(conversation.groups).decode() if conversation.groups else None,
             conversation.active_time,
+            list_key(account_id, conversation.active_time),
             *self._listing.render(conversation),
         )
         existing = self._existing
@@ -538,9 +591,10 @@ class _Transaction:
         snapshot = None if change.conversation is None else _encoder.encode(change.conversation)
         self._conn.execute(
             "INSERT INTO change "
-            "(account_id, seq, kind, conv_type, conv_id, snapshot, origin, changed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "(change_key, account_id, seq, kind, conv_type, conv_id, snapshot, origin, "
+            "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                (account_id << LIST_KEY_ACCOUNT_SHIFT) | change.seq,
                 account_id,
                 change.seq,
                 int(change.kind),
@@ -559,19 +613,22 @@ class _Transaction:
     def _prune(self, account_id: int, seq: int) -> None:
         retention = self._retention
         horizon = seq - retention.changes  # beyond the last N
+        # The account's changes are one range of the rowid (change_key): up to a seq, a range.
+        low = change_key_range(account_id)[0]
         if retention.seconds:
             # Of those, only the ones older than the age bound go (the history is in seq
             # order, and so, but for a clock set back, in time order) -- up to the ceiling.
             row = self._conn.execute(
-                "SELECT max(seq) FROM change WHERE account_id = ? AND seq <= ? AND changed_at < ?",
-                (account_id, horizon, self._now - retention.seconds),
+                "SELECT max(seq) FROM change "
+                "WHERE change_key >= ? AND change_key <= ? AND changed_at < ?",
+                (low, low + horizon, self._now - retention.seconds),
             ).fetchone()
             ceiling = seq - Retention.CEILING_FACTOR * retention.changes
             horizon = max(row[0] or 0, ceiling)
         if horizon <= 0:
             return
         self._conn.execute(
-            "DELETE FROM change WHERE account_id = ? AND seq <= ?", (account_id, horizon)
+            "DELETE FROM change WHERE change_key >= ? AND change_key <= ?", (low, low + horizon)
         )
         self._conn.execute(
             "UPDATE account SET pruned_seq = max(pruned_seq, ?) WHERE id = ?",
