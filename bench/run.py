@@ -567,6 +567,8 @@ def scenario_scale(workdir: Path, plan: Plan, durability: str) -> list[_scale.Sc
             if populated.errors:
                 raise BenchError(f"{populated.errors} errors while populating to {size}")
             _scale.check_sample(client, done)
+            assert daemon.proc is not None
+            _scale.settle(daemon.proc.pid)
             methods = _scale.measure_methods(client, size, plan.scale_repeats)
             client.close()
             _stop(daemon)
