@@ -14,6 +14,7 @@ import pytest
 
 from convd.domain import (
     PINNED_BIT,
+    ConversationFilter,
     ConversationService,
     ConvKey,
     ConvType,
@@ -29,6 +30,7 @@ from convd.store.migrations import (
     SCHEMA_VERSION,
     register_functions,
 )
+from convd.store.sqlite import list_page_statement
 from convd.store.writer import change_key_range, list_key, list_key_range
 
 pytestmark = pytest.mark.anyio
@@ -241,3 +243,40 @@ async def test_schema_11_becomes_12_with_every_conversation_in_order_and_every_c
     with closing(sqlite3.connect(path)) as raw:
         assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [None, ConversationFilter(), ConversationFilter(has_draft=False)],
+    ids=["unfiltered", "no condition", "the many"],
+)
+def test_pages_of_one_account_end_where_its_conversations_do(
+    db: sqlite3.Connection, where: ConversationFilter | None
+) -> None:
+    """Paging through an account between two others, pinned ones first: each page holds the
+    next ones in list order, and "more follow" counts this account's conversations only."""
+    for account in (1, 2, 3):
+        for n, active_time in enumerate(_active_times()):
+            _insert(db, account, f"c{n}", active_time, list_key(account, active_time))
+    listing = db.execute("SELECT listed_head FROM conversation").fetchone()
+    assert listing == (b"",)  # renderings are empty here: compare the sort keys
+    expected = sorted(_active_times(), reverse=True)
+    for account in (1, 2, 3):
+        seen: list[int] = []
+        cursor = None
+        while True:
+            statement = list_page_statement(account, cursor, 5, where, separator=b",")
+            _, count, last, more = db.execute(*statement).fetchone()
+            rows = db.execute(
+                "SELECT active_time FROM conversation WHERE account_id = ? "
+                "ORDER BY active_time DESC",
+                (account,),
+            ).fetchall()
+            page = [t for (t,) in rows if cursor is None or t < cursor][:5]
+            assert count == len(page) and last == (page[-1] if page else None)
+            seen += page
+            assert more == int(len(seen) < len(expected)), (account, seen)
+            if not more:
+                break
+            cursor = last
+        assert seen == expected

@@ -38,7 +38,6 @@ from ..domain import (
 )
 from .maintenance import backup_database, fsync_file
 from .migrations import (
-    LIST_KEY_ACCOUNT_SHIFT,
     LIST_KEY_MAX_ORDER,
     LIST_KEY_PINNED_SHIFT,
     MIGRATIONS,
@@ -163,12 +162,11 @@ def _page_query(
     )
 
 
-def _list_key_of_last(account_id: int) -> str:
-    """SQL for the list key of ``account_id``'s conversation at active time ``page.last``."""
-    return (
-        f"({account_id << LIST_KEY_ACCOUNT_SHIFT} "
-        f"| ((page.last >> 62) << {LIST_KEY_PINNED_SHIFT}) | (page.last & {LIST_KEY_MAX_ORDER}))"
-    )
+#: SQL for the list key (writer.list_key) of the conversation at active time ``page.last``
+#: of the account whose first list key is its parameter.
+_LIST_KEY_OF_LAST: Final = (
+    f"(? | ((page.last >> 62) << {LIST_KEY_PINNED_SHIFT}) | (page.last & {LIST_KEY_MAX_ORDER}))"
+)
 
 
 def list_page_statement(
@@ -203,10 +201,10 @@ def _page_parts(
         following = filtered_list_query(account_id, None, 1, where, after_page=True)
     else:
         page = _page_query(columns(""), account_id, before_active_time, limit)
+        first = list_key_range(account_id)[0]
         following = (
-            "SELECT 1 FROM conversation "
-            f"WHERE list_key >= ? AND list_key < {_list_key_of_last(account_id)}",
-            [list_key_range(account_id)[0]],
+            f"SELECT 1 FROM conversation WHERE list_key >= ? AND list_key < {_LIST_KEY_OF_LAST}",
+            [first, first],
         )
     return page, following
 
@@ -336,11 +334,11 @@ def filtered_list_query(
         # The partial index's own WHERE, so that conversation_drafts_in_order serves it.
         conditions.append("c.draft IS NOT NULL" if where.has_draft else "c.draft IS NULL")
     if after_page:
-        conditions.append(
-            f"{order} < {_list_key_of_last(account_id)}"
-            if order == "c.list_key"
-            else f"{order} < page.last"
-        )
+        if order == "c.list_key":
+            conditions.append(f"{order} < {_LIST_KEY_OF_LAST}")
+            params.append(list_key_range(account_id)[0])
+        else:
+            conditions.append(f"{order} < page.last")
     elif before_active_time is not None:
         conditions.append(f"{order} < ?")
         params.append(before_active_time)
