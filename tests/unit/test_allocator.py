@@ -36,8 +36,16 @@ _GLIBC = allocator._glibc()
 
 
 def _faults(setup: str) -> int:
+    # glibc's malloc as it comes: no other allocator preloaded, no tunables from outside (a
+    # MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES would tune the "untuned" run).
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name != "LD_PRELOAD" and name != "GLIBC_TUNABLES" and not name.startswith("MALLOC_")
+    }
     result = subprocess.run(
         [sys.executable, "-c", _COPIES.format(setup=setup)],
+        env=env,
         capture_output=True,
         text=True,
         check=True,
