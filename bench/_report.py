@@ -208,10 +208,10 @@ def print_scale(steps: list[Any], durability: str, methods: tuple[str, ...]) -> 
     print(
         f"One account on convd --durability={durability}, populated through the daemon: "
         "JSON-RPC batches of 100 conv.set_draft\non one connection, half with a draft; once the "
-        "daemon is idle again (its checkpoint done), each method\non random conversations "
-        "(interleaved), p50 over the repetitions. growth = p50 at the largest size / p50 at\n"
-        "the smallest (a request's cost should not grow with the account except where its "
-        "answer does)."
+        "daemon is idle again (its checkpoint done, and synced), each\nmethod on random "
+        "conversations (interleaved), p50 over the repetitions. growth = p50 at the largest\n"
+        "size / p50 at the smallest (a request's cost should not grow with the account except "
+        "where its answer does)."
     )
     headers = ["", *(f"{s.size:,}" for s in steps), "growth"]
     rows: list[list[str]] = [
