@@ -9,17 +9,24 @@ import random
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from convd.domain import (
     PINNED_BIT,
+    Account,
+    ChangeKind,
+    Conversation,
     ConversationFilter,
     ConversationService,
     ConvKey,
     ConvType,
+    Draft,
     DraftElement,
     EventBus,
+    StorageFailure,
 )
 from convd.rpc import ConvListing
 from convd.store import open_store
@@ -31,7 +38,7 @@ from convd.store.migrations import (
     register_functions,
 )
 from convd.store.sqlite import list_page_statement
-from convd.store.writer import change_key_range, list_key, list_key_range
+from convd.store.writer import change_key_range, draft_document, list_key, list_key_range
 
 pytestmark = pytest.mark.anyio
 
@@ -144,10 +151,10 @@ CURSORS = (
 def test_a_list_cursor_of_any_value_is_the_range_of_the_conversations_before_it(
     db: sqlite3.Connection, cursor: int | None
 ) -> None:
-    for account in (1, 2, 3):
+    for account in (1, 2, LIST_KEY_MAX_ACCOUNT):
         for n, active_time in enumerate(_active_times()):
             _insert(db, account, f"c{n}", active_time, list_key(account, active_time))
-    for account in (1, 2, 3):
+    for account in (1, 2, LIST_KEY_MAX_ACCOUNT):
         low, high = list_key_range(account, cursor)
         got = db.execute(
             "SELECT account_id, active_time FROM conversation "
@@ -168,13 +175,13 @@ def test_a_seq_of_any_value_is_the_range_of_the_changes_after_it(
     db: sqlite3.Connection, after: int | None
 ) -> None:
     seqs = (0, 1, 7, 8, 100, LIST_KEY_MAX_ORDER)
-    for account in (1, 2, 3):
+    for account in (1, 2, LIST_KEY_MAX_ACCOUNT):
         db.executemany(
             "INSERT INTO change (change_key, account_id, seq, kind, conv_type, conv_id, origin) "
             "VALUES (?, ?, ?, 0, 1, 'x', 't')",
             [((account << 42) | seq, account, seq) for seq in seqs],
         )
-    for account in (1, 2, 3):
+    for account in (1, 2, LIST_KEY_MAX_ACCOUNT):
         got = db.execute(
             "SELECT account_id, seq FROM change WHERE change_key >= ? AND change_key < ? "
             "ORDER BY change_key",
@@ -183,66 +190,153 @@ def test_a_seq_of_any_value_is_the_range_of_the_changes_after_it(
         assert got == [(account, s) for s in seqs if after is None or s > after]
 
 
-async def test_schema_11_becomes_12_with_every_conversation_in_order_and_every_change(
+def _schema_11_database(path: Path) -> None:
+    """A database as convd left it at schema 11, as its migrations made it (triggers and
+    indexes included): four accounts (ids 1, 2, 3 and 7), conversations of both types with
+    pinned ones, drafts, marks (bit 63 too) and a group, and their changes, each inserted in
+    shuffled order."""
+    rng = random.Random(11)
+    document = draft_document(Draft(("hi",), "u", 5))
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        register_functions(db)
+        db.executescript(f"BEGIN; {';'.join(MIGRATIONS[:11])}; PRAGMA user_version = 11; COMMIT;")
+        rows = []
+        for account in (1, 2, 3, 7):
+            db.execute(
+                "INSERT INTO account (id, sdk_app_id, user_id, last_seq) VALUES (?, 0, ?, 100)",
+                (account, f"u{account}"),
+            )
+            db.execute(
+                "INSERT INTO conversation_group (account_id, name) VALUES (?, 'g')", (account,)
+            )
+            for n in range(1, 40):
+                pinned = n % 5 == 0
+                rows.append(
+                    (
+                        account,
+                        n | (PINNED_BIT if pinned else 0),
+                        1 + n % 2,
+                        f"c{n}",
+                        n,
+                        int(pinned),
+                        n % 3,
+                        document if n % 4 == 0 else None,
+                        n,
+                        f"custom {n}",
+                        (1 | 1 << 63) - (1 << 64) if n % 6 == 0 else 0,
+                        '["g"]' if n % 7 == 0 else None,
+                    )
+                )
+        rng.shuffle(rows)
+        db.executemany(
+            "INSERT INTO conversation (account_id, active_time, conv_type, conv_id, order_key, "
+            "is_pinned, unread_num, draft, draft_revision, custom_data, marks, conv_groups) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        # Odd seqs delete (no snapshot), even ones update.
+        changes = [
+            (
+                account,
+                seq,
+                int(ChangeKind.DELETE if seq % 2 else ChangeKind.UPDATE),
+                1,
+                f"c{seq}",
+                None
+                if seq % 2
+                else msgspec.json.encode(Conversation(ConvType.C2C, f"c{seq}", seq)),
+                "t",
+                seq,
+            )
+            for account in (1, 2, 3, 7)
+            for seq in range(1, 60)
+        ]
+        rng.shuffle(changes)
+        db.executemany(
+            "INSERT INTO change (account_id, seq, kind, conv_type, conv_id, snapshot, origin, "
+            "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            changes,
+        )
+
+
+def _contents(path: Path) -> dict[str, list[Any]]:
+    with closing(sqlite3.connect(path)) as db:
+        return {
+            "conversations": db.execute(
+                "SELECT account_id, active_time, conv_type, conv_id, order_key, is_pinned, "
+                "unread_num, draft, draft_revision, custom_data, marks, conv_groups "
+                "FROM conversation ORDER BY account_id, active_time"
+            ).fetchall(),
+            "changes": db.execute(
+                "SELECT account_id, seq, kind, conv_type, conv_id, snapshot, origin, changed_at "
+                "FROM change ORDER BY account_id, seq"
+            ).fetchall(),
+            "accounts": db.execute("SELECT * FROM account ORDER BY id").fetchall(),
+            "marks": db.execute("SELECT * FROM conversation_mark ORDER BY 1, 2, 3, 4").fetchall(),
+            "members": db.execute(
+                "SELECT * FROM conversation_group_member ORDER BY 1, 2, 3, 4"
+            ).fetchall(),
+            # Every index and trigger as schema 11 defined it (whitespace aside).
+            "schema": sorted(
+                (kind, name, table, " ".join((sql or "").split()))
+                for kind, name, table, sql in db.execute(
+                    "SELECT type, name, tbl_name, sql FROM sqlite_schema "
+                    "WHERE type IN ('index', 'trigger')"
+                )
+            ),
+        }
+
+
+async def test_schema_11_becomes_12_with_every_row_index_and_trigger_as_it_was(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "convd.db"
+    _schema_11_database(path)
+    before = _contents(path)
+    assert before["marks"] and before["members"]  # the triggers derived them at schema 11
     async with open_store(path, listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
-        accounts = [await service.login(0, user) for user in ("alice", "bob")]
-        rng = random.Random(12)
-        for n in range(300):
-            account = accounts[n % 2]
-            key = ConvKey(ConvType.C2C if n % 3 else ConvType.GROUP, f"c{rng.randrange(60)}")
-            await service.set_draft(account, key, [DraftElement(0, f"d{n}")], origin="t")
-            if n % 17 == 0:
-                await service.pin(account, key, is_pinned=n % 34 == 0, origin="t")
-        before = {
-            a.id: (
-                (await service.list_page(a, 0, 1000)).listed,
-                await store.changes_after(a.id, 0, 10_000),
-            )
-            for a in accounts
-        }
-    # The same rows as schema 11 stored them: conversations and changes keyed by their
-    # columns (WITHOUT ROWID), in another order than the keys'.
-    with closing(sqlite3.connect(path, isolation_level=None)) as raw:
-        raw.executescript(
-            "BEGIN;"
-            "CREATE TABLE c11 AS SELECT * FROM conversation;"
-            "CREATE TABLE h11 AS SELECT * FROM change;"
-            "DROP TABLE conversation; DROP TABLE change;"
-            + MIGRATIONS[5]
-            .split("INSERT INTO conversation_v6")[0]
-            .replace("conversation_v6", "conversation")
-            + "ALTER TABLE conversation ADD COLUMN custom_data TEXT NOT NULL DEFAULT '';"
-            "ALTER TABLE conversation ADD COLUMN marks INTEGER NOT NULL DEFAULT 0;"
-            "ALTER TABLE conversation ADD COLUMN conv_groups TEXT;"
-            "ALTER TABLE conversation ADD COLUMN listed_head BLOB NOT NULL DEFAULT X'';"
-            "ALTER TABLE conversation ADD COLUMN listed_tail BLOB NOT NULL DEFAULT X'';"
-            "INSERT INTO conversation SELECT account_id, active_time, conv_type, conv_id, "
-            "order_key, is_pinned, unread_num, draft, draft_revision, custom_data, marks, "
-            "conv_groups, listed_head, listed_tail FROM c11 ORDER BY conv_id;"
-            + MIGRATIONS[0][MIGRATIONS[0].index("CREATE TABLE change") :]
-            + "ALTER TABLE change ADD COLUMN changed_at INTEGER NOT NULL DEFAULT 0;"
-            "INSERT INTO change SELECT account_id, seq, kind, conv_type, conv_id, snapshot, "
-            "origin, changed_at FROM h11 ORDER BY conv_id;"
-            "DROP TABLE c11; DROP TABLE h11;"
-            f"PRAGMA user_version = {SCHEMA_VERSION - 1};"
-            "COMMIT;"
+        for account in (1, 2, 3, 7):
+            listed = await service.list_rows(Account(account, 0, f"u{account}"), 0, 1000)
+            stored = before["conversations"]
+            expected = sorted((t for a, t, *_ in stored if a == account), reverse=True)
+            assert [row.active_time for row in listed.rows] == expected
+            changes = await store.changes_after(account, 0, 1000)
+            assert [c.seq for c in changes] == list(range(1, 60))
+    after = _contents(path)
+    assert after == before
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+        keys = db.execute("SELECT list_key, account_id, active_time FROM conversation")
+        assert all(key == list_key(account, time) for key, account, time in keys)
+
+
+async def test_the_last_account_a_list_key_holds_works_and_the_next_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "convd.db"
+    async with open_store(path, listing=ConvListing()):
+        pass
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "INSERT INTO account (id, sdk_app_id, user_id) VALUES (?, 0, 'last')",
+            (LIST_KEY_MAX_ACCOUNT,),
         )
-        assert raw.execute("SELECT count(*) FROM conversation").fetchone()[0] > 0
     async with open_store(path, listing=ConvListing()) as store:
         service = ConversationService(store, EventBus())
-        for account in accounts:
-            listed, changes = before[account.id]
-            assert (await service.list_page(account, 0, 1000)).listed == listed
-            assert await store.changes_after(account.id, 0, 10_000) == changes
-        counts = [(await service.list_page(a, 0, 1000)).count for a in accounts]
-        assert await service.count_conversations() == sum(counts) > 60
-    with closing(sqlite3.connect(path)) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        last = await service.login(0, "last")
+        assert last.id == LIST_KEY_MAX_ACCOUNT
+        key = ConvKey(ConvType.C2C, "bob")
+        await service.set_draft(last, key, [DraftElement(0, "hi")], origin="t")
+        await service.pin(last, key, is_pinned=True, origin="t")
+        assert (await service.list_rows(last, 0, 10)).rows[0].conv_id == "bob"
+        assert [c.seq for c in await store.changes_after(last.id, 0, 10)] == [1, 2]
+        with pytest.raises(StorageFailure, match="holds the most accounts it can"):
+            await service.login(0, "one too many")
+        assert await store.find_account(0, "one too many") is None
+        assert await service.count_conversations() == 1
 
 
 @pytest.mark.parametrize(
@@ -255,13 +349,13 @@ def test_pages_of_one_account_end_where_its_conversations_do(
 ) -> None:
     """Paging through an account between two others, pinned ones first: each page holds the
     next ones in list order, and "more follow" counts this account's conversations only."""
-    for account in (1, 2, 3):
+    for account in (1, 2, LIST_KEY_MAX_ACCOUNT):
         for n, active_time in enumerate(_active_times()):
             _insert(db, account, f"c{n}", active_time, list_key(account, active_time))
     listing = db.execute("SELECT listed_head FROM conversation").fetchone()
     assert listing == (b"",)  # renderings are empty here: compare the sort keys
     expected = sorted(_active_times(), reverse=True)
-    for account in (1, 2, 3):
+    for account in (1, 2, LIST_KEY_MAX_ACCOUNT):
         seen: list[int] = []
         cursor = None
         while True:

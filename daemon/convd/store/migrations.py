@@ -32,7 +32,9 @@ _PINNED_BIT: Final = 1 << 62
 LIST_KEY_ACCOUNT_SHIFT: Final = 42
 LIST_KEY_PINNED_SHIFT: Final = 41
 LIST_KEY_MAX_ORDER: Final = (1 << LIST_KEY_PINNED_SHIFT) - 1
-LIST_KEY_MAX_ACCOUNT: Final = (1 << (63 - LIST_KEY_ACCOUNT_SHIFT)) - 1
+#: The highest account id a list key can hold: one less than would fit in 63 bits, so that the
+#: end of the last account's range of keys (the next account's first key) fits too.
+LIST_KEY_MAX_ACCOUNT: Final = (1 << (63 - LIST_KEY_ACCOUNT_SHIFT)) - 2
 _LIST_KEY_SQL: Final = (
     f"((account_id << {LIST_KEY_ACCOUNT_SHIFT}) | ((active_time >> 62) << {LIST_KEY_PINNED_SHIFT})"
     f" | (active_time & {LIST_KEY_MAX_ORDER}))"
@@ -408,7 +410,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # interior cell is now a rowid: three levels at 100,000. The change history likewise
     # (rows of ~450 bytes, appended at one end and pruned at the other): its rowid is
     # `change_key`, (account_id, seq) packed the same way. The CHECKs keep the packing
-    # exact: account ids below 2**21, order keys and seqs below 2**41.
+    # exact: account ids up to 2**21 - 2 (writer.ensure_account refuses more), order keys and
+    # seqs below 2**41 (two trillion changes of one account).
     f"""
     CREATE TABLE conversation_v12 (
         list_key       INTEGER PRIMARY KEY,

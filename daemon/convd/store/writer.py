@@ -40,7 +40,12 @@ from ..domain import (
     StorageFailure,
     WriteOperation,
 )
-from .migrations import LIST_KEY_ACCOUNT_SHIFT, LIST_KEY_MAX_ORDER, LIST_KEY_PINNED_SHIFT
+from .migrations import (
+    LIST_KEY_ACCOUNT_SHIFT,
+    LIST_KEY_MAX_ACCOUNT,
+    LIST_KEY_MAX_ORDER,
+    LIST_KEY_PINNED_SHIFT,
+)
 
 __all__ = [
     "CONV_COLUMNS",
@@ -642,7 +647,12 @@ class _Transaction:
             "RETURNING id",
             (sdk_app_id, user_id),
         ).fetchone()
-        return int(row[0])
+        account_id = int(row[0])
+        if account_id > LIST_KEY_MAX_ACCOUNT:
+            # Its conversations' list keys would not fit (schema 12). The write fails alone:
+            # the account row goes with it.
+            raise StorageFailure(f"it holds the most accounts it can ({LIST_KEY_MAX_ACCOUNT:,})")
+        return account_id
 
     def get_group(self, account_id: int, name: str) -> ConversationGroup | None:
         row = self._conn.execute(
