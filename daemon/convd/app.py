@@ -203,6 +203,7 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
                 check=check,
                 writer_thread_start=partial(name_thread, "convd-writer"),
                 writer_pacing=shared_cpu,
+                worker_thread_start=None if shared_cpu is None else shared_cpu.free_this_thread,
             ) as store,
             _open_channels(plan) as channels,
         ):

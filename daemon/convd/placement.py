@@ -22,7 +22,7 @@ events they then waited for.
 Every other thread (reads, WAL checkpoints and syncs, the start-up check) stays where the
 OS puts it: they are all started before any pin. A thread the event loop starts while
 pinned inherits its CPU and policy (Linux copies both): only a backup's worker thread can
-be one, and it runs on the loop's CPU until anyio retires it.
+be one, and it frees itself first (``free_this_thread``).
 
 While pinned, both threads are also SCHED_BATCH (when they were SCHED_OTHER, Linux's
 default): a thread of that policy does not preempt the running one when it wakes. On one
@@ -102,6 +102,7 @@ class SharedCpu:
         "_allowed",
         "_batched",
         "_clock",
+        "_default_policy",
         "_last_queued",
         "_loop_tid",
         "_pinned",
@@ -115,6 +116,11 @@ class SharedCpu:
         self._loop_tid = loop_tid
         self._allowed = allowed
         self._clock = clock
+        #: The loop's policy before any pin: what a thread started while pinned goes back to.
+        try:
+            self._default_policy: int | None = os.sched_getscheduler(loop_tid)
+        except OSError:
+            self._default_policy = None
         self._pinned = False
         #: The threads (0: the writer, the calling one) made SCHED_BATCH by the pin.
         self._batched: list[int] = []
@@ -164,6 +170,20 @@ class SharedCpu:
         """
         if self._pinned:
             os.sched_yield()
+
+    def free_this_thread(self) -> None:
+        """On a worker thread that the event loop may have started while pinned: every
+        allowed CPU again, and the policy the daemon started with if the thread inherited
+        the pin's SCHED_BATCH (a backup would otherwise share the pinned CPU and yield)."""
+        try:
+            os.sched_setaffinity(0, self._allowed)
+            if (
+                self._default_policy == os.SCHED_OTHER
+                and os.sched_getscheduler(0) == os.SCHED_BATCH
+            ):
+                _set_policy(0, os.SCHED_OTHER)
+        except OSError as exc:
+            logger.debug("cannot free a worker thread from the pin: %s", exc)
 
     def _place(self, cpus: set[int]) -> bool:
         try:

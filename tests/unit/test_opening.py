@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
@@ -453,6 +454,27 @@ async def test_a_backup_that_fails_on_its_target_is_no_database_error(tmp_path: 
         assert not failed.value.database_failed
         assert store.stats.database_errors == 0
     assert (tmp_path / "convd.db.checked").exists()
+
+
+async def test_a_backup_runs_after_its_worker_thread_start_on_that_thread(
+    tmp_path: Path,
+) -> None:
+    # (The daemon passes placement.SharedCpu.free_this_thread: a worker thread started while
+    # the event loop is pinned would otherwise run the backup on the loop's CPU.)
+    db = tmp_path / "convd.db"
+    await _make_convd_database(db)
+    started: list[int] = []
+    loop_thread = threading.get_native_id()
+    async with open_store(
+        db,
+        listing=ConvListing(),
+        worker_thread_start=lambda: started.append(threading.get_native_id()),
+    ) as store:
+        info = await ConversationService(store, EventBus()).backup(
+            str(tmp_path / "backup.db"), False
+        )
+    assert info.size_bytes > 0
+    assert len(started) == 1 and started[0] != loop_thread
 
 
 @pytest.mark.parametrize(

@@ -114,3 +114,28 @@ def test_a_policy_changed_by_someone_else_while_pinned_is_left_as_it_is(
     system.now += 2
     shared.before_batch(1)
     assert system.policy == {LOOP: os.SCHED_IDLE, 0: os.SCHED_OTHER}
+
+
+def test_a_thread_started_while_pinned_frees_itself_of_the_cpu_and_the_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch)
+    shared = system.shared_cpu()
+    system.queue_up(shared)
+    assert system.affinity[LOOP] == {1} and system.policy[LOOP] == os.SCHED_BATCH
+    # A worker the loop starts now inherits both (0 stands for the calling thread here).
+    system.affinity[0], system.policy[0] = {1}, os.SCHED_BATCH
+    shared.free_this_thread()
+    assert system.affinity[0] == {0, 1} and system.policy[0] == os.SCHED_OTHER
+    assert system.affinity[LOOP] == {1} and system.policy[LOOP] == os.SCHED_BATCH  # still pinned
+
+
+def test_freeing_a_thread_keeps_a_policy_the_daemon_was_started_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch, policy=os.SCHED_BATCH)  # chosen by whoever started convd
+    shared = system.shared_cpu()
+    system.queue_up(shared)
+    system.affinity[0] = {1}
+    shared.free_this_thread()
+    assert system.affinity[0] == {0, 1} and system.policy[0] == os.SCHED_BATCH

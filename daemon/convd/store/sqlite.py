@@ -371,8 +371,10 @@ class SqliteStore:
         checkpointer: aiosqlite.Connection | None = None,
         writer_thread_start: Callable[[], None] | None = None,
         writer_pacing: BatchPacing | None = None,
+        worker_thread_start: Callable[[], None] | None = None,
     ) -> None:
         self._path = path
+        self._worker_thread_start = worker_thread_start
         self._writer = writer
         self._reader = reader
         self.history_id = history_id
@@ -535,10 +537,13 @@ class SqliteStore:
 
     async def backup(self, target: Path, *, overwrite: bool) -> BackupInfo:
         # A fresh connection in a worker thread: neither the reader nor the writer waits.
+        def back_up() -> BackupInfo:
+            if self._worker_thread_start is not None:
+                self._worker_thread_start()
+            return backup_database(self._path, target, overwrite=overwrite)
+
         try:
-            return await anyio.to_thread.run_sync(
-                lambda: backup_database(self._path, target, overwrite=overwrite)
-            )
+            return await anyio.to_thread.run_sync(back_up)
         except BackupFailed as exc:
             if exc.database_failed:
                 self.stats.database_errors += 1  # maybe a page it could not read: check at start
@@ -708,6 +713,7 @@ async def open_store(
     check: StartedCheck | None = None,
     writer_thread_start: Callable[[], None] | None = None,
     writer_pacing: BatchPacing | None = None,
+    worker_thread_start: Callable[[], None] | None = None,
 ) -> AsyncIterator[SqliteStore]:
     """Open the database at ``path``: check it (read-only), then create or migrate it.
 
@@ -721,7 +727,8 @@ async def open_store(
     next start need not check it again (see ``opening.record_clean_close``).
     ``check``: that check of ``path``, already started (``convd serve`` starts it early).
     ``writer_thread_start``: called on the writer's own thread, first; ``writer_pacing``:
-    on that thread around each batch (see ``writer.BatchPacing``).
+    on that thread around each batch (see ``writer.BatchPacing``); ``worker_thread_start``:
+    on a worker thread the event loop starts later (a backup's), before its work.
     """
     verdict = examine_database(path) if check is None else check.verdict()
     forget_clean_close(path)
@@ -773,6 +780,7 @@ async def open_store(
             checkpointer=checkpointer,
             writer_thread_start=writer_thread_start,
             writer_pacing=writer_pacing,
+            worker_thread_start=worker_thread_start,
         )
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)
