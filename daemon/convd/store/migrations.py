@@ -406,7 +406,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # ROWID), every interior cell of its b-tree held a whole row of ~700 bytes, the
     # conversation's rendering included: five to a page, so 100,000 conversations were seven
     # levels deep, and every write, which moves its row to the end of the list, rewrote
-    # pages of two such paths: ~10 of the ~28 pages a group commit of five writes wrote. An
+    # pages of two such paths: ~10 of the ~28 pages a group commit of four writes wrote. An
     # interior cell is now a rowid: three levels at 100,000. The change history likewise
     # (rows of ~450 bytes, appended at one end and pruned at the other): its rowid is
     # `change_key`, (account_id, seq) packed the same way. The CHECKs keep the packing
