@@ -50,6 +50,95 @@ _MARK_BITS: Final = ", ".join(
     for bit in (1, 2, 4, 8, *(1 << n for n in range(32, 64)))
 )
 
+# Definitions that several steps create (a table rebuild drops them with the table): each
+# step creates them as they read here, so that schema 12 recreates exactly what schema 11 had.
+
+#: The triggers that keep each account's conversation count (schema 3, again 6 and 12).
+_CONVERSATION_COUNTING: Final = """\
+    CREATE TRIGGER conversation_counted BEFORE INSERT ON conversation
+    WHEN NOT EXISTS (
+        SELECT 1 FROM conversation
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
+    )
+    BEGIN
+        UPDATE account SET conversations = conversations + 1 WHERE id = NEW.account_id;
+    END;
+
+    CREATE TRIGGER conversation_uncounted AFTER DELETE ON conversation
+    BEGIN
+        UPDATE account SET conversations = conversations - 1 WHERE id = OLD.account_id;
+    END;
+"""
+
+#: The partial indexes of the filtered list's few (schema 9, again 12).
+_FILTER_INDEXES: Final = """\
+    CREATE INDEX conversation_groups_in_order ON conversation (account_id, active_time DESC)
+        WHERE conv_type = 2;
+    CREATE INDEX conversation_drafts_in_order ON conversation (account_id, active_time DESC)
+        WHERE draft IS NOT NULL;
+"""
+
+#: The triggers that derive a conversation's mark and group-member rows (schema 9, again 12).
+_TAG_TRIGGERS: Final = """\
+    CREATE TRIGGER conversation_tags_replaced BEFORE INSERT ON conversation
+    WHEN EXISTS (
+        SELECT 1 FROM conversation
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
+          AND (marks != 0 OR conv_groups IS NOT NULL)
+    )
+    BEGIN
+        DELETE FROM conversation_mark
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
+        DELETE FROM conversation_group_member
+        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
+    END;
+
+    CREATE TRIGGER conversation_marks_indexed AFTER INSERT ON conversation
+    WHEN NEW.marks != 0
+    BEGIN
+        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
+        FROM mark_bit WHERE (NEW.marks & bit) != 0;
+    END;
+
+    CREATE TRIGGER conversation_groups_indexed AFTER INSERT ON conversation
+    WHEN NEW.conv_groups IS NOT NULL
+    BEGIN
+        INSERT INTO conversation_group_member
+            (account_id, conv_type, conv_id, group_id, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
+        FROM json_each(NEW.conv_groups) AS j
+        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
+    END;
+
+    CREATE TRIGGER conversation_tags_updated AFTER UPDATE ON conversation
+    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
+      OR NEW.marks != 0 OR NEW.conv_groups IS NOT NULL
+    BEGIN
+        DELETE FROM conversation_mark
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+        DELETE FROM conversation_group_member
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
+        FROM mark_bit WHERE (NEW.marks & bit) != 0;
+        INSERT INTO conversation_group_member
+            (account_id, conv_type, conv_id, group_id, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
+        FROM json_each(NEW.conv_groups) AS j
+        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
+    END;
+
+    CREATE TRIGGER conversation_tags_deleted AFTER DELETE ON conversation
+    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
+    BEGIN
+        DELETE FROM conversation_mark
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+        DELETE FROM conversation_group_member
+        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
+    END;
+"""
+
 # Each entry moves the schema from version N to N + 1. Never edit a released entry; append.
 MIGRATIONS: Final[tuple[str, ...]] = (
     """
@@ -116,20 +205,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     UPDATE account SET conversations =
         (SELECT count(*) FROM conversation WHERE conversation.account_id = account.id);
 
-    CREATE TRIGGER conversation_counted BEFORE INSERT ON conversation
-    WHEN NOT EXISTS (
-        SELECT 1 FROM conversation
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
-    )
-    BEGIN
-        UPDATE account SET conversations = conversations + 1 WHERE id = NEW.account_id;
-    END;
-
-    CREATE TRIGGER conversation_uncounted AFTER DELETE ON conversation
-    BEGIN
-        UPDATE account SET conversations = conversations - 1 WHERE id = OLD.account_id;
-    END;
-    """,
+{_CONVERSATION_COUNTING}    """,
     # 4: draft revisions survive delete and re-create. A client may keep a conversation's
     # `conv_draft_revision` for as long as it likes (to pass back as `if_revision`), so a
     # conversation created again must start above every revision the deleted one had.
@@ -171,7 +247,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # json_draft_param (what ConvInfo.conv_draft carries), so a list page embeds it as stored.
     # convd_draft_document is the writer's own encoder (register_functions): SQLite's JSON
     # functions would cut a text at a NUL character.
-    """
+    f"""
     CREATE TABLE conversation_v6 (
         account_id     INTEGER NOT NULL REFERENCES account (id),
         active_time    INTEGER NOT NULL,  -- order_key, with bit 62 set while pinned
@@ -196,20 +272,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 
     CREATE UNIQUE INDEX conversation_by_key ON conversation (account_id, conv_type, conv_id);
 
-    CREATE TRIGGER conversation_counted BEFORE INSERT ON conversation
-    WHEN NOT EXISTS (
-        SELECT 1 FROM conversation
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
-    )
-    BEGIN
-        UPDATE account SET conversations = conversations + 1 WHERE id = NEW.account_id;
-    END;
-
-    CREATE TRIGGER conversation_uncounted AFTER DELETE ON conversation
-    BEGIN
-        UPDATE account SET conversations = conversations - 1 WHERE id = OLD.account_id;
-    END;
-    """,
+{_CONVERSATION_COUNTING}    """,
     # 7: each conversation's custom data (the SDK's TIMConvSetConversationCustomData /
     # V2 setConversationCustomData): at most 256 bytes of UTF-8, "" when none was set.
     """
@@ -294,69 +357,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX conversation_mark_in_order
         ON conversation_mark (account_id, mark, active_time DESC);
 
-    CREATE INDEX conversation_groups_in_order ON conversation (account_id, active_time DESC)
-        WHERE conv_type = 2;
-    CREATE INDEX conversation_drafts_in_order ON conversation (account_id, active_time DESC)
-        WHERE draft IS NOT NULL;
-
-    CREATE TRIGGER conversation_tags_replaced BEFORE INSERT ON conversation
-    WHEN EXISTS (
-        SELECT 1 FROM conversation
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
-          AND (marks != 0 OR conv_groups IS NOT NULL)
-    )
-    BEGIN
-        DELETE FROM conversation_mark
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
-        DELETE FROM conversation_group_member
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
-    END;
-
-    CREATE TRIGGER conversation_marks_indexed AFTER INSERT ON conversation
-    WHEN NEW.marks != 0
-    BEGIN
-        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
-        FROM mark_bit WHERE (NEW.marks & bit) != 0;
-    END;
-
-    CREATE TRIGGER conversation_groups_indexed AFTER INSERT ON conversation
-    WHEN NEW.conv_groups IS NOT NULL
-    BEGIN
-        INSERT INTO conversation_group_member
-            (account_id, conv_type, conv_id, group_id, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
-        FROM json_each(NEW.conv_groups) AS j
-        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
-    END;
-
-    CREATE TRIGGER conversation_tags_updated AFTER UPDATE ON conversation
-    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
-      OR NEW.marks != 0 OR NEW.conv_groups IS NOT NULL
-    BEGIN
-        DELETE FROM conversation_mark
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-        DELETE FROM conversation_group_member
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
-        FROM mark_bit WHERE (NEW.marks & bit) != 0;
-        INSERT INTO conversation_group_member
-            (account_id, conv_type, conv_id, group_id, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
-        FROM json_each(NEW.conv_groups) AS j
-        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
-    END;
-
-    CREATE TRIGGER conversation_tags_deleted AFTER DELETE ON conversation
-    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
-    BEGIN
-        DELETE FROM conversation_mark
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-        DELETE FROM conversation_group_member
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-    END;
-    """,
+{_FILTER_INDEXES}
+{_TAG_TRIGGERS}    """,
     # 10: the draft history in the order its versions were kept (a rowid table), with an
     # index by conversation and revision. Clustered by conversation (schema 8), every kept
     # version was an insert at a random place among rows of ~300 bytes: with the age index,
@@ -449,83 +451,9 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE conversation_v12 RENAME TO conversation;
 
     CREATE UNIQUE INDEX conversation_by_key ON conversation (account_id, conv_type, conv_id);
-    CREATE INDEX conversation_groups_in_order ON conversation (account_id, active_time DESC)
-        WHERE conv_type = 2;
-    CREATE INDEX conversation_drafts_in_order ON conversation (account_id, active_time DESC)
-        WHERE draft IS NOT NULL;
-
-    CREATE TRIGGER conversation_counted BEFORE INSERT ON conversation
-    WHEN NOT EXISTS (
-        SELECT 1 FROM conversation
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
-    )
-    BEGIN
-        UPDATE account SET conversations = conversations + 1 WHERE id = NEW.account_id;
-    END;
-
-    CREATE TRIGGER conversation_uncounted AFTER DELETE ON conversation
-    BEGIN
-        UPDATE account SET conversations = conversations - 1 WHERE id = OLD.account_id;
-    END;
-
-    CREATE TRIGGER conversation_tags_replaced BEFORE INSERT ON conversation
-    WHEN EXISTS (
-        SELECT 1 FROM conversation
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id
-          AND (marks != 0 OR conv_groups IS NOT NULL)
-    )
-    BEGIN
-        DELETE FROM conversation_mark
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
-        DELETE FROM conversation_group_member
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
-    END;
-
-    CREATE TRIGGER conversation_marks_indexed AFTER INSERT ON conversation
-    WHEN NEW.marks != 0
-    BEGIN
-        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
-        FROM mark_bit WHERE (NEW.marks & bit) != 0;
-    END;
-
-    CREATE TRIGGER conversation_groups_indexed AFTER INSERT ON conversation
-    WHEN NEW.conv_groups IS NOT NULL
-    BEGIN
-        INSERT INTO conversation_group_member
-            (account_id, conv_type, conv_id, group_id, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
-        FROM json_each(NEW.conv_groups) AS j
-        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
-    END;
-
-    CREATE TRIGGER conversation_tags_updated AFTER UPDATE ON conversation
-    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
-      OR NEW.marks != 0 OR NEW.conv_groups IS NOT NULL
-    BEGIN
-        DELETE FROM conversation_mark
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-        DELETE FROM conversation_group_member
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
-        FROM mark_bit WHERE (NEW.marks & bit) != 0;
-        INSERT INTO conversation_group_member
-            (account_id, conv_type, conv_id, group_id, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
-        FROM json_each(NEW.conv_groups) AS j
-        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
-    END;
-
-    CREATE TRIGGER conversation_tags_deleted AFTER DELETE ON conversation
-    WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
-    BEGIN
-        DELETE FROM conversation_mark
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-        DELETE FROM conversation_group_member
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-    END;
-
+{_FILTER_INDEXES}
+{_CONVERSATION_COUNTING}
+{_TAG_TRIGGERS}
     CREATE TABLE change_v12 (
         change_key INTEGER PRIMARY KEY,
         account_id INTEGER NOT NULL REFERENCES account (id),
