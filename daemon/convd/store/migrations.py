@@ -15,6 +15,7 @@ __all__ = [
     "MIGRATIONS",
     "NEW_HISTORY_ID",
     "SCHEMA_VERSION",
+    "list_key_sql",
     "register_functions",
 ]
 
@@ -35,10 +36,18 @@ LIST_KEY_MAX_ORDER: Final = (1 << LIST_KEY_PINNED_SHIFT) - 1
 #: The highest account id a list key can hold: one less than would fit in 63 bits, so that the
 #: end of the last account's range of keys (the next account's first key) fits too.
 LIST_KEY_MAX_ACCOUNT: Final = (1 << (63 - LIST_KEY_ACCOUNT_SHIFT)) - 2
-_LIST_KEY_SQL: Final = (
-    f"((account_id << {LIST_KEY_ACCOUNT_SHIFT}) | ((active_time >> 62) << {LIST_KEY_PINNED_SHIFT})"
-    f" | (active_time & {LIST_KEY_MAX_ORDER}))"
-)
+
+
+def list_key_sql(account_keys: str, active_time: str) -> str:
+    """SQL for the list key of the conversation at ``active_time`` (an SQL expression) of the
+    account whose first list key is ``account_keys`` (an SQL expression)."""
+    return (
+        f"({account_keys} | (({active_time} >> 62) << {LIST_KEY_PINNED_SHIFT})"
+        f" | ({active_time} & {LIST_KEY_MAX_ORDER}))"
+    )
+
+
+_LIST_KEY_SQL: Final = list_key_sql(f"(account_id << {LIST_KEY_ACCOUNT_SHIFT})", "active_time")
 
 #: The tables a convd database has from schema version 1 on.
 CONVD_TABLES: Final = frozenset({"account", "conversation", "change"})

@@ -37,13 +37,7 @@ from ..domain import (
     WriteOperation,
 )
 from .maintenance import backup_database, fsync_file
-from .migrations import (
-    LIST_KEY_MAX_ORDER,
-    LIST_KEY_PINNED_SHIFT,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    register_functions,
-)
+from .migrations import MIGRATIONS, SCHEMA_VERSION, list_key_sql, register_functions
 from .opening import (
     DatabaseError,
     StartedCheck,
@@ -164,9 +158,7 @@ def _page_query(
 
 #: SQL for the list key (writer.list_key) of the conversation at active time ``page.last``
 #: of the account whose first list key is its parameter.
-_LIST_KEY_OF_LAST: Final = (
-    f"(? | ((page.last >> 62) << {LIST_KEY_PINNED_SHIFT}) | (page.last & {LIST_KEY_MAX_ORDER}))"
-)
+_LIST_KEY_OF_LAST: Final = list_key_sql("?", "page.last")
 
 
 def list_page_statement(

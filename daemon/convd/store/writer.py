@@ -118,12 +118,18 @@ def list_key(account_id: int, active_time: int) -> int:
     )
 
 
+def _account_keys(account_id: int) -> tuple[int, int]:
+    """The rowids ``[low, high)`` that ``account_id``'s conversations (list_key) and changes
+    (change_key) take, each in its own table."""
+    low = account_id << LIST_KEY_ACCOUNT_SHIFT
+    return low, low + (1 << LIST_KEY_ACCOUNT_SHIFT)
+
+
 def change_key_range(account_id: int, after_seq: int | None = None) -> tuple[int, int]:
     """The ``change_key`` rowids (schema 12: ``account_id << 42 | seq``) of ``account_id``'s
     changes, ``[low, high)``; with ``after_seq``, only those of later seqs (a client's: any
     integer)."""
-    low = account_id << LIST_KEY_ACCOUNT_SHIFT
-    end = low + (1 << LIST_KEY_ACCOUNT_SHIFT)
+    low, end = _account_keys(account_id)
     if after_seq is None or after_seq < 0:
         return low, end
     return min(end, low + after_seq + 1), end
@@ -133,8 +139,7 @@ def list_key_range(account_id: int, before_active_time: int | None = None) -> tu
     """The list keys of ``account_id``'s conversations, ``[low, high)``; with
     ``before_active_time``, only those of the conversations whose active time is lower (a
     list cursor: any integer)."""
-    low = account_id << LIST_KEY_ACCOUNT_SHIFT
-    end = low + (1 << LIST_KEY_ACCOUNT_SHIFT)
+    low, end = _account_keys(account_id)
     if before_active_time is None:
         return low, end
     if before_active_time <= 0:
@@ -599,7 +604,7 @@ class _Transaction:
             "(change_key, account_id, seq, kind, conv_type, conv_id, snapshot, origin, "
             "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (account_id << LIST_KEY_ACCOUNT_SHIFT) | change.seq,
+                _account_keys(account_id)[0] | change.seq,
                 account_id,
                 change.seq,
                 int(change.kind),
