@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import BenchError, median, percentile, us
+from _common import BenchError, median, percentile, thread_cpu_ns, us
 from _convd import C2C, Daemon, RawClient, RpcError, draft_text, login, set_draft_params
 
 SCALE_USER = "big"
@@ -175,19 +175,16 @@ def populate(client: RawClient, start: int, stop: int) -> PopulateResult:
 def settle(pid: int, *, timeout: float = 20.0) -> float:
     """Wait until process ``pid`` is idle (under a tenth of a CPU for two 100 ms spans in a
     row, at most ``timeout`` seconds), then for the OS to write out what it has written; how
-    long it took. After a populate, the daemon copies
-    the WAL back into the database for a while (a checkpoint of up to ~100 MB at 100,000):
-    timed calls during that measured the copy, not their own cost (daemon.status, which
-    reads one row, ran x1.3-1.7 slower at 100,000 than at 100)."""
-    tick = 1 / os.sysconf("SC_CLK_TCK")
+    long it took. After a populate, the daemon copies the WAL back into the database for a
+    while (a checkpoint of up to ~100 MB at 100,000): timed calls during that measured the
+    copy, not their own cost (daemon.status, which reads one row, ran x1.3-1.7 slower at
+    100,000 than at 100)."""
 
     def cpu() -> float:
         try:
-            with open(f"/proc/{pid}/stat", "rb") as file:
-                fields = file.read().rsplit(b")", 1)[1].split()
+            return sum(thread_cpu_ns(pid).values()) / 1e9
         except OSError:
             return 0.0  # not Linux, or gone: nothing to wait for
-        return (int(fields[11]) + int(fields[12])) * tick
 
     start = time.monotonic()
     quiet = 0
