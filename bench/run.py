@@ -274,8 +274,11 @@ def _alternate(
         for system in systems:
             server = system.server
             daemon = server.daemon if server else None
-            if server and placement.server_cpu is not None:
-                set_affinity(server.pid, {placement.server_cpu})
+            # Only a placement that pins the server touches its threads (and gives them back
+            # every CPU after): unpinned, the daemon places its own threads (convd.placement).
+            pinned = server if server and placement.server_cpu is not None else None
+            if pinned:
+                set_affinity(pinned.pid, {placement.server_cpu})
             try:
                 before = daemon.store_counters() if daemon else None
                 rounds[system.name].append(
@@ -284,8 +287,8 @@ def _alternate(
                 if daemon:
                     hops[system.name].add(before, daemon.store_counters())
             finally:
-                if server:
-                    set_affinity(server.pid, allowed)
+                if pinned:
+                    set_affinity(pinned.pid, allowed)
     return [_write_row(s, placement.name, clients, rounds[s.name], hops[s.name]) for s in systems]
 
 

@@ -41,6 +41,16 @@ runs the next batch, not after. In ``full`` that overlaps the answered writers' 
 (on the other CPU) with the next batch, instead of the fsync wait alone: paired runs, 8
 rounds, ``full`` 3,254 -> 4,053 writes/s (7 of 8 won), ``everysec`` 4,639 -> 4,894.
 
+The CPUs the pair goes back to are those the writer's thread may use when the pin begins,
+whoever set them (``taskset``, a cpuset): convd only narrows them. While pinned, the pin is
+checked once a second: threads moved by someone else meanwhile (``taskset -a -p``, a
+benchmark's harness) are taken as the new allowed CPUs, and the pair is pinned again within
+them when writes still queue up. Before that check, a pin undone behind convd's back stayed
+undone for as long as writes kept queuing (the writer believed it held): the threads then
+ran apart, still SCHED_BATCH and yielding after each batch. Paired runs, 8 writing processes,
+every thread's affinity reset 1.5 s into 8 s (as ``bench/run.py`` did after each round):
+5,751 writes/s then, 7,415 with the check (``everysec``, medians of 3).
+
 Linux only (``os.sched_setaffinity`` on a thread id, and /proc): elsewhere, with a single
 allowed CPU, or with ``convd --no-same-cpu``, nothing is pinned.
 """
@@ -66,6 +76,9 @@ _HOLD_SECONDS: Final = 1.0
 _SETTLE_SECONDS: Final = 0.05
 #: ... of more than this.
 _STREAK_GAP_SECONDS: Final = 0.02
+#: While pinned, how often the pin is checked to be still in place; while writes queue up
+#: and no pin can be made (a single allowed CPU), how often that is tried again.
+_RECHECK_SECONDS: Final = 1.0
 
 
 def _cpu_of(tid: int) -> int | None:
@@ -102,11 +115,13 @@ class SharedCpu:
         "_allowed",
         "_batched",
         "_clock",
+        "_cpu",
         "_default_policy",
         "_last_queued",
         "_loop_tid",
         "_pinned",
         "_queued_since",
+        "_recheck_at",
         "_release_at",
     )
 
@@ -122,6 +137,10 @@ class SharedCpu:
         except OSError:
             self._default_policy = None
         self._pinned = False
+        #: The CPU of the pin.
+        self._cpu = -1
+        #: When the pin is next checked (pinned), or a pin next tried (not pinned).
+        self._recheck_at = -float("inf")
         #: The threads (0: the writer, the calling one) made SCHED_BATCH by the pin.
         self._batched: list[int] = []
         self._release_at = 0.0
@@ -148,11 +167,14 @@ class SharedCpu:
                 self._queued_since = now
             self._last_queued = now
             self._release_at = now + _HOLD_SECONDS
-            if not self._pinned and now - self._queued_since >= _SETTLE_SECONDS:
-                cpu = _cpu_of(self._loop_tid)
-                if cpu in self._allowed and self._place({cpu}):
-                    self._pinned = True
-                    self._batch()
+            if self._pinned and now >= self._recheck_at:
+                self._check_pin(now)
+            if (
+                not self._pinned
+                and now - self._queued_since >= _SETTLE_SECONDS
+                and now >= self._recheck_at
+            ):
+                self._pin(now)
         elif self._pinned and self._clock() >= self._release_at:
             self._place(self._allowed)
             self._pinned = False
@@ -184,6 +206,36 @@ class SharedCpu:
                 _set_policy(0, os.SCHED_OTHER)
         except OSError as exc:
             logger.debug("cannot free a worker thread from the pin: %s", exc)
+
+    def _pin(self, now: float) -> None:
+        self._recheck_at = now + _RECHECK_SECONDS
+        try:
+            # What the pair goes back to: the CPUs it may use now, whoever chose them.
+            allowed = os.sched_getaffinity(0)
+        except OSError as exc:
+            logger.debug("cannot read the writer's CPUs: %s", exc)
+            return
+        cpu = _cpu_of(self._loop_tid)
+        if len(allowed) < 2 or cpu not in allowed or not self._place({cpu}):
+            return
+        self._allowed = allowed
+        self._cpu = cpu
+        self._pinned = True
+        self._batch()
+
+    def _check_pin(self, now: float) -> None:
+        """If someone else has moved either thread since the pin, take the pin as undone."""
+        self._recheck_at = now + _RECHECK_SECONDS
+        try:
+            held = {self._cpu} == os.sched_getaffinity(0) == os.sched_getaffinity(self._loop_tid)
+        except OSError as exc:
+            logger.debug("cannot check the pin: %s", exc)
+            return
+        if not held:
+            logger.debug("the event loop and the writer were moved off CPU %d", self._cpu)
+            self._pinned = False
+            self._recheck_at = now  # pinned again at once, within the CPUs now allowed
+            self._unbatch()
 
     def _place(self, cpus: set[int]) -> bool:
         try:

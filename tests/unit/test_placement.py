@@ -29,6 +29,7 @@ class _System:
         self.now = 100.0
         monkeypatch.setattr(placement, "_cpu_of", lambda tid: 1)
         monkeypatch.setattr(os, "sched_setaffinity", self.affinity.__setitem__)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda tid: self.affinity.get(tid, {0, 1}))
         monkeypatch.setattr(os, "sched_getscheduler", self.policy.__getitem__)
         monkeypatch.setattr(os, "sched_setscheduler", self.set_policy)
         monkeypatch.setattr(os, "sched_yield", self.count_yield)
@@ -139,3 +140,42 @@ def test_freeing_a_thread_keeps_a_policy_the_daemon_was_started_with(
     system.affinity[0] = {1}
     shared.free_this_thread()
     assert system.affinity[0] == {0, 1} and system.policy[0] == os.SCHED_BATCH
+
+
+def test_a_pin_undone_by_someone_else_is_noticed_and_made_again_within_their_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch)
+    shared = system.shared_cpu()
+    system.queue_up(shared)
+    assert system.affinity == {LOOP: {1}, 0: {1}}
+    # `taskset -a -p 3 PID` (or a benchmark's harness) while writes keep queuing.
+    system.affinity.update({LOOP: {0, 1}, 0: {0, 1}})
+    system.queue_up(shared, seconds=0.5)  # checked once a second: not yet
+    assert system.affinity == {LOOP: {0, 1}, 0: {0, 1}}
+    system.queue_up(shared, seconds=0.6)
+    assert system.affinity == {LOOP: {1}, 0: {1}}  # seen, and pinned again
+    assert system.policy == {LOOP: os.SCHED_BATCH, 0: os.SCHED_BATCH}
+    # Moved to CPUs 1-3 instead: those are what a quiet second gives back.
+    system.affinity.update({LOOP: {1, 2, 3}, 0: {1, 2, 3}})
+    system.queue_up(shared, seconds=1.1)
+    assert system.affinity == {LOOP: {1}, 0: {1}}
+    system.now += 2
+    shared.before_batch(1)
+    assert system.affinity == {LOOP: {1, 2, 3}, 0: {1, 2, 3}}
+    assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+
+
+def test_threads_confined_to_one_cpu_by_someone_else_are_left_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch)
+    shared = system.shared_cpu()
+    system.queue_up(shared)
+    system.affinity.update({LOOP: {0}, 0: {0}})  # `taskset -a -p 1 PID`
+    system.queue_up(shared, seconds=3)
+    assert system.affinity == {LOOP: {0}, 0: {0}}  # nothing to pin within one CPU
+    assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+    system.now += 2
+    shared.before_batch(1)
+    assert system.affinity == {LOOP: {0}, 0: {0}}  # and nothing given back that they lost
