@@ -141,6 +141,47 @@ async def test_recent_changes_are_kept_beyond_the_count_and_old_ones_are_pruned(
         assert await store.oldest_kept_seq(account.id) >= 225 - 10 * 10 - 10
 
 
+async def test_young_changes_are_kept_when_an_older_looking_one_follows_them(
+    tmp_path: Path,
+) -> None:
+    """A clock set back stamps a change older than those before it: the young ones before it
+    still stay (pruning takes the old ones up to the first young one, never past it)."""
+    start = 1_000_000.0
+    now = [start]
+    async with open_store(
+        tmp_path / "db",
+        listing=ConvListing(),
+        kept_changes=10,
+        kept_seconds=3600,
+        clock=lambda: now[0],
+    ) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+
+        async def write(count: int) -> None:
+            for n in range(count):
+                await service.set_draft(
+                    account,
+                    ConvKey(ConvType.C2C, "bob"),
+                    [DraftElement(0, f"{now[0]} {n}")],
+                    origin="t",
+                )
+
+        await write(30)  # seqs 1-30, at the start
+        now[0] = start + 7200
+        await write(30)  # 31-60, two hours later: 1-30 are old now, and pruned
+        assert await store.oldest_kept_seq(account.id) == 30
+        now[0] = start + 200  # the clock set back
+        await write(1)  # 61, stamped as if before 31-60
+        now[0] = start + 7300  # and forward again: 61 looks old, 31-60 are young
+        await write(20)  # 62-81
+        assert await store.oldest_kept_seq(account.id) == 30
+        await service.check_resumable(account, 30, 81, None)  # away for 100 s: resumes
+        now[0] = start + 7200 + 3601  # once 31-60 are old too, they and 61 go; 62-81 stay
+        await write(1)
+        assert await store.oldest_kept_seq(account.id) == 61
+
+
 async def test_without_an_age_bound_the_count_alone_prunes(tmp_path: Path) -> None:
     async with open_store(
         tmp_path / "db", listing=ConvListing(), kept_changes=10, kept_seconds=0
