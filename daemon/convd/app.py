@@ -220,6 +220,7 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
                     write_batches=stats.write_batches,
                     writer_thread_hops=stats.writer_thread_hops,
                     reader_thread_hops=stats.reader_thread_hops,
+                    wal_restarts=stats.wal_restarts,
                 ),
             )
             logger.info(

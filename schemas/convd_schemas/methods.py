@@ -431,6 +431,14 @@ class StoreStatus(msgspec.Struct, kw_only=True):
     reader_thread_hops: Annotated[
         int, msgspec.Meta(description="Calls into the reader connection's SQLite thread.")
     ]
+    wal_restarts: Annotated[
+        int,
+        msgspec.Meta(
+            description="Times the WAL was checkpointed to its end so that writes start it "
+            "again from the beginning: once its content passes 16 MiB (checked four times a "
+            "second)."
+        ),
+    ] = 0
 
 
 class DaemonStatus(msgspec.Struct, kw_only=True):

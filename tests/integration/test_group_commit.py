@@ -172,6 +172,27 @@ def test_the_wal_stays_bounded_under_continuous_writes_and_reads(root: Path) -> 
                     passed_at = passed_at or now
                     smallest_after_reset = min(smallest_after_reset or size, size)
             time.sleep(0.02)
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        # What is restarted is a WAL whose content passed the size, not a file that did:
+        # idle, or with a few writes, the daemon leaves it alone (it restarted four times a
+        # second when the file's size was what counted).
+        with LineClient(daemon.socket) as client:
+            client.call("session.login", {"user_id": "alice"})
+            restarts = client.call("daemon.status")["store"]["wal_restarts"]
+            assert restarts > 0
+            time.sleep(0.3)  # a restart may have been under way
+            restarts = client.call("daemon.status")["store"]["wal_restarts"]
+            time.sleep(0.8)
+            for n in range(8):
+                client.call(
+                    "conv.set_draft",
+                    {"conv_id": "few", "conv_type": 1, "draft": text_draft(f"{n}")},
+                )
+                time.sleep(0.1)
+            assert wal.stat().st_size > WAL_RESET_BYTES  # the file is as big as it was
+            assert client.call("daemon.status")["store"]["wal_restarts"] == restarts
     finally:
         stop.set()
         for thread in threads:

@@ -205,6 +205,7 @@ class StoreStats:
     __slots__ = (
         "database_errors",
         "reader_thread_hops",
+        "wal_restarts",
         "write_batches",
         "writer_thread_hops",
         "writes",
@@ -215,6 +216,8 @@ class StoreStats:
         self.write_batches = 0
         self.writer_thread_hops = 0
         self.reader_thread_hops = 0
+        #: RESTART checkpoints (store.sqlite's WAL upkeep).
+        self.wal_restarts = 0
         #: SQLite errors of reads and commits: after any, a shutdown leaves no clean stamp.
         self.database_errors = 0
 
