@@ -42,14 +42,16 @@ runs the next batch, not after. In ``full`` that overlaps the answered writers' 
 rounds, ``full`` 3,254 -> 4,053 writes/s (7 of 8 won), ``everysec`` 4,639 -> 4,894.
 
 The CPUs the pair goes back to are those the writer's thread may use when the pin begins,
-whoever set them (``taskset``, a cpuset): convd only narrows them. While pinned, the pin is
-checked once a second: threads moved by someone else meanwhile (``taskset -a -p``, a
-benchmark's harness) are taken as the new allowed CPUs, and the pair is pinned again within
-them when writes still queue up. Before that check, a pin undone behind convd's back stayed
-undone for as long as writes kept queuing (the writer believed it held): the threads then
-ran apart, still SCHED_BATCH and yielding after each batch. Paired runs, 8 writing processes,
-every thread's affinity reset 1.5 s into 8 s (as ``bench/run.py`` did after each round):
-5,751 writes/s then, 7,415 with the check (``everysec``, medians of 3).
+whoever set them (``taskset``, a cpuset): convd only narrows them. While writes queue up the
+pin is checked once a second, and when it ends: a thread moved by someone else meanwhile
+(``taskset -a -p``, or ``-p`` for one thread; a benchmark's harness) gives the CPUs it was
+moved to, which both threads then take, and within which the pair is pinned again while
+writes still queue up (never within one CPU). Before that check, a pin undone behind
+convd's back stayed undone for as long as writes kept queuing (the writer believed it
+held): the threads then ran apart, still SCHED_BATCH and yielding after each batch. Paired
+runs, 8 writing processes, every thread's affinity reset 1.5 s into 8 s (as
+``bench/run.py`` did after each round): 5,751 writes/s then, 7,415 with the check
+(``everysec``, medians of 3).
 
 Linux only (``os.sched_setaffinity`` on a thread id, and /proc): elsewhere, with a single
 allowed CPU, or with ``convd --no-same-cpu``, nothing is pinned.
@@ -62,6 +64,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Final
 
 __all__ = ["SharedCpu", "name_thread"]
@@ -77,7 +80,8 @@ _SETTLE_SECONDS: Final = 0.05
 #: ... of more than this.
 _STREAK_GAP_SECONDS: Final = 0.02
 #: While pinned, how often the pin is checked to be still in place; while writes queue up
-#: and no pin can be made (a single allowed CPU), how often that is tried again.
+#: and a pin could not be made (a single allowed CPU, a thread whose CPU cannot be read or
+#: set), how often it is tried again.
 _RECHECK_SECONDS: Final = 1.0
 
 
@@ -176,9 +180,7 @@ class SharedCpu:
             ):
                 self._pin(now)
         elif self._pinned and self._clock() >= self._release_at:
-            self._place(self._allowed)
-            self._pinned = False
-            self._unbatch()
+            self._unpin(self._moved_to() or self._allowed)
 
     def after_batch(self) -> None:
         """On the writer's thread, once a batch's outcome is the event loop's to hand out.
@@ -226,23 +228,49 @@ class SharedCpu:
     def _check_pin(self, now: float) -> None:
         """If someone else has moved either thread since the pin, take the pin as undone."""
         self._recheck_at = now + _RECHECK_SECONDS
+        moved = self._moved_to()
+        if moved is not None:
+            logger.debug("the event loop or the writer was moved off CPU %d", self._cpu)
+            self._unpin(moved)
+            self._recheck_at = now  # pinned again at once, within the CPUs now allowed
+
+    def _moved_to(self) -> set[int] | None:
+        """The CPUs someone else has given either thread since the pin (both threads' if
+        both were moved), or None if both are still on the pin's CPU (or cannot be read).
+        Confined by someone else to the pin's CPU itself, they look pinned, and the pin's end
+        gives them the CPUs from before it."""
         try:
-            held = {self._cpu} == os.sched_getaffinity(0) == os.sched_getaffinity(self._loop_tid)
+            moved = [
+                cpus
+                for cpus in (os.sched_getaffinity(0), os.sched_getaffinity(self._loop_tid))
+                if cpus != {self._cpu}
+            ]
         except OSError as exc:
             logger.debug("cannot check the pin: %s", exc)
-            return
-        if not held:
-            logger.debug("the event loop and the writer were moved off CPU %d", self._cpu)
-            self._pinned = False
-            self._recheck_at = now  # pinned again at once, within the CPUs now allowed
-            self._unbatch()
+            return None
+        return set().union(*moved) if moved else None
+
+    def _unpin(self, cpus: set[int]) -> None:
+        """End the pin: both threads on ``cpus`` (one moved by someone else may already
+        be), and the policy they had before it."""
+        self._allowed = cpus
+        self._place(cpus)
+        self._pinned = False
+        self._unbatch()
 
     def _place(self, cpus: set[int]) -> bool:
         try:
+            before = os.sched_getaffinity(self._loop_tid)
             os.sched_setaffinity(self._loop_tid, cpus)
-            os.sched_setaffinity(0, cpus)
         except OSError as exc:  # a CPU taken offline, a cpuset changed under us
-            logger.debug("cannot place the event loop and the writer on %s: %s", cpus, exc)
+            logger.debug("cannot place the event loop on %s: %s", cpus, exc)
+            return False
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as exc:
+            logger.debug("cannot place the writer on %s: %s", cpus, exc)
+            with suppress(OSError):  # not half a pin
+                os.sched_setaffinity(self._loop_tid, before)
             return False
         return True
 

@@ -435,10 +435,10 @@ class StoreStatus(msgspec.Struct, kw_only=True):
         int,
         msgspec.Meta(
             description="Times the WAL was checkpointed to its end so that writes start it "
-            "again from the beginning: once its content passes 16 MiB (checked four times a "
-            "second)."
+            "again from the beginning: once its content has passed 16 MiB (checked after "
+            "writes, at most four times a second)."
         ),
-    ] = 0
+    ] = 0  # a default, unlike the others: a newer client reads an older daemon's status
 
 
 class DaemonStatus(msgspec.Struct, kw_only=True):

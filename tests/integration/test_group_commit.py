@@ -178,21 +178,33 @@ def test_the_wal_stays_bounded_under_continuous_writes_and_reads(root: Path) -> 
         # What is restarted is a WAL whose content passed the size, not a file that did:
         # idle, or with a few writes, the daemon leaves it alone (it restarted four times a
         # second when the file's size was what counted).
+        assert largest > WAL_RESET_BYTES, f"the WAL never reached {WAL_RESET_BYTES}"
         with LineClient(daemon.socket) as client:
             client.call("session.login", {"user_id": "alice"})
-            restarts = client.call("daemon.status")["store"]["wal_restarts"]
-            assert restarts > 0
-            time.sleep(0.3)  # a restart may have been under way
-            restarts = client.call("daemon.status")["store"]["wal_restarts"]
-            time.sleep(0.8)
+
+            def restarts() -> int:
+                return int(client.call("daemon.status")["store"]["wal_restarts"])
+
+            # Once the last writes' restart (if any) is done: no change over three checks
+            # (within 5 s: a daemon restarting while idle never gets there).
+            seen, since = restarts(), time.monotonic()
+            settle_by = since + 5
+            while time.monotonic() - since < 0.8 and time.monotonic() < settle_by:
+                time.sleep(0.1)
+                now_seen = restarts()
+                if now_seen != seen:
+                    seen, since = now_seen, time.monotonic()
+            assert time.monotonic() - since >= 0.8, "the WAL was restarted while idle"
+            assert seen > 0
             for n in range(8):
                 client.call(
                     "conv.set_draft",
                     {"conv_id": "few", "conv_type": 1, "draft": text_draft(f"{n}")},
                 )
                 time.sleep(0.1)
+            time.sleep(0.3)  # past the next check
             assert wal.stat().st_size > WAL_RESET_BYTES  # the file is as big as it was
-            assert client.call("daemon.status")["store"]["wal_restarts"] == restarts
+            assert restarts() == seen
     finally:
         stop.set()
         for thread in threads:

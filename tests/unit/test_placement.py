@@ -179,3 +179,51 @@ def test_threads_confined_to_one_cpu_by_someone_else_are_left_there(
     system.now += 2
     shared.before_batch(1)
     assert system.affinity == {LOOP: {0}, 0: {0}}  # and nothing given back that they lost
+
+
+def test_one_thread_moved_by_someone_else_takes_the_other_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch)
+    shared = system.shared_cpu()
+    system.queue_up(shared)
+    system.affinity[LOOP] = {0, 1, 2}  # `taskset -p 7 PID`: the main thread alone
+    system.queue_up(shared, seconds=1.1)
+    assert system.affinity == {LOOP: {1}, 0: {1}}  # seen, and pinned again within 0-2
+    system.now += 2
+    shared.before_batch(1)
+    assert system.affinity == {LOOP: {0, 1, 2}, 0: {0, 1, 2}}
+    system.queue_up(shared)
+    system.affinity[0] = {2}  # the writer alone, to one CPU: no pin within that
+    system.queue_up(shared, seconds=1.1)
+    assert system.affinity == {LOOP: {2}, 0: {2}}
+    assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+
+
+def test_the_end_of_a_pin_keeps_cpus_someone_else_chose_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch)
+    shared = system.shared_cpu()
+    system.queue_up(shared)
+    system.now += 0.5
+    system.affinity.update({LOOP: {0}, 0: {0}})  # between two checks, and writes stop
+    system.now += 1.0
+    shared.before_batch(1)
+    assert system.affinity == {LOOP: {0}, 0: {0}}  # not widened back to 0-1
+    assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+
+
+def test_a_pin_half_made_is_undone(monkeypatch: pytest.MonkeyPatch) -> None:
+    system = _System(monkeypatch)
+
+    def refuse_the_writer(tid: int, cpus: set[int]) -> None:
+        if tid == 0:
+            raise OSError("not permitted")
+        system.affinity[tid] = cpus
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse_the_writer)
+    shared = system.shared_cpu()
+    system.queue_up(shared)
+    assert system.affinity.get(LOOP, {0, 1}) == {0, 1}  # the loop is not left pinned alone
+    assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}

@@ -365,7 +365,6 @@ async def test_everysec_syncs_the_wal_on_a_thread_started_with_the_store(
         with anyio.fail_after(5):
             while not synced_on:
                 await anyio.sleep(0.05)
-        assert store._checkpointer is not None
         checkpointer_thread = await run_on_connection_thread(
             store._checkpointer, lambda conn: threading.get_ident()
         )

@@ -362,6 +362,7 @@ class SqliteStore:
         listing: ListingRenderer,
         retention: Retention,
         pages_join_in_order: bool = True,
+        page_size: int = 4096,
         durability: str = "full",
         writer_thread_start: Callable[[], None] | None = None,
         writer_pacing: BatchPacing | None = None,
@@ -373,6 +374,8 @@ class SqliteStore:
         self._reader = reader
         self.history_id = history_id
         self.durability = durability
+        #: The database's page size: a WAL frame is a page and a header.
+        self._page_size = page_size
         self.stats = StoreStats()
         self._checkpointer = checkpointer
         self._listing = listing
@@ -586,7 +589,7 @@ class SqliteStore:
         interval = _CHECKPOINT_INTERVAL
         synced_writes = checked_writes = 0
         last_sync = time.monotonic()
-        reset_frames = 0  # WAL_RESET_BYTES in frames, once the page size is known
+        reset_frames = WAL_RESET_BYTES // (self._page_size + _WAL_FRAME_HEADER)
         while True:
             await anyio.sleep(interval)
             writes = self.stats.writes
@@ -595,26 +598,29 @@ class SqliteStore:
                 if everysec and writes != synced_writes and due:
                     await self._sync_wal(wal)
                     synced_writes, last_sync = writes, time.monotonic()
-                if not reset_frames:
-                    rows = await self._checkpointer.execute_fetchall("PRAGMA page_size")
-                    page_size = int(next(iter(rows))[0])
-                    reset_frames = WAL_RESET_BYTES // (page_size + _WAL_FRAME_HEADER)
                 if writes != checked_writes:
-                    checked_writes = writes
                     rows = await self._checkpointer.execute_fetchall(
                         "PRAGMA wal_checkpoint(PASSIVE)"
                     )
                     _, wal_frames, _ = next(iter(rows))
+                    # -1: the checkpoint could not run; a RESTART that readers held up past
+                    # the busy timeout did not restart. Either is tried again next time.
                     if wal_frames > reset_frames:
-                        await self._group_commit.run_between_batches(_restart_wal)
-                        self.stats.wal_restarts += 1
+                        if await self._group_commit.run_between_batches(_restart_wal):
+                            self.stats.wal_restarts += 1
+                            checked_writes = writes
+                    elif wal_frames >= 0:
+                        checked_writes = writes
             except (OSError, sqlite3.Error, StorageFailure) as exc:
                 self.stats.database_errors += 1  # the next start checks the file
                 logger.warning("WAL upkeep of %s failed: %s", wal, exc)
 
 
-def _restart_wal(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+def _restart_wal(conn: sqlite3.Connection) -> bool:
+    """Checkpoint the whole WAL so that the next write starts it again; False if readers
+    kept it busy (past the connection's busy timeout)."""
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    return not busy
 
 
 def _fsync_wal(wal: Path) -> None:
@@ -755,6 +761,7 @@ async def open_store(
             stack.push_async_callback(_close, reader)
             await _tune(reader, _READER_CACHE_KIB)
             rows = await reader.execute_fetchall("SELECT value FROM meta WHERE key = 'history_id'")
+            page_size = next(iter(await reader.execute_fetchall("PRAGMA page_size")))[0]
             in_order = await run_on_connection_thread(reader, pages_join_in_order)
             if not in_order:
                 logger.warning(
@@ -782,6 +789,7 @@ async def open_store(
                 draft_seconds=draft_history_seconds,
             ),
             pages_join_in_order=in_order,
+            page_size=int(page_size),
             durability=durability,
             writer_thread_start=writer_thread_start,
             writer_pacing=writer_pacing,
