@@ -339,6 +339,36 @@ async def test_the_last_account_a_list_key_holds_works_and_the_next_is_refused(
         assert await service.count_conversations() == 1
 
 
+async def test_the_last_change_a_change_key_holds_is_made_and_the_next_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "convd.db"
+    async with open_store(path, listing=ConvListing()) as store:
+        service = ConversationService(store, EventBus())
+        alice = await service.login(0, "alice")
+        await service.set_draft(
+            alice, ConvKey(ConvType.C2C, "bob"), [DraftElement(0, "hi")], origin="t"
+        )
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "UPDATE account SET last_seq = ? WHERE id = ?", (LIST_KEY_MAX_ORDER - 1, alice.id)
+        )
+    async with open_store(path, listing=ConvListing()) as store:
+        service = ConversationService(store, EventBus())
+        key = ConvKey(ConvType.C2C, "bob")
+        last = await service.set_draft(alice, key, [DraftElement(0, "last")], origin="t")
+        assert last.order_key == LIST_KEY_MAX_ORDER
+        with pytest.raises(StorageFailure, match="used up its changes"):
+            await service.set_draft(alice, key, [DraftElement(0, "one too many")], origin="t")
+        with pytest.raises(StorageFailure, match="used up its changes"):
+            await service.create(alice, ConvKey(ConvType.C2C, "carol"), origin="t")
+        (kept,) = await service.get_many(alice, [key])
+        assert kept.draft is not None and kept.draft.texts == ("last",)
+        assert [c.seq for c in await store.changes_after(alice.id, LIST_KEY_MAX_ORDER - 1, 10)] == [
+            LIST_KEY_MAX_ORDER
+        ]
+
+
 @pytest.mark.parametrize(
     "where",
     [None, ConversationFilter(), ConversationFilter(has_draft=False)],

@@ -453,6 +453,10 @@ class _Transaction:
 
     def next_seq(self, account_id: int) -> int:
         seq = self.current_seq(account_id) + 1
+        if seq > LIST_KEY_MAX_ORDER:
+            # A change key and an order key hold 41 bits of it (schema 12): two trillion
+            # changes. The write fails alone, with nothing of it kept.
+            raise StorageFailure(f"the account has used up its changes ({LIST_KEY_MAX_ORDER:,})")
         self._batch.last_seqs[account_id] = seq
         return seq
 
