@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
 
 from convd.domain import (
+    Account,
     ChangeKind,
     ConversationService,
     ConvKey,
@@ -17,7 +20,7 @@ from convd.domain import (
     SeqTooOld,
 )
 from convd.rpc import ConvListing
-from convd.store import open_store
+from convd.store import SqliteStore, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -102,12 +105,14 @@ async def test_a_write_cancelled_anywhere_leaves_no_transaction_behind(tmp_path:
         assert [c.seq for c in changes] == list(range(1, len(changes) + 1))
 
 
-async def test_recent_changes_are_kept_beyond_the_count_and_old_ones_are_pruned(
-    tmp_path: Path,
-) -> None:
-    """--keep-changes-for: a change younger than the age bound survives the count bound (up
-    to ten times the count); once it is older, the count bound prunes it."""
-    now = [1_000_000.0]
+@asynccontextmanager
+async def _hour_bound_feed(
+    tmp_path: Path, now: list[float]
+) -> AsyncIterator[
+    tuple[SqliteStore, ConversationService, Account, Callable[[int], Awaitable[None]]]
+]:
+    """A store that keeps 10 changes, and any younger than an hour, by the clock ``now[0]``;
+    alice, and ``write(count)``: that many drafts set on one conversation."""
     async with open_store(
         tmp_path / "db",
         listing=ConvListing(),
@@ -127,6 +132,16 @@ async def test_recent_changes_are_kept_beyond_the_count_and_old_ones_are_pruned(
                     origin="t",
                 )
 
+        yield store, service, account, write
+
+
+async def test_recent_changes_are_kept_beyond_the_count_and_old_ones_are_pruned(
+    tmp_path: Path,
+) -> None:
+    """--keep-changes-for: a change younger than the age bound survives the count bound (up
+    to ten times the count); once it is older, the count bound prunes it."""
+    now = [1_000_000.0]
+    async with _hour_bound_feed(tmp_path, now) as (store, service, account, write):
         await write(60)  # all within the hour: far past the count bound, nothing pruned
         assert await store.oldest_kept_seq(account.id) == 0
         await service.check_resumable(account, 0, 60, None)
@@ -148,25 +163,7 @@ async def test_young_changes_are_kept_when_an_older_looking_one_follows_them(
     still stay (pruning takes the old ones up to the first young one, never past it)."""
     start = 1_000_000.0
     now = [start]
-    async with open_store(
-        tmp_path / "db",
-        listing=ConvListing(),
-        kept_changes=10,
-        kept_seconds=3600,
-        clock=lambda: now[0],
-    ) as store:
-        service = ConversationService(store, EventBus())
-        account = await service.login(0, "alice")
-
-        async def write(count: int) -> None:
-            for n in range(count):
-                await service.set_draft(
-                    account,
-                    ConvKey(ConvType.C2C, "bob"),
-                    [DraftElement(0, f"{now[0]} {n}")],
-                    origin="t",
-                )
-
+    async with _hour_bound_feed(tmp_path, now) as (store, service, account, write):
         await write(30)  # seqs 1-30, at the start
         now[0] = start + 7200
         await write(30)  # 31-60, two hours later: 1-30 are old now, and pruned
