@@ -87,8 +87,40 @@ _FILTER_INDEXES: Final = """\
         WHERE draft IS NOT NULL;
 """
 
-#: The triggers that derive a conversation's mark and group-member rows (schema 9, again 12).
-_TAG_TRIGGERS: Final = """\
+
+def _tag_rows_deleted(row: str) -> str:
+    """Trigger statements: the mark and group-member rows of conversation ``row`` (OLD or
+    NEW) go."""
+    key = (
+        f"WHERE account_id = {row}.account_id AND conv_type = {row}.conv_type "
+        f"AND conv_id = {row}.conv_id;"
+    )
+    return f"""\
+        DELETE FROM conversation_mark
+        {key}
+        DELETE FROM conversation_group_member
+        {key}
+"""
+
+
+#: A trigger statement: NEW's mark rows, one per mark bit it carries.
+_MARK_ROWS_INSERTED: Final = """\
+        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
+        FROM mark_bit WHERE (NEW.marks & bit) != 0;
+"""
+#: A trigger statement: NEW's group-member rows, one per group of its that exists.
+_GROUP_ROWS_INSERTED: Final = """\
+        INSERT INTO conversation_group_member
+            (account_id, conv_type, conv_id, group_id, active_time)
+        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
+        FROM json_each(NEW.conv_groups) AS j
+        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
+"""
+
+#: The triggers that derive a conversation's mark and group-member rows (schema 9, again 12):
+#: an update is the old row's going and the new row's coming.
+_TAG_TRIGGERS: Final = f"""\
     CREATE TRIGGER conversation_tags_replaced BEFORE INSERT ON conversation
     WHEN EXISTS (
         SELECT 1 FROM conversation
@@ -96,56 +128,28 @@ _TAG_TRIGGERS: Final = """\
           AND (marks != 0 OR conv_groups IS NOT NULL)
     )
     BEGIN
-        DELETE FROM conversation_mark
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
-        DELETE FROM conversation_group_member
-        WHERE account_id = NEW.account_id AND conv_type = NEW.conv_type AND conv_id = NEW.conv_id;
-    END;
+{_tag_rows_deleted("NEW")}    END;
 
     CREATE TRIGGER conversation_marks_indexed AFTER INSERT ON conversation
     WHEN NEW.marks != 0
     BEGIN
-        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
-        FROM mark_bit WHERE (NEW.marks & bit) != 0;
-    END;
+{_MARK_ROWS_INSERTED}    END;
 
     CREATE TRIGGER conversation_groups_indexed AFTER INSERT ON conversation
     WHEN NEW.conv_groups IS NOT NULL
     BEGIN
-        INSERT INTO conversation_group_member
-            (account_id, conv_type, conv_id, group_id, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
-        FROM json_each(NEW.conv_groups) AS j
-        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
-    END;
+{_GROUP_ROWS_INSERTED}    END;
 
     CREATE TRIGGER conversation_tags_updated AFTER UPDATE ON conversation
     WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
       OR NEW.marks != 0 OR NEW.conv_groups IS NOT NULL
     BEGIN
-        DELETE FROM conversation_mark
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-        DELETE FROM conversation_group_member
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-        INSERT INTO conversation_mark (account_id, conv_type, conv_id, mark, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, bit, NEW.active_time
-        FROM mark_bit WHERE (NEW.marks & bit) != 0;
-        INSERT INTO conversation_group_member
-            (account_id, conv_type, conv_id, group_id, active_time)
-        SELECT NEW.account_id, NEW.conv_type, NEW.conv_id, g.id, NEW.active_time
-        FROM json_each(NEW.conv_groups) AS j
-        JOIN conversation_group AS g ON g.account_id = NEW.account_id AND g.name = j.value;
-    END;
+{_tag_rows_deleted("OLD")}{_MARK_ROWS_INSERTED}{_GROUP_ROWS_INSERTED}    END;
 
     CREATE TRIGGER conversation_tags_deleted AFTER DELETE ON conversation
     WHEN OLD.marks != 0 OR OLD.conv_groups IS NOT NULL
     BEGIN
-        DELETE FROM conversation_mark
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-        DELETE FROM conversation_group_member
-        WHERE account_id = OLD.account_id AND conv_type = OLD.conv_type AND conv_id = OLD.conv_id;
-    END;
+{_tag_rows_deleted("OLD")}    END;
 """
 
 # Each entry moves the schema from version N to N + 1. Never edit a released entry; append.
