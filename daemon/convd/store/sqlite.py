@@ -270,6 +270,8 @@ def filtered_list_query(
     conditions: list[str] = []
     params: list[Any] = []
     mark = where.mark_type
+    # Whether the driving range ends at the cursor itself (the table's rowid range does).
+    cursor_in_range = False
     # The driving index: (FROM clause, its params, the column in list order: active_time,
     # or the table's own list_key).
     if where.group:
@@ -302,11 +304,16 @@ def filtered_list_query(
             index = "conversation_groups_in_order"
         source = "conversation AS c" + ("" if index is None else f" INDEXED BY {index}")
         if index is None:
+            # The account's range of the rowid, up to the cursor or the page's last row.
             order = "c.list_key"
-            low, high = list_key_range(account_id, None if after_page else before_active_time)
-            conditions.append("c.list_key >= ? AND c.list_key < ?")
-            params += [low, high]
-            before_active_time = None  # in the range already
+            low, high = list_key_range(account_id, before_active_time)
+            if after_page:
+                conditions.append(f"c.list_key >= ? AND c.list_key < {_LIST_KEY_OF_LAST}")
+                params += [low, low]
+            else:
+                conditions.append("c.list_key >= ? AND c.list_key < ?")
+                params += [low, high]
+            cursor_in_range = True
         else:
             order = "c.active_time"
             conditions.append("c.account_id = ?")
@@ -327,15 +334,12 @@ def filtered_list_query(
     if where.has_draft is not None:
         # The partial index's own WHERE, so that conversation_drafts_in_order serves it.
         conditions.append("c.draft IS NOT NULL" if where.has_draft else "c.draft IS NULL")
-    if after_page:
-        if order == "c.list_key":
-            conditions.append(f"{order} < {_LIST_KEY_OF_LAST}")
-            params.append(list_key_range(account_id)[0])
-        else:
+    if not cursor_in_range:
+        if after_page:
             conditions.append(f"{order} < page.last")
-    elif before_active_time is not None:
-        conditions.append(f"{order} < ?")
-        params.append(before_active_time)
+        elif before_active_time is not None:
+            conditions.append(f"{order} < ?")
+            params.append(before_active_time)
     sql = f"SELECT {columns('c.')} FROM {source}"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
