@@ -146,17 +146,8 @@ def _page_statement(
     return sql, [*following[1], separator, *page[1]]
 
 
-def _page_query(
-    columns: str, account_id: int, before_active_time: int | None, limit: int
-) -> tuple[str, list[Any]]:
-    # One range of the table's rowid, list_key: it is stored in list order (schema 12).
-    low, high = list_key_range(account_id, before_active_time)
-    return (
-        f"SELECT {columns} FROM conversation WHERE list_key >= ? AND list_key < ? "
-        "ORDER BY list_key DESC LIMIT ?",
-        [low, high, limit],
-    )
-
+#: The unfiltered list: the table itself, in list order (a range of its rowid, list_key).
+_NO_FILTER: Final = ConversationFilter()
 
 #: SQL for the list key (writer.list_key) of the conversation at active time ``page.last``
 #: of the account whose first list key is its parameter.
@@ -189,17 +180,11 @@ def _page_parts(
     columns: Callable[[str], str],
 ) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
     """A page's query (``columns`` of its conversations, in list order) and the query that
-    finds a conversation after ``page.last``, the page's last sort key."""
-    if where is not None:
-        page = filtered_list_query(account_id, before_active_time, limit, where, columns=columns)
-        following = filtered_list_query(account_id, None, 1, where, after_page=True)
-    else:
-        page = _page_query(columns(""), account_id, before_active_time, limit)
-        first = list_key_range(account_id)[0]
-        following = (
-            f"SELECT 1 FROM conversation WHERE list_key >= ? AND list_key < {_LIST_KEY_OF_LAST}",
-            [first, first],
-        )
+    finds a conversation after ``page.last``, the page's last sort key. No filter is the
+    filter without conditions: the table's own range."""
+    where = _NO_FILTER if where is None else where
+    page = filtered_list_query(account_id, before_active_time, limit, where, columns=columns)
+    following = filtered_list_query(account_id, None, 1, where, after_page=True)
     return page, following
 
 
@@ -491,7 +476,7 @@ class SqliteStore:
         self, account_id: int, before_active_time: int | None, limit: int
     ) -> list[ConversationRow]:
         rows = await self._read(
-            *_page_query(_row_columns(""), account_id, before_active_time, limit)
+            *filtered_list_query(account_id, before_active_time, limit, _NO_FILTER)
         )
         return [ConversationRow._make(row) for row in rows]
 
