@@ -188,10 +188,10 @@ def _page_parts(
     return page, following
 
 
-#: One of each shape of page statement: each driving index, and the conditions on top.
+#: One of each shape of page statement: each driving index, and the conditions on top (no
+#: filter reads as the filter without conditions).
 _PLAN_SHAPES: Final = (
-    None,
-    ConversationFilter(),
+    _NO_FILTER,
     ConversationFilter(conv_type=ConvType.GROUP),
     ConversationFilter(conv_type=ConvType.C2C, mark_type=0),
     ConversationFilter(mark_type=0x1),
