@@ -1,5 +1,5 @@
 """While writes queue up, the event loop and the SQLite writer share one CPU as SCHED_BATCH
-(``--same-cpu``, the default on Linux), and a second of single writes releases them;
+(``--same-cpu``, the default on Linux), and a second without queued writes releases them;
 ``--no-same-cpu`` pins nothing, and the other threads are never pinned."""
 
 from __future__ import annotations
@@ -145,6 +145,25 @@ def test_queued_writes_put_the_event_loop_and_the_writer_on_one_cpu(root: Path) 
             time.sleep(1.2)
             _lone_write(client)
             assert _loop_and_writer(daemon) == (allowed, allowed)  # ... then released
+            assert _loop_and_writer_policies(daemon) == (OTHER, OTHER)
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_pin_is_released_a_second_after_the_writes_stop_with_no_write_since(
+    root: Path,
+) -> None:
+    daemon = DaemonProcess(root).start()
+    allowed = os.sched_getaffinity(0)
+    try:
+        with daemon.client() as client:
+            _queue_writes_until_pinned(daemon, client, "a")
+            assert len(_loop_and_writer(daemon)[0]) == 1
+            stopped = time.monotonic()
+            while _loop_and_writer(daemon) != (allowed, allowed):  # no write from here on
+                assert time.monotonic() - stopped < 5.0, "still pinned"
+                time.sleep(0.05)
+            assert time.monotonic() - stopped >= 0.9  # held for its second first
             assert _loop_and_writer_policies(daemon) == (OTHER, OTHER)
     finally:
         assert daemon.stop() == 0

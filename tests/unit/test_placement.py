@@ -76,6 +76,26 @@ def test_queued_writes_pin_both_threads_as_batch_and_a_quiet_second_restores_the
     assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
 
 
+def test_a_pin_is_released_when_its_second_is_up_with_no_write_at_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    system = _System(monkeypatch)
+    shared = system.shared_cpu()
+    assert shared.idle_timeout() is None  # unpinned: the writer waits as long as it takes
+    system.queue_up(shared)
+    assert system.affinity == {LOOP: {1}, 0: {1}}
+    assert shared.idle_timeout() == pytest.approx(1.0)
+    system.now += 0.4
+    shared.idle()  # woken early: still held
+    assert system.affinity == {LOOP: {1}, 0: {1}}
+    assert shared.idle_timeout() == pytest.approx(0.6)
+    system.now += 0.6
+    shared.idle()  # the writes stopped a second ago, and none came since
+    assert system.affinity == {LOOP: {0, 1}, 0: {0, 1}}
+    assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+    assert shared.idle_timeout() is None
+
+
 def test_a_policy_other_than_the_default_is_left_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
     system = _System(monkeypatch, policy=os.SCHED_IDLE)
     shared = system.shared_cpu()

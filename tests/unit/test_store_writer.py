@@ -180,6 +180,36 @@ class _RecordedPacing:
         self.threads.add(threading.get_ident())
         self.calls.append(("after", 0, self._committed()))
 
+    def idle_timeout(self) -> float | None:
+        return None  # never idle: the writer waits for work as long as it takes
+
+    def idle(self) -> None:
+        raise AssertionError("idle without an idle timeout")
+
+
+class _IdlePacing:
+    """A BatchPacing that asks to hear of the writer's idleness after ``timeout``, until
+    told ``enough``."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.idle_threads: list[int] = []
+        self.enough = threading.Event()
+
+    def before_batch(self, writes: int) -> None:
+        pass
+
+    def after_batch(self) -> None:
+        pass
+
+    def idle_timeout(self) -> float | None:
+        return None if self.enough.is_set() else self.timeout
+
+    def idle(self) -> None:
+        self.idle_threads.append(threading.get_ident())
+        if len(self.idle_threads) >= 3:
+            self.enough.set()
+
 
 async def test_the_writer_paces_each_batch_on_its_own_thread(tmp_path: Path) -> None:
     pacing = _RecordedPacing(tmp_path / "convd.db")
@@ -203,6 +233,26 @@ async def test_the_writer_paces_each_batch_on_its_own_thread(tmp_path: Path) -> 
         ("after", 0, 6),
     ]
     assert len(pacing.threads) == 1 and threading.get_ident() not in pacing.threads
+
+
+async def test_an_idle_writer_tells_its_pacing_when_asked_and_still_takes_writes(
+    tmp_path: Path,
+) -> None:
+    pacing = _IdlePacing(0.01)
+    async with open_store(
+        tmp_path / "convd.db", listing=ConvListing(), writer_pacing=pacing
+    ) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        world = World(store, service, account)
+        with anyio.fail_after(5):
+            while not pacing.enough.is_set():  # no write: the wait for one ends three times
+                await anyio.sleep(0.01)
+        await world.draft("after", "x")  # ... and the writer still takes the next write
+        (found,) = await service.get_many(account, [ConvKey(ConvType.C2C, "after")])
+        assert found.draft_revision == 1
+    assert len(pacing.idle_threads) == 3
+    assert len(set(pacing.idle_threads)) == 1 and threading.get_ident() not in pacing.idle_threads
 
 
 async def test_work_between_batches_runs_on_the_writer_connection(world: World) -> None:

@@ -724,6 +724,15 @@ class BatchPacing(Protocol):
         its writers and publish its events; the next batch has not started."""
         ...
 
+    def idle_timeout(self) -> float | None:
+        """How long the writer's thread may wait for the next write (or job) before
+        ``idle`` is due; None: as long as it takes."""
+        ...
+
+    def idle(self) -> None:
+        """The writer's thread has waited ``idle_timeout`` seconds with nothing to do."""
+        ...
+
 
 class _Pending(Generic[T]):
     """One submitted write, from its submission to its answer."""
@@ -759,6 +768,20 @@ def _pace(call: Callable[..., None], *args: int) -> None:
         call(*args)
     except Exception:
         logger.exception("placing the writer's thread failed")
+
+
+def _wait_for_work(
+    inbox: queue.SimpleQueue[_Pending[Any] | _Job[Any] | object], pacing: BatchPacing | None
+) -> object:
+    """The inbox's next item, however long it takes; the pacing learns when it has waited
+    as long as it asked (a pin is then released without waiting for the next write)."""
+    while True:
+        timeout = None if pacing is None else pacing.idle_timeout()
+        try:
+            return inbox.get(timeout=timeout)
+        except queue.Empty:
+            assert pacing is not None
+            _pace(pacing.idle)
 
 
 #: Tells the writer's thread to return once it has finished what it took.
@@ -1012,7 +1035,7 @@ class GroupCommitWriter:
                     try:
                         item = inbox.get_nowait()
                     except queue.Empty:
-                        item = inbox.get()
+                        item = _wait_for_work(inbox, pacing)
                         stats.writer_thread_hops += 1
                 if item is _STOP:
                     return
