@@ -11,17 +11,23 @@ Pinning only the writer to wherever the event loop last ran gained a third of th
 event loop moves between CPUs too often.
 
 So the pair is pinned only while writes queue up (batches of two or more, none more than
-20 ms apart, for 50 ms), and released after a second without such batches, whether single
-writes came meanwhile or none (the writer's wait for work ends when the second is up): one
-writer gains nothing from it (the threads then work in turn anyway), and a pinned event loop
-cannot leave a CPU that other processes crowd, which made each event sent to 50 subscriber
-processes cost ~4 us more per subscriber (and more once SCHED_BATCH, below, keeps it from
-preempting them). The 50 ms keep a burst from pinning: 50 subscribers subscribing at once
-queue up for a few milliseconds, and pinned the loop through the first second of the
-events they then waited for. Released only by a single write, a pin outlived the writes
-that made it for as long as none came, and the next writer's first second ran pinned (a
-fan-out to 50 subscribers that followed 24,000 writes from 8 processes was pinned, sampled
-every 0.1 s, through the first 0.9 s of its 2.1 s).
+20 ms apart, for 50 ms, carrying at least 1,500 writes a second), and released after a
+second without such batches, whether single writes came meanwhile or none (the writer's
+wait for work ends when the second is up): one writer gains nothing from it (the threads
+then work in turn anyway), and a pinned event loop cannot leave a CPU that other processes
+crowd, which made each event sent to 50 subscriber processes cost ~4 us more per
+subscriber (and more once SCHED_BATCH, below, keeps it from preempting them).
+
+The 50 ms keep a burst from pinning, and the rate a trickle: 50 subscriber processes
+connecting at once (a subscribe each, ~2.6 ms apart) made batches of two often enough to
+pin the pair through the first second of the events they then waited for. In one traced
+run the benchmark's fan-out to 50 subscribers spent that second with the event loop on one
+CPU as SCHED_BATCH among the 50 processes it was waking, and the writer's yield after each
+batch took ~1.7 ms; in another, the same burst pinned nothing.
+Released only by a single write, a pin also outlived the writes that made it for as long
+as none came, and the next writer's first second ran pinned (a fan-out to 50 subscribers
+that followed 24,000 writes from 8 processes was pinned, sampled every 0.1 s, through the
+first 0.9 s of its 2.1 s).
 
 Every other thread (reads, WAL checkpoints and syncs, the start-up check) stays where the
 OS puts it: they are all started before any pin. A thread the event loop starts while
@@ -81,8 +87,13 @@ _PROCESSOR_FIELD: Final = 39 - 3
 _HOLD_SECONDS: Final = 1.0
 #: Writes queue up when batches of two or more come this long without a gap ...
 _SETTLE_SECONDS: Final = 0.05
-#: ... of more than this.
+#: ... of more than this ...
 _STREAK_GAP_SECONDS: Final = 0.02
+#: ... and carry at least this many writes a second. 50 processes that connect at once
+#: (each a login and a subscribe: ~100 writes in 130 ms, a few in batches of two) made a
+#: streak, and pinned the event loop through the first second of the events they then
+#: waited for; 8 writing processes queue up 5,000-7,000 writes a second.
+_QUEUED_WRITES_PER_SECOND: Final = 1500.0
 #: While pinned, how often the pin is checked to be still in place; while writes queue up
 #: and a pin could not be made (a single allowed CPU, a thread whose CPU cannot be read or
 #: set), how often it is tried again.
@@ -129,6 +140,7 @@ class SharedCpu:
         "_loop_tid",
         "_pinned",
         "_queued_since",
+        "_queued_writes",
         "_recheck_at",
         "_release_at",
     )
@@ -152,8 +164,11 @@ class SharedCpu:
         #: The threads (0: the writer, the calling one) made SCHED_BATCH by the pin.
         self._batched: list[int] = []
         self._release_at = 0.0
-        #: The current streak of batches of two or more: when it began, and its last batch.
+        #: The current streak of batches of two or more: when its window began (a new one
+        #: every _SETTLE_SECONDS that did not queue enough), the writes of those batches in
+        #: the window, and its last batch.
         self._queued_since = self._last_queued = -float("inf")
+        self._queued_writes = 0
 
     @classmethod
     def for_this_thread(cls) -> SharedCpu | None:
@@ -172,17 +187,18 @@ class SharedCpu:
         if writes > 1:
             now = self._clock()
             if now - self._last_queued > _STREAK_GAP_SECONDS:
-                self._queued_since = now
+                self._queued_since, self._queued_writes = now, 0
             self._last_queued = now
+            self._queued_writes += writes
             self._release_at = now + _HOLD_SECONDS
             if self._pinned and now >= self._recheck_at:
                 self._check_pin(now)
-            if (
-                not self._pinned
-                and now - self._queued_since >= _SETTLE_SECONDS
-                and now >= self._recheck_at
-            ):
-                self._pin(now)
+            settled = now - self._queued_since
+            if not self._pinned and settled >= _SETTLE_SECONDS:
+                if self._queued_writes < _QUEUED_WRITES_PER_SECOND * settled:
+                    self._queued_since, self._queued_writes = now, 0  # a trickle: look again
+                elif now >= self._recheck_at:
+                    self._pin(now)
         elif self._pinned:
             self._release_if_due()
 

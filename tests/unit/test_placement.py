@@ -34,13 +34,16 @@ class _System:
         monkeypatch.setattr(os, "sched_setscheduler", self.set_policy)
         monkeypatch.setattr(os, "sched_yield", self.count_yield)
 
-    def queue_up(self, shared: SharedCpu, seconds: float = 0.06) -> None:
-        """Batches of three writes, 10 ms apart, for ``seconds``: writes queueing up."""
+    def queue_up(
+        self, shared: SharedCpu, seconds: float = 0.06, writes: int = 6, every: float = 0.002
+    ) -> None:
+        """Batches of ``writes`` writes, ``every`` seconds apart, for ``seconds``: by default
+        3,000 writes a second, writes queueing up."""
         end = self.now + seconds
         while self.now < end:
-            shared.before_batch(3)
-            self.now += 0.01
-        shared.before_batch(3)
+            shared.before_batch(writes)
+            self.now += every
+        shared.before_batch(writes)
 
     def shared_cpu(self) -> SharedCpu:
         return SharedCpu(LOOP, {0, 1}, clock=lambda: self.now)
@@ -74,6 +77,20 @@ def test_queued_writes_pin_both_threads_as_batch_and_a_quiet_second_restores_the
     shared.before_batch(1)
     assert system.affinity == {LOOP: {0, 1}, 0: {0, 1}}
     assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+
+
+def test_a_trickle_of_batches_of_two_does_not_pin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """50 processes connecting at once: batches of two now and then, for a while."""
+    system = _System(monkeypatch)
+    shared = system.shared_cpu()
+    for _ in range(60):  # 300 ms: a batch of two every 5 ms, a single write between them
+        shared.before_batch(2)
+        system.now += 0.0025
+        shared.before_batch(1)
+        system.now += 0.0025
+    assert system.affinity == {} and system.policy[LOOP] == os.SCHED_OTHER
+    system.queue_up(shared)  # then writes that queue up for real: pinned within 50 ms
+    assert system.affinity == {LOOP: {1}, 0: {1}}
 
 
 def test_a_pin_is_released_when_its_second_is_up_with_no_write_at_all(
