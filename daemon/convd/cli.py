@@ -20,7 +20,7 @@ from convd_schemas.limits import (
     MAX_DRAFT_HISTORY,
 )
 
-from .config import DEFAULT_KEPT_CHANGES, DEFAULT_KEPT_SECONDS, Config, default_database_path
+from .defaults import DEFAULT_KEPT_CHANGES, DEFAULT_KEPT_SECONDS, default_database_path
 from .lockfile import is_locked, read_holder
 from .logs import configure_logging
 from .store import StartedCheck
@@ -285,19 +285,23 @@ class _Unavailable(Exception):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = Config.resolve(
-        args.socket,
-        args.db,
-        durability=args.durability,
-        kept_changes=args.keep_changes,
-        kept_seconds=args.keep_changes_for,
-        draft_history=args.draft_history,
-        draft_history_seconds=args.draft_history_for,
-        same_cpu=args.same_cpu,
-    )
+    # Begun before the imports below (msgspec and the wire contract, anyio, the daemon's
+    # layers: ~90 ms), which it runs beside: see store.StartedCheck. The path is the one
+    # Config.resolve gives.
     try:
-        # Begun before the imports below, which it runs beside: see store.StartedCheck.
-        check = StartedCheck(config.database_path)
+        check = StartedCheck(args.db or default_database_path())
+        from .config import Config
+
+        config = Config.resolve(
+            args.socket,
+            args.db,
+            durability=args.durability,
+            kept_changes=args.keep_changes,
+            kept_seconds=args.keep_changes_for,
+            draft_history=args.draft_history,
+            draft_history_seconds=args.draft_history_for,
+            same_cpu=args.same_cpu,
+        )
         import anyio
 
         from .app import run_daemon

@@ -1,4 +1,6 @@
-"""Where the daemon keeps its socket and database."""
+"""The daemon's configuration: where its socket and database are, and what it keeps.
+
+The defaults that need nothing but the standard library are in ``defaults``."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import msgspec
 from convd_schemas.limits import DEFAULT_DRAFT_HISTORY, DEFAULT_DRAFT_HISTORY_SECONDS
 from convd_schemas.paths import default_runtime_dir, default_socket_path
 
+from .defaults import DEFAULT_KEPT_CHANGES, DEFAULT_KEPT_SECONDS, default_database_path
+
 __all__ = [
     "DEFAULT_KEPT_CHANGES",
     "DEFAULT_KEPT_SECONDS",
@@ -19,27 +23,11 @@ __all__ = [
     "default_database_path",
 ]
 
-DATABASE_ENV = "CONVD_DB"
-
-#: Changes kept per account so that a subscriber can resume (``--keep-changes``).
-DEFAULT_KEPT_CHANGES = 10_000
-#: And every change younger than this, within ten times that count (``--keep-changes-for``).
-DEFAULT_KEPT_SECONDS = 7 * 86400
-
 #: ``full``: every commit is fsynced before anyone is answered (survives power loss).
 #: ``everysec``: commits reach the OS before anyone is answered (survive a crash of convd) and
 #: are fsynced at least once a second (power loss may take the last second), as Redis's
 #: ``appendfsync everysec``.
 Durability = Literal["full", "everysec"]
-
-
-def default_database_path() -> Path:
-    """``$CONVD_DB``, else ``$XDG_DATA_HOME/convd/convd.db`` (``~/.local/share`` by default)."""
-    override = os.environ.get(DATABASE_ENV)
-    if override:
-        return Path(override)
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "convd" / "convd.db"
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,73 +2,83 @@
 
 Shared by the daemon and the client library; ``openrpc.json`` beside this package is generated
 from these types (``python -m convd_schemas.openrpc --write``).
+
+The names below load on first use (PEP 562), not with the package: ``convd serve`` starts
+the database's check (``convd.store.StartedCheck``) as soon as its command line is parsed,
+and the check runs on its own thread while the contract (msgspec and every type, ~30 ms)
+and the rest of the daemon load. ``limits`` and ``paths`` need nothing but the standard
+library.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .enums import TIMConversationMarkType, TIMConvEvent, TIMConvType, TIMElemType, TIMResult
-from .envelope import ErrorObject, Notification, Request, RequestId, Response
-from .errors import ERROR_TABLE, ConvdErrCode, ErrorInfo, JsonRpcErrCode, TIMErrCode
-from .methods import (
-    METHODS,
-    NOTIFICATIONS,
-    ConvCancelDraftParams,
-    ConvDeleteManyParams,
-    ConvDraftHistoryParams,
-    ConvDraftHistoryResult,
-    ConvEventAdd,
-    ConvEventDel,
-    ConvEventFinish,
-    ConvEventParams,
-    ConvEventStart,
-    ConvEventUpdate,
-    ConvGetParams,
-    ConvGroupAddParams,
-    ConvGroupCreateParams,
-    ConvGroupDeleteParams,
-    ConvGroupEventConversationsAdded,
-    ConvGroupEventConversationsDeleted,
-    ConvGroupEventCreated,
-    ConvGroupEventDeleted,
-    ConvGroupEventNameChanged,
-    ConvGroupEventParams,
-    ConvGroupRemoveParams,
-    ConvGroupRenameParams,
-    ConvKeyParams,
-    ConvListByFilterParams,
-    ConvListParams,
-    ConvListResult,
-    ConvMarkParams,
-    ConvPinParams,
-    ConvRestoreDraftParams,
-    ConvSetCustomDataParams,
-    ConvSetDraftParams,
-    ConvSubscribeParams,
-    ConvSubscribeResult,
-    ConvUnsubscribeParams,
-    DaemonBackupParams,
-    DaemonBackupResult,
-    DaemonStatus,
-    DraftVersion,
-    EmptyParams,
-    EmptyResult,
-    MethodSpec,
-    NotificationSpec,
-    SessionLoginParams,
-    SessionLoginResult,
-    StoreStatus,
-)
-from .types import (
-    ConvInfo,
-    ConvKey,
-    ConvListFilter,
-    ConvOperationResult,
-    Draft,
-    DraftMessage,
-    MessageElem,
-)
+if TYPE_CHECKING:
+    from .enums import TIMConversationMarkType, TIMConvEvent, TIMConvType, TIMElemType, TIMResult
+    from .envelope import ErrorObject, Notification, Request, RequestId, Response
+    from .errors import ERROR_TABLE, ConvdErrCode, ErrorInfo, JsonRpcErrCode, TIMErrCode
+    from .methods import (
+        METHODS,
+        NOTIFICATIONS,
+        ConvCancelDraftParams,
+        ConvDeleteManyParams,
+        ConvDraftHistoryParams,
+        ConvDraftHistoryResult,
+        ConvEventAdd,
+        ConvEventDel,
+        ConvEventFinish,
+        ConvEventParams,
+        ConvEventStart,
+        ConvEventUpdate,
+        ConvGetParams,
+        ConvGroupAddParams,
+        ConvGroupCreateParams,
+        ConvGroupDeleteParams,
+        ConvGroupEventConversationsAdded,
+        ConvGroupEventConversationsDeleted,
+        ConvGroupEventCreated,
+        ConvGroupEventDeleted,
+        ConvGroupEventNameChanged,
+        ConvGroupEventParams,
+        ConvGroupRemoveParams,
+        ConvGroupRenameParams,
+        ConvKeyParams,
+        ConvListByFilterParams,
+        ConvListParams,
+        ConvListResult,
+        ConvMarkParams,
+        ConvPinParams,
+        ConvRestoreDraftParams,
+        ConvSetCustomDataParams,
+        ConvSetDraftParams,
+        ConvSubscribeParams,
+        ConvSubscribeResult,
+        ConvUnsubscribeParams,
+        DaemonBackupParams,
+        DaemonBackupResult,
+        DaemonStatus,
+        DraftVersion,
+        EmptyParams,
+        EmptyResult,
+        MethodSpec,
+        NotificationSpec,
+        SessionLoginParams,
+        SessionLoginResult,
+        StoreStatus,
+    )
+    from .types import (
+        ConvInfo,
+        ConvKey,
+        ConvListFilter,
+        ConvOperationResult,
+        Draft,
+        DraftMessage,
+        MessageElem,
+    )
 
 __all__ = [
     "ERROR_TABLE",
@@ -142,3 +152,89 @@ __all__ = [
     "TIMResult",
     "__version__",
 ]
+
+#: Where each public name lives.
+_HOMES = {
+    "ConvCancelDraftParams": ".methods",
+    "ConvDeleteManyParams": ".methods",
+    "ConvDraftHistoryParams": ".methods",
+    "ConvDraftHistoryResult": ".methods",
+    "ConvEventAdd": ".methods",
+    "ConvEventDel": ".methods",
+    "ConvEventFinish": ".methods",
+    "ConvEventParams": ".methods",
+    "ConvEventStart": ".methods",
+    "ConvEventUpdate": ".methods",
+    "ConvGetParams": ".methods",
+    "ConvGroupAddParams": ".methods",
+    "ConvGroupCreateParams": ".methods",
+    "ConvGroupDeleteParams": ".methods",
+    "ConvGroupEventConversationsAdded": ".methods",
+    "ConvGroupEventConversationsDeleted": ".methods",
+    "ConvGroupEventCreated": ".methods",
+    "ConvGroupEventDeleted": ".methods",
+    "ConvGroupEventNameChanged": ".methods",
+    "ConvGroupEventParams": ".methods",
+    "ConvGroupRemoveParams": ".methods",
+    "ConvGroupRenameParams": ".methods",
+    "ConvInfo": ".types",
+    "ConvKey": ".types",
+    "ConvKeyParams": ".methods",
+    "ConvListByFilterParams": ".methods",
+    "ConvListFilter": ".types",
+    "ConvListParams": ".methods",
+    "ConvListResult": ".methods",
+    "ConvMarkParams": ".methods",
+    "ConvOperationResult": ".types",
+    "ConvPinParams": ".methods",
+    "ConvRestoreDraftParams": ".methods",
+    "ConvSetCustomDataParams": ".methods",
+    "ConvSetDraftParams": ".methods",
+    "ConvSubscribeParams": ".methods",
+    "ConvSubscribeResult": ".methods",
+    "ConvUnsubscribeParams": ".methods",
+    "ConvdErrCode": ".errors",
+    "DaemonBackupParams": ".methods",
+    "DaemonBackupResult": ".methods",
+    "DaemonStatus": ".methods",
+    "Draft": ".types",
+    "DraftMessage": ".types",
+    "DraftVersion": ".methods",
+    "ERROR_TABLE": ".errors",
+    "EmptyParams": ".methods",
+    "EmptyResult": ".methods",
+    "ErrorInfo": ".errors",
+    "ErrorObject": ".envelope",
+    "JsonRpcErrCode": ".errors",
+    "METHODS": ".methods",
+    "MessageElem": ".types",
+    "MethodSpec": ".methods",
+    "NOTIFICATIONS": ".methods",
+    "Notification": ".envelope",
+    "NotificationSpec": ".methods",
+    "Request": ".envelope",
+    "RequestId": ".envelope",
+    "Response": ".envelope",
+    "SessionLoginParams": ".methods",
+    "SessionLoginResult": ".methods",
+    "StoreStatus": ".methods",
+    "TIMConvEvent": ".enums",
+    "TIMConvType": ".enums",
+    "TIMConversationMarkType": ".enums",
+    "TIMElemType": ".enums",
+    "TIMErrCode": ".errors",
+    "TIMResult": ".enums",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value  # once: later lookups find it directly
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted((*globals(), *__all__))

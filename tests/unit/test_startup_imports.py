@@ -41,8 +41,32 @@ def test_the_startup_path_leaves_the_lazy_modules_unimported() -> None:
 
 
 #: What ``convd serve`` imports only after it has started the database's check
-#: (store.StartedCheck), so that the check runs beside those imports.
-AFTER_THE_CHECK = ("anyio", "asyncio", "aiosqlite", "convd.app", "convd.rpc", "convd.store.sqlite")
+#: (store.StartedCheck), so that the check runs beside those imports: msgspec and the wire
+#: contract too (~30 ms, convd_schemas loads its names on first use), and with them the
+#: daemon's Config.
+AFTER_THE_CHECK = (
+    "anyio",
+    "asyncio",
+    "aiosqlite",
+    "convd.app",
+    "convd.rpc",
+    "convd.store.sqlite",
+    "msgspec",
+    "convd_schemas.methods",
+    "convd.config",
+)
+
+
+def test_the_contract_loads_its_names_on_first_use() -> None:
+    program = (
+        "import sys, convd_schemas\n"
+        "assert 'msgspec' not in sys.modules and convd_schemas.__version__\n"
+        "info = convd_schemas.ConvInfo\n"
+        "assert 'msgspec' in sys.modules and info is sys.modules['convd_schemas.types'].ConvInfo\n"
+        "assert set(convd_schemas.__all__) <= set(dir(convd_schemas))\n"
+        "assert all(getattr(convd_schemas, name) is not None for name in convd_schemas.__all__)\n"
+    )
+    subprocess.run([sys.executable, "-c", program], check=True)
 
 
 def test_the_command_line_starts_the_database_check_before_the_heavy_imports() -> None:
