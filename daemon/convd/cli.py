@@ -285,16 +285,16 @@ class _Unavailable(Exception):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # Begun before the imports below (msgspec and the wire contract, anyio, the daemon's
-    # layers: ~90 ms), which it runs beside: see store.StartedCheck. The path is the one
-    # Config.resolve gives.
+    database: Path = args.db or default_database_path()
     try:
-        check = StartedCheck(args.db or default_database_path())
+        # Begun before the imports below (msgspec and the wire contract, anyio, the daemon's
+        # layers: ~90 ms), which it runs beside: see store.StartedCheck.
+        check = StartedCheck(database)
         from .config import Config
 
         config = Config.resolve(
             args.socket,
-            args.db,
+            database,
             durability=args.durability,
             kept_changes=args.keep_changes,
             kept_seconds=args.keep_changes_for,

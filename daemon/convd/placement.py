@@ -12,11 +12,12 @@ event loop moves between CPUs too often.
 
 So the pair is pinned only while writes queue up (batches of two or more, none more than
 20 ms apart, for 50 ms, carrying at least 1,500 writes a second), and released after a
-second without such batches, whether single writes came meanwhile or none (the writer's
-wait for work ends when the second is up): one writer gains nothing from it (the threads
-then work in turn anyway), and a pinned event loop cannot leave a CPU that other processes
-crowd, which made each event sent to 50 subscriber processes cost ~4 us more per
-subscriber (and more once SCHED_BATCH, below, keeps it from preempting them).
+second without such 50 ms, whether single writes, a trickle of batches of two or nothing
+came meanwhile (the writer's wait for work ends when the second is up): one writer gains
+nothing from it (the threads then work in turn anyway), and a pinned event loop cannot
+leave a CPU that other processes crowd, which made each event sent to 50 subscriber
+processes cost ~4 us more per subscriber (and more once SCHED_BATCH, below, keeps it from
+preempting them).
 
 The 50 ms keep a burst from pinning, and the rate a trickle: 50 subscriber processes
 connecting at once (a subscribe each, ~2.6 ms apart) made batches of two often enough to
@@ -24,6 +25,7 @@ pin the pair through the first second of the events they then waited for. In one
 run the benchmark's fan-out to 50 subscribers spent that second with the event loop on one
 CPU as SCHED_BATCH among the 50 processes it was waking, and the writer's yield after each
 batch took ~1.7 ms; in another, the same burst pinned nothing.
+
 Released only by a single write, a pin also outlived the writes that made it for as long
 as none came, and the next writer's first second ran pinned (a fan-out to 50 subscribers
 that followed 24,000 writes from 8 processes was pinned, sampled every 0.1 s, through the
@@ -89,10 +91,11 @@ _HOLD_SECONDS: Final = 1.0
 _SETTLE_SECONDS: Final = 0.05
 #: ... of more than this ...
 _STREAK_GAP_SECONDS: Final = 0.02
-#: ... and carry at least this many writes a second. 50 processes that connect at once
-#: (each a login and a subscribe: ~100 writes in 130 ms, a few in batches of two) made a
-#: streak, and pinned the event loop through the first second of the events they then
-#: waited for; 8 writing processes queue up 5,000-7,000 writes a second.
+#: ... and carry at least this many writes a second (each window of 50 ms judged apart:
+#: one that does not also holds a pin no longer). 50 processes that connect at once (a
+#: subscribe each, which goes through the writer: ~400 a second, some in batches of two)
+#: made a streak, and pinned the event loop through the first second of the events they
+#: then waited for; 8 writing processes queue up 5,000-7,000 writes a second.
 _QUEUED_WRITES_PER_SECOND: Final = 1500.0
 #: While pinned, how often the pin is checked to be still in place; while writes queue up
 #: and a pin could not be made (a single allowed CPU, a thread whose CPU cannot be read or
@@ -164,9 +167,9 @@ class SharedCpu:
         #: The threads (0: the writer, the calling one) made SCHED_BATCH by the pin.
         self._batched: list[int] = []
         self._release_at = 0.0
-        #: The current streak of batches of two or more: when its window began (a new one
-        #: every _SETTLE_SECONDS that did not queue enough), the writes of those batches in
-        #: the window, and its last batch.
+        #: Batches of two or more: when the current window of them began (a new one every
+        #: _SETTLE_SECONDS, and after a gap), the writes of those after its start, and the
+        #: last one.
         self._queued_since = self._last_queued = -float("inf")
         self._queued_writes = 0
 
@@ -185,20 +188,7 @@ class SharedCpu:
     def before_batch(self, writes: int) -> None:
         """On the writer's thread, before a batch of ``writes`` writes."""
         if writes > 1:
-            now = self._clock()
-            if now - self._last_queued > _STREAK_GAP_SECONDS:
-                self._queued_since, self._queued_writes = now, 0
-            self._last_queued = now
-            self._queued_writes += writes
-            self._release_at = now + _HOLD_SECONDS
-            if self._pinned and now >= self._recheck_at:
-                self._check_pin(now)
-            settled = now - self._queued_since
-            if not self._pinned and settled >= _SETTLE_SECONDS:
-                if self._queued_writes < _QUEUED_WRITES_PER_SECOND * settled:
-                    self._queued_since, self._queued_writes = now, 0  # a trickle: look again
-                elif now >= self._recheck_at:
-                    self._pin(now)
+            self._count_queued(writes)
         elif self._pinned:
             self._release_if_due()
 
@@ -256,6 +246,32 @@ class SharedCpu:
         self._cpu = cpu
         self._pinned = True
         self._batch()
+
+    def _count_queued(self, writes: int) -> None:
+        """A batch of two or more: writes may be queueing up. Judged over windows of
+        _SETTLE_SECONDS: one that carries enough writes pins the pair, or holds the pin a
+        second longer; one that does not (a trickle) holds nothing, and a pin made before
+        ends when its second is up."""
+        now = self._clock()
+        if now - self._last_queued > _STREAK_GAP_SECONDS:
+            # A window opens after this batch: only what comes later counts in it.
+            self._queued_since, self._queued_writes = now, 0
+        else:
+            self._queued_writes += writes
+        self._last_queued = now
+        if self._pinned and now >= self._recheck_at:
+            self._check_pin(now)
+        settled = now - self._queued_since
+        if settled < _SETTLE_SECONDS:
+            return
+        queued = self._queued_writes >= _QUEUED_WRITES_PER_SECOND * settled
+        self._queued_since, self._queued_writes = now, 0  # the next window
+        if queued:
+            self._release_at = now + _HOLD_SECONDS
+            if not self._pinned and now >= self._recheck_at:
+                self._pin(now)
+        elif self._pinned:
+            self._release_if_due()
 
     def _release_if_due(self) -> None:
         if self._clock() >= self._release_at:

@@ -163,7 +163,9 @@ def test_a_pin_is_released_a_second_after_the_writes_stop_with_no_write_since(
             while _loop_and_writer(daemon) != (allowed, allowed):  # no write from here on
                 assert time.monotonic() - stopped < 5.0, "still pinned"
                 time.sleep(0.05)
-            assert time.monotonic() - stopped >= 0.9  # held for its second first
+            # Held for its second first (counted from the last 50 ms that queued up, a little
+            # before the last batch; and this test reads /proc after that batch).
+            assert time.monotonic() - stopped >= 0.7
             assert _loop_and_writer_policies(daemon) == (OTHER, OTHER)
     finally:
         assert daemon.stop() == 0

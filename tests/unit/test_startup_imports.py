@@ -63,8 +63,12 @@ def test_the_contract_loads_its_names_on_first_use() -> None:
         "assert 'msgspec' not in sys.modules and convd_schemas.__version__\n"
         "info = convd_schemas.ConvInfo\n"
         "assert 'msgspec' in sys.modules and info is sys.modules['convd_schemas.types'].ConvInfo\n"
-        "assert set(convd_schemas.__all__) <= set(dir(convd_schemas))\n"
+        "assert set(convd_schemas._HOMES) | {'__version__'} == set(convd_schemas.__all__)\n"
         "assert all(getattr(convd_schemas, name) is not None for name in convd_schemas.__all__)\n"
+        # A submodule is an attribute after a plain import, as the eager imports made it.
+        "assert convd_schemas.limits is sys.modules['convd_schemas.limits']\n"
+        "try:\n    convd_schemas.no_such_name\nexcept AttributeError:\n    pass\n"
+        "else:\n    raise AssertionError('an unknown name resolved')\n"
     )
     subprocess.run([sys.executable, "-c", program], check=True)
 

@@ -9,7 +9,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
-from contextlib import closing
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from convd.domain import (
 from convd.rpc import ConvListing
 from convd.store import SqliteStore, open_store
 from convd.store import sqlite as sqlite_store
-from convd.store.writer import run_on_connection_thread
+from convd.store.writer import BatchPacing, run_on_connection_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -54,14 +54,21 @@ class World:
         )
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with open_store(tmp_path / "convd.db", listing=ConvListing()) as store:
+@asynccontextmanager
+async def _open_world(path: Path, pacing: BatchPacing | None = None) -> AsyncIterator[World]:
+    """A store at ``path`` (its writer paced by ``pacing``), and alice logged in."""
+    async with open_store(path, listing=ConvListing(), writer_pacing=pacing) as store:
         bus = EventBus()
         service = ConversationService(store, bus)
         account = await service.login(0, "alice")
-        w = World(store, service, account)
-        bus.add(account.id, w.events.append)
+        world = World(store, service, account)
+        bus.add(account.id, world.events.append)
+        yield world
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with _open_world(tmp_path / "convd.db") as w:
         yield w
 
 
@@ -181,10 +188,10 @@ class _RecordedPacing:
         self.calls.append(("after", 0, self._committed()))
 
     def idle_timeout(self) -> float | None:
-        return None  # never idle: the writer waits for work as long as it takes
+        return None  # the writer waits for work as long as it takes: idle() never comes
 
     def idle(self) -> None:
-        raise AssertionError("idle without an idle timeout")
+        self.calls.append(("idle", 0, self._committed()))
 
 
 class _IdlePacing:
@@ -213,12 +220,7 @@ class _IdlePacing:
 
 async def test_the_writer_paces_each_batch_on_its_own_thread(tmp_path: Path) -> None:
     pacing = _RecordedPacing(tmp_path / "convd.db")
-    async with open_store(
-        tmp_path / "convd.db", listing=ConvListing(), writer_pacing=pacing
-    ) as store:
-        service = ConversationService(store, EventBus())
-        account = await service.login(0, "alice")
-        world = World(store, service, account)
+    async with _open_world(tmp_path / "convd.db", pacing) as world:
         await world.draft("lone", "x")
         await _in_one_held_batch(world, *(world.draft(f"c{n}", "x") for n in range(5)))
     # One (before, after) pair around each batch, in order: the login (no change), the lone
@@ -239,20 +241,52 @@ async def test_an_idle_writer_tells_its_pacing_when_asked_and_still_takes_writes
     tmp_path: Path,
 ) -> None:
     pacing = _IdlePacing(0.01)
-    async with open_store(
-        tmp_path / "convd.db", listing=ConvListing(), writer_pacing=pacing
-    ) as store:
-        service = ConversationService(store, EventBus())
-        account = await service.login(0, "alice")
-        world = World(store, service, account)
+    async with _open_world(tmp_path / "convd.db", pacing) as world:
         with anyio.fail_after(5):
             while not pacing.enough.is_set():  # no write: the wait for one ends three times
                 await anyio.sleep(0.01)
         await world.draft("after", "x")  # ... and the writer still takes the next write
-        (found,) = await service.get_many(account, [ConvKey(ConvType.C2C, "after")])
+        key = ConvKey(ConvType.C2C, "after")
+        (found,) = await world.service.get_many(world.account, [key])
         assert found.draft_revision == 1
     assert len(pacing.idle_threads) == 3
     assert len(set(pacing.idle_threads)) == 1 and threading.get_ident() not in pacing.idle_threads
+
+
+class _StuckPacing:
+    """A BatchPacing whose idle() fails to end what it waits for: it asks for no wait."""
+
+    def __init__(self) -> None:
+        self.idles = 0
+
+    def before_batch(self, writes: int) -> None:
+        pass
+
+    def after_batch(self) -> None:
+        pass
+
+    def idle_timeout(self) -> float | None:
+        return 0.0
+
+    def idle(self) -> None:
+        self.idles += 1
+        raise RuntimeError("cannot place the threads")
+
+
+async def test_a_failing_idle_pacing_neither_spins_the_writer_nor_stops_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pacing = _StuckPacing()
+    async with _open_world(tmp_path / "convd.db", pacing) as world:
+        await anyio.sleep(0.3)
+        # Once per wait for work (the store's own jobs make a few), then as long as it
+        # takes: a writer that asked again at once would have spun thousands of times.
+        assert 1 <= pacing.idles < 10
+        await world.draft("after", "x")
+        key = ConvKey(ConvType.C2C, "after")
+        (found,) = await world.service.get_many(world.account, [key])
+        assert found.draft_revision == 1
+    assert "placing the writer's thread failed" in caplog.text
 
 
 async def test_work_between_batches_runs_on_the_writer_connection(world: World) -> None:

@@ -7,8 +7,9 @@ and the check runs on its own thread while those imports go on.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from convd_schemas._lazy import lazy_names
 
 if TYPE_CHECKING:
     from .maintenance import (
@@ -49,15 +50,5 @@ _HOMES = {
     "restore_database": ".maintenance",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value  # once: later lookups find it directly
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted((*globals(), *__all__))
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_names(__name__, _HOMES)

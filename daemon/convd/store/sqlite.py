@@ -727,8 +727,9 @@ async def open_store(
     next start need not check it again (see ``opening.record_clean_close``).
     ``check``: that check of ``path``, already started (``convd serve`` starts it early).
     ``writer_thread_start``: called on the writer's own thread, first; ``writer_pacing``:
-    on that thread around each batch (see ``writer.BatchPacing``); ``worker_thread_start``:
-    on a worker thread the event loop starts later (a backup's), before its work.
+    on that thread around each batch and while it waits (see ``writer.BatchPacing``);
+    ``worker_thread_start``: on a worker thread the event loop starts later (a backup's),
+    before its work.
     """
     verdict = examine_database(path) if check is None else check.verdict()
     forget_clean_close(path)

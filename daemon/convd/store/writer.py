@@ -713,7 +713,8 @@ class _Transaction:
 
 class BatchPacing(Protocol):
     """How the writer's thread shares the CPU with the event loop, called on that thread
-    around each batch (the daemon's thread placement, ``convd.placement``)."""
+    around each batch and while it waits for work (the daemon's thread placement,
+    ``convd.placement``)."""
 
     def before_batch(self, writes: int) -> None:
         """A batch of ``writes`` writes is about to run."""
@@ -775,13 +776,28 @@ def _wait_for_work(
 ) -> object:
     """The inbox's next item, however long it takes; the pacing learns when it has waited
     as long as it asked (a pin is then released without waiting for the next write)."""
+    timeout = _idle_timeout(pacing)
     while True:
-        timeout = None if pacing is None else pacing.idle_timeout()
         try:
             return inbox.get(timeout=timeout)
         except queue.Empty:
             assert pacing is not None
             _pace(pacing.idle)
+            # Asked again: woken early, it wants the rest. An idle() that failed to end
+            # what it waited for would ask for no wait at all, and the thread would spin.
+            timeout = _idle_timeout(pacing)
+            if timeout is not None and timeout <= 0:
+                timeout = None
+
+
+def _idle_timeout(pacing: BatchPacing | None) -> float | None:
+    if pacing is None:
+        return None
+    try:
+        return pacing.idle_timeout()
+    except Exception:  # like _pace: placement failing must not stop the writer
+        logger.exception("placing the writer's thread failed")
+        return None
 
 
 #: Tells the writer's thread to return once it has finished what it took.
