@@ -189,7 +189,7 @@ class SharedCpu:
         """On the writer's thread, before a batch of ``writes`` writes."""
         if writes > 1:
             self._count_queued(writes)
-        elif self._pinned:
+        else:
             self._release_if_due()
 
     def idle_timeout(self) -> float | None:
@@ -201,8 +201,7 @@ class SharedCpu:
 
     def idle(self) -> None:
         """On the writer's thread, which has waited ``idle_timeout`` with nothing to do."""
-        if self._pinned:
-            self._release_if_due()
+        self._release_if_due()
 
     def after_batch(self) -> None:
         """On the writer's thread, once a batch's outcome is the event loop's to hand out.
@@ -270,11 +269,11 @@ class SharedCpu:
             self._release_at = now + _HOLD_SECONDS
             if not self._pinned and now >= self._recheck_at:
                 self._pin(now)
-        elif self._pinned:
+        else:
             self._release_if_due()
 
     def _release_if_due(self) -> None:
-        if self._clock() >= self._release_at:
+        if self._pinned and self._clock() >= self._release_at:
             self._unpin(self._moved_to() or self._allowed)
 
     def _check_pin(self, now: float) -> None:

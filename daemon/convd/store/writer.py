@@ -118,6 +118,12 @@ def list_key(account_id: int, active_time: int) -> int:
     )
 
 
+def change_key(account_id: int, seq: int) -> int:
+    """A change's ``change_key`` (schema 12): ``account_id << 42 | seq``, the rowid of the
+    change table, so that an account's history is one range of it, in seq order."""
+    return (account_id << LIST_KEY_ACCOUNT_SHIFT) | seq
+
+
 def _account_keys(account_id: int) -> tuple[int, int]:
     """The rowids ``[low, high)`` that ``account_id``'s conversations (list_key) and changes
     (change_key) take, each in its own table."""
@@ -613,7 +619,7 @@ class _Transaction:
             "(change_key, account_id, seq, kind, conv_type, conv_id, snapshot, origin, "
             "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                _account_keys(account_id)[0] | change.seq,
+                change_key(account_id, change.seq),
                 account_id,
                 change.seq,
                 int(change.kind),
@@ -633,7 +639,7 @@ class _Transaction:
         retention = self._retention
         horizon = seq - retention.changes  # beyond the last N
         # The account's changes are one range of the rowid (change_key): up to a seq, a range.
-        low = change_key_range(account_id)[0]
+        low = change_key(account_id, 0)
         if retention.seconds:
             # Of those, only the ones before the first younger than the age bound go (the
             # history is in seq order, and so, but for a clock set back, in time order: a
@@ -763,12 +769,14 @@ class _Job(Generic[T]):
         self.done = done
 
 
-def _pace(call: Callable[..., None], *args: int) -> None:
-    # Where the threads run is an optimisation: failing at it must not stop the writer.
+def _pace(call: Callable[..., T], *args: int) -> T | None:
+    """``call(*args)``, or None if it failed. Where the threads run is an optimisation:
+    failing at it must not stop the writer."""
     try:
-        call(*args)
+        return call(*args)
     except Exception:
         logger.exception("placing the writer's thread failed")
+        return None
 
 
 def _wait_for_work(
@@ -776,28 +784,19 @@ def _wait_for_work(
 ) -> object:
     """The inbox's next item, however long it takes; the pacing learns when it has waited
     as long as it asked (a pin is then released without waiting for the next write)."""
-    timeout = _idle_timeout(pacing)
+    if pacing is None:
+        return inbox.get()
+    timeout = _pace(pacing.idle_timeout)
     while True:
         try:
             return inbox.get(timeout=timeout)
         except queue.Empty:
-            assert pacing is not None
             _pace(pacing.idle)
             # Asked again: woken early, it wants the rest. An idle() that failed to end
             # what it waited for would ask for no wait at all, and the thread would spin.
-            timeout = _idle_timeout(pacing)
+            timeout = _pace(pacing.idle_timeout)
             if timeout is not None and timeout <= 0:
                 timeout = None
-
-
-def _idle_timeout(pacing: BatchPacing | None) -> float | None:
-    if pacing is None:
-        return None
-    try:
-        return pacing.idle_timeout()
-    except Exception:  # like _pace: placement failing must not stop the writer
-        logger.exception("placing the writer's thread failed")
-        return None
 
 
 #: Tells the writer's thread to return once it has finished what it took.
