@@ -378,3 +378,41 @@ def test_closing_in_a_signal_handler_while_the_same_thread_waits_in_a_call(
     assert result.returncode == 0, result.stderr
     took = float(result.stdout.split()[2])
     assert took < 2, result.stdout
+
+
+_INTERRUPT_A_CALL = """
+import os, signal, sys, threading, time
+from convd_client import BlockingClient
+
+client = BlockingClient(sys.argv[1], require_connection=False).open()
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    client.wait_connected(timeout=60)
+except KeyboardInterrupt:
+    print("interrupted")
+# The abandoned call's task ends on the loop (its future is cancelled), instead of waiting
+# out its 60 s there: nothing else shows it, the client's table of calls in flight does.
+deadline = time.monotonic() + 5
+while client._calls and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("in flight", len(client._calls))
+try:
+    client.wait_connected(timeout=0.1)  # the client still answers
+except TimeoutError:
+    print("still usable")
+client.close()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to oneself")
+def test_a_call_interrupted_by_ctrl_c_is_abandoned_on_the_loop_too(short_dir: Path) -> None:
+    """Ctrl-C in a blocking call raises KeyboardInterrupt in the caller and cancels the call's
+    task, so it does not run on in the background; the client stays usable."""
+    result = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_A_CALL, str(short_dir / "nobody.sock")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:3] == ["interrupted", "in flight 0", "still usable"]
