@@ -369,15 +369,21 @@ def test_closing_in_a_signal_handler_while_the_same_thread_waits_in_a_call(
     """close() from a signal handler, which interrupts the main thread's own call: closing
     waits for the calls' tasks, not for the threads that made them (that one resumes only
     after close() returns), so it is prompt."""
+    output = _run_client_script(_CLOSE_IN_A_SIGNAL_HANDLER, short_dir / "nobody.sock")
+    took = float(output.split()[2])
+    assert took < 2, output
+
+
+def _run_client_script(script: str, socket_path: Path) -> str:
+    """Run ``script`` in a Python process of its own (it signals itself); its stdout."""
     result = subprocess.run(
-        [sys.executable, "-c", _CLOSE_IN_A_SIGNAL_HANDLER, str(short_dir / "nobody.sock")],
+        [sys.executable, "-c", script, str(socket_path)],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
-    took = float(result.stdout.split()[2])
-    assert took < 2, result.stdout
+    return result.stdout
 
 
 _INTERRUPT_A_CALL = """
@@ -408,11 +414,5 @@ client.close()
 def test_a_call_interrupted_by_ctrl_c_is_abandoned_on_the_loop_too(short_dir: Path) -> None:
     """Ctrl-C in a blocking call raises KeyboardInterrupt in the caller and cancels the call's
     task, so it does not run on in the background; the client stays usable."""
-    result = subprocess.run(
-        [sys.executable, "-c", _INTERRUPT_A_CALL, str(short_dir / "nobody.sock")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:3] == ["interrupted", "in flight 0", "still usable"]
+    output = _run_client_script(_INTERRUPT_A_CALL, short_dir / "nobody.sock")
+    assert output.split("\n")[:3] == ["interrupted", "in flight 0", "still usable"]
