@@ -211,10 +211,8 @@ def test_the_wal_stays_bounded_under_continuous_writes_and_reads(root: Path) -> 
             thread.join(10)
         assert daemon.stop() == 0
     assert sum(acked.values()) > 100, acked
-    # Restarted by the checkpointer's checks past WAL_RESET_BYTES, and by the writer itself
-    # past twice that (the checks come after a checkpoint that a slow disk can stretch): at
-    # most one batch beyond the cap (four writes here).
-    assert largest <= 2 * WAL_RESET_BYTES + 1024 * 1024, largest
+    # Checked once a second and restarted past the bound: it never gets far beyond it.
+    assert largest < 2 * WAL_RESET_BYTES, largest
     # Restarted, it is written again from the beginning over the blocks the file has: it is
     # not truncated (each cycle would then extend it again, a block allocation per write).
     assert smallest_after_reset is not None, f"the WAL never reached {WAL_RESET_BYTES}"

@@ -93,10 +93,6 @@ WAL_RESET_BYTES = 16 * 1024 * 1024
 #: writer thread 23 % in pwrite and 3 % in ftruncate with 8 writers; keeping the file gave
 #: +25 % writes/s (full) and +11 % (everysec) in paired runs.
 _JOURNAL_SIZE_LIMIT = 2 * WAL_RESET_BYTES
-#: After a RESTART past the cap that readers held up, the writer leaves the cap alone this
-#: long (the checkpointer's checks go on): each attempt can hold the writer for the busy
-#: timeout.
-_CAP_RETRY_SECONDS = 1.0
 #: Each WAL frame is a page and a header of this many bytes.
 _WAL_FRAME_HEADER = 24
 _CHANGE_KINDS = {int(k): k for k in ChangeKind}
@@ -374,9 +370,6 @@ class SqliteStore:
         self._listing = listing
         #: Whether SQLite joins list pages (see pages_join_in_order); else Python does.
         self.pages_join_in_order = pages_join_in_order
-        self._wal = path.with_name(path.name + "-wal")
-        #: When the writer may try a RESTART past the cap again (time.monotonic()).
-        self._cap_retry_at = 0.0
         self._group_commit = GroupCommitWriter(
             writer,
             retention=retention,
@@ -384,7 +377,6 @@ class SqliteStore:
             stats=self.stats,
             on_thread_start=writer_thread_start,
             pacing=writer_pacing,
-            after_commit=self._cap_wal,
         )
         # Bounds the draft history's reads, as its writes are bounded (and by the same clock).
         self._draft_retention = retention
@@ -553,40 +545,6 @@ class SqliteStore:
 
     # -- the WAL ---------------------------------------------------------------------------
 
-    def _restart_wal(self, conn: sqlite3.Connection) -> bool:
-        """On the writer's thread, between batches: checkpoint the whole WAL so that the next
-        write starts it again; False if readers kept it busy past the busy timeout."""
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-        if busy:
-            return False
-        self.stats.wal_restarts += 1  # on the writer's thread, as every restart
-        return True
-
-    def _cap_wal(self, conn: sqlite3.Connection) -> None:
-        """After each committed batch, on the writer's thread: past the cap, restart the WAL
-        now instead of at the checkpointer's next check.
-
-        That check comes after its PASSIVE checkpoint, which copies the WAL into the database
-        and syncs it. On a slow disk that takes long enough for busy writers to add megabytes
-        meanwhile (a test run saw the file reach 35 MB against a cap of 32 MiB). One stat()
-        per batch (~2 us) holds the file to the cap and one batch past it: the RESTART's next
-        write trims it back (journal_size_limit).
-        """
-        try:
-            size = os.stat(self._wal).st_size
-        except OSError:
-            return  # no WAL yet, or none to stat: the checkpointer's checks report failures
-        if size <= _JOURNAL_SIZE_LIMIT or time.monotonic() < self._cap_retry_at:
-            return
-        try:
-            restarted = self._restart_wal(conn)
-        except sqlite3.Error as exc:
-            restarted = False
-            self.stats.database_errors += 1  # the next start checks the file
-            logger.warning("restarting the WAL of %s failed: %s", self._path, exc)
-        if not restarted:
-            self._cap_retry_at = time.monotonic() + _CAP_RETRY_SECONDS
-
     async def _sync_wal(self, wal: Path) -> None:
         # On the checkpointer's own thread, which exists from the start: a worker thread
         # started now by the event loop would inherit the CPU and the policy that
@@ -609,16 +567,13 @@ class SqliteStore:
         RESTART checkpoint between two batches (little is left to copy by then), which waits
         for readers to leave the WAL; the next write starts it from the beginning, over the
         blocks the file already has (journal_size_limit trims it only past twice that size).
-        Past that cap the writer restarts it itself, after its next commit (``_cap_wal``):
-        this check comes after a PASSIVE checkpoint, which a slow disk can stretch while busy
-        writers add megabytes.
 
         What is measured is the WAL's content (its frames, as the PASSIVE checkpoint counts
         them), not the file: the file keeps its size once it has grown, and measured by it,
         every check after the first restart restarted again -- ~5 ms of the writer's thread
         four times a second, at any rate of writes, and a wake-up of an idle daemon.
         """
-        wal = self._wal
+        wal = self._path.with_name(self._path.name + "-wal")
         everysec = self.durability == "everysec"
         interval = _CHECKPOINT_INTERVAL
         synced_writes = checked_writes = 0
@@ -640,13 +595,21 @@ class SqliteStore:
                     # -1: the checkpoint could not run; a RESTART that readers held up past
                     # the busy timeout did not restart. Either is tried again next time.
                     if wal_frames > reset_frames:
-                        if await self._group_commit.run_between_batches(self._restart_wal):
+                        if await self._group_commit.run_between_batches(_restart_wal):
+                            self.stats.wal_restarts += 1
                             checked_writes = writes
                     elif wal_frames >= 0:
                         checked_writes = writes
             except (OSError, sqlite3.Error, StorageFailure) as exc:
                 self.stats.database_errors += 1  # the next start checks the file
                 logger.warning("WAL upkeep of %s failed: %s", wal, exc)
+
+
+def _restart_wal(conn: sqlite3.Connection) -> bool:
+    """Checkpoint the whole WAL so that the next write starts it again; False if readers
+    kept it busy (past the connection's busy timeout)."""
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    return not busy
 
 
 def _fsync_wal(wal: Path) -> None:

@@ -951,7 +951,6 @@ class GroupCommitWriter:
         max_batch: int = MAX_BATCH,
         on_thread_start: Callable[[], None] | None = None,
         pacing: BatchPacing | None = None,
-        after_commit: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self._db = db
         self._retention = retention
@@ -962,9 +961,6 @@ class GroupCommitWriter:
         #: each batch (the daemon places the threads: placement).
         self._on_thread_start = on_thread_start
         self._pacing = pacing
-        #: Called on the writer's thread after each committed batch, once its writers are
-        #: handed back to the event loop (the store caps the WAL's size there).
-        self._after_commit = after_commit
         # Filled by the event loop, emptied by the writer's thread: a SimpleQueue is safe
         # across the two and wakes the thread only when it waits.
         self._inbox: queue.SimpleQueue[_Pending[Any] | _Job[Any] | object] = queue.SimpleQueue()
@@ -1083,12 +1079,6 @@ class GroupCommitWriter:
                     raise
                 else:
                     loop.call_soon_threadsafe(self._finish, batch, None)
-                    if self._after_commit is not None:
-                        try:
-                            self._after_commit(conn)
-                        except Exception:
-                            # Its own failure, not the batch's: the writer goes on.
-                            logger.exception("the writer's after-commit work failed")
                 if pacing is not None:
                     _pace(pacing.after_batch)
         finally:
