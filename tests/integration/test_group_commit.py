@@ -211,8 +211,11 @@ def test_the_wal_stays_bounded_under_continuous_writes_and_reads(root: Path) -> 
             thread.join(10)
         assert daemon.stop() == 0
     assert sum(acked.values()) > 100, acked
-    # Checked once a second and restarted past the bound: it never gets far beyond it.
-    assert largest < 2 * WAL_RESET_BYTES, largest
+    # Restarted at the first check after its content passes WAL_RESET_BYTES. That check
+    # comes after a PASSIVE checkpoint, and the writers go on meanwhile: on a slow disk the
+    # file reached 35 MB (a CI run), which 2 * WAL_RESET_BYTES failed. Unbounded, it grows
+    # past 100 MB in these seconds (a prototype reached 163 MB in 3 s).
+    assert largest < 4 * WAL_RESET_BYTES, largest
     # Restarted, it is written again from the beginning over the blocks the file has: it is
     # not truncated (each cycle would then extend it again, a block allocation per write).
     assert smallest_after_reset is not None, f"the WAL never reached {WAL_RESET_BYTES}"
