@@ -194,20 +194,24 @@ class _RecordedPacing:
         self.calls.append(("idle", 0, self._committed()))
 
 
-class _IdlePacing:
-    """A BatchPacing that asks to hear of the writer's idleness after ``timeout``, until
-    told ``enough``."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.idle_threads: list[int] = []
-        self.enough = threading.Event()
+class _IdleOnlyPacing:
+    """A BatchPacing with nothing to do around batches: what it does while the writer
+    waits is the subclass's."""
 
     def before_batch(self, writes: int) -> None:
         pass
 
     def after_batch(self) -> None:
         pass
+
+
+class _IdlePacing(_IdleOnlyPacing):
+    """Asks to hear of the writer's idleness after ``timeout``, until told ``enough``."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.idle_threads: list[int] = []
+        self.enough = threading.Event()
 
     def idle_timeout(self) -> float | None:
         return None if self.enough.is_set() else self.timeout
@@ -237,6 +241,13 @@ async def test_the_writer_paces_each_batch_on_its_own_thread(tmp_path: Path) -> 
     assert len(pacing.threads) == 1 and threading.get_ident() not in pacing.threads
 
 
+async def _assert_the_writer_takes_a_write(world: World) -> None:
+    await world.draft("after", "x")
+    key = ConvKey(ConvType.C2C, "after")
+    (found,) = await world.service.get_many(world.account, [key])
+    assert found.draft_revision == 1
+
+
 async def test_an_idle_writer_tells_its_pacing_when_asked_and_still_takes_writes(
     tmp_path: Path,
 ) -> None:
@@ -245,25 +256,16 @@ async def test_an_idle_writer_tells_its_pacing_when_asked_and_still_takes_writes
         with anyio.fail_after(5):
             while not pacing.enough.is_set():  # no write: the wait for one ends three times
                 await anyio.sleep(0.01)
-        await world.draft("after", "x")  # ... and the writer still takes the next write
-        key = ConvKey(ConvType.C2C, "after")
-        (found,) = await world.service.get_many(world.account, [key])
-        assert found.draft_revision == 1
+        await _assert_the_writer_takes_a_write(world)  # ... and it still takes the next one
     assert len(pacing.idle_threads) == 3
     assert len(set(pacing.idle_threads)) == 1 and threading.get_ident() not in pacing.idle_threads
 
 
-class _StuckPacing:
-    """A BatchPacing whose idle() fails to end what it waits for: it asks for no wait."""
+class _StuckPacing(_IdleOnlyPacing):
+    """Its idle() fails to end what it waits for: it asks for no wait."""
 
     def __init__(self) -> None:
         self.idles = 0
-
-    def before_batch(self, writes: int) -> None:
-        pass
-
-    def after_batch(self) -> None:
-        pass
 
     def idle_timeout(self) -> float | None:
         return 0.0
@@ -282,10 +284,7 @@ async def test_a_failing_idle_pacing_neither_spins_the_writer_nor_stops_it(
         # Once per wait for work (the store's own jobs make a few), then as long as it
         # takes: a writer that asked again at once would have spun thousands of times.
         assert 1 <= pacing.idles < 10
-        await world.draft("after", "x")
-        key = ConvKey(ConvType.C2C, "after")
-        (found,) = await world.service.get_many(world.account, [key])
-        assert found.draft_revision == 1
+        await _assert_the_writer_takes_a_write(world)
     assert "placing the writer's thread failed" in caplog.text
 
 
