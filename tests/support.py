@@ -135,7 +135,13 @@ class LineClient:
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
+        try:
+            self.sock.connect(str(path))
+        except BaseException:
+            # Closed here, or it is closed by the collector during some later test, whose
+            # ``filterwarnings = error`` then turns the ResourceWarning into that test's error.
+            self.sock.close()
+            raise
         self._reader = self.sock.makefile("rb")
         self._next_id = 1
         #: Notifications received while waiting for responses, in arrival order.

@@ -132,6 +132,21 @@ def test_install_units_defaults_to_the_user_unit_directory(short_dir: Path) -> N
 # -- socket activation -----------------------------------------------------------------------
 
 
+# In /proc/net/unix, the flag a socket that listen() was called on carries (__SO_ACCEPTCON).
+_ACCEPTING = 0x10000
+
+
+def _listening(path: Path) -> bool:
+    """Whether a Unix socket bound at ``path`` is listening, read from ``/proc/net/unix``."""
+    with open("/proc/net/unix") as table:
+        next(table)  # the header
+        for row in table:
+            fields = row.split()
+            if len(fields) == 8 and fields[7] == str(path) and int(fields[3], 16) & _ACCEPTING:
+                return True
+    return False
+
+
 class Activated:
     """``systemd-socket-activate -l SOCKET convd serve --db DB`` in a short private dir."""
 
@@ -166,7 +181,12 @@ class Activated:
                 stdout=log,
                 stderr=log,
             )
-        wait_for(lambda: self.socket.exists() or self.process.poll() is not None, what="listen")
+        # The socket's file appears at bind(), before listen(): a connect in between is refused.
+        # So wait for the listening state itself, which does not need a connection (that would
+        # activate the daemon).
+        wait_for(
+            lambda: _listening(self.socket) or self.process.poll() is not None, what="listen"
+        )
         assert self.process.poll() is None, self.logs()
 
     def logs(self) -> str:
