@@ -184,9 +184,7 @@ class Activated:
         # The socket's file appears at bind(), before listen(): a connect in between is refused.
         # So wait for the listening state itself, which does not need a connection (that would
         # activate the daemon).
-        wait_for(
-            lambda: _listening(self.socket) or self.process.poll() is not None, what="listen"
-        )
+        wait_for(lambda: _listening(self.socket) or self.process.poll() is not None, what="listen")
         assert self.process.poll() is None, self.logs()
 
     def logs(self) -> str:
