@@ -3,6 +3,11 @@
 The benchmark starts its own ``redis-server`` on a private Unix socket (no TCP port) with the
 AOF on and ``appendfsync everysec``, drives it with redis-py (+hiredis when installed), and stops
 it. Without redis-server or the redis package, the peer columns are skipped.
+
+For the fan-out it also starts a second one with ``appendfsync always``: Redis making convd
+``full``'s promise (the write is on disk before anyone hears of it: Redis fsyncs the AOF before
+it writes replies and published messages out). The targets compare with the first; the second
+shows what that promise costs Redis itself.
 """
 
 from __future__ import annotations
@@ -61,15 +66,18 @@ def versions() -> str:
 
 
 class RedisServer:
-    """redis-server on ``root``/redis.sock, AOF everysec, no TCP listener."""
+    """redis-server on ``root``/redis.sock with the AOF on, no TCP listener.
 
-    def __init__(self, root: Path) -> None:
+    ``appendfsync`` is ``everysec`` (the peer of the targets) or ``always``.
+    """
+
+    def __init__(self, root: Path, appendfsync: str = "everysec") -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.socket = root / "redis.sock"
         self.log = root / "redis.log"
+        self.appendfsync = appendfsync
         self.proc: subprocess.Popen[bytes] | None = None
-        self.name = "redis"
 
     def start(self) -> None:
         command = [
@@ -79,7 +87,7 @@ class RedisServer:
             "--unixsocketperm", "700",
             "--dir", str(self.root),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.log),

@@ -65,6 +65,7 @@ from _report import (
     CONVD,
     REDIS,
     REDIS_2RT,
+    REDIS_ALWAYS,
     REDIS_PIPE,
     SQLITE,
     Results,
@@ -644,6 +645,8 @@ class Run:
         self.modes = MODES if args.durability == "both" else (args.durability,)
         self.daemons: list[Daemon] = []
         self.redis: _redis.RedisServer | None = None
+        # The fan-out's second Redis, appendfsync always: for information, next to convd full.
+        self.redis_always: _redis.RedisServer | None = None
         self.results = Results()
 
     def start_servers(self, wanted: set[str]) -> None:
@@ -664,14 +667,21 @@ class Run:
             self.redis = _redis.RedisServer(self.root / "redis")
             self.redis.start()
             note = f"redis-server pid {self.redis.pid} ({_redis.versions()}), AOF everysec"
-            self.results.peers_note = note
             print(f"{note}, socket {self.redis.socket}")
+            if "fanout" in wanted:
+                self.redis_always = _redis.RedisServer(self.root / "redis-always", "always")
+                self.redis_always.start()
+                always = f"redis-server pid {self.redis_always.pid}, AOF always"
+                print(f"{always} (fan-out only), socket {self.redis_always.socket}")
+                note += f"; {always} (fan-out only)"
+            self.results.peers_note = note
 
     def stop_servers(self) -> bool:
         """Stop everything; False if a convd misbehaved (bad exit code, warnings in its log)."""
         ok = True
-        if self.redis is not None:
-            self.redis.stop()
+        for redis in (self.redis, self.redis_always):
+            if redis is not None:
+                redis.stop()
         for daemon in self.daemons:
             if daemon.proc is None:
                 continue
@@ -712,7 +722,11 @@ class Run:
         if results.writes:
             print_writes(results.writes)
         if "fanout" in wanted:
-            results.fanout = scenario_fanout(servers, plan)
+            fanned = list(servers)
+            if self.redis_always is not None:
+                r = self.redis_always
+                fanned.append(Server(REDIS_ALWAYS, r.pid, str(r.socket)))
+            results.fanout = scenario_fanout(fanned, plan)
             print_fanout(results.fanout, plan.fanout_interval_ms, plan.fanout_events,
                          plan.fanout_warmup)  # fmt: skip
         if "client" in wanted:
