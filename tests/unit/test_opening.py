@@ -7,6 +7,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from convd.store import (
     opening,
 )
 from convd.store.migrations import APPLICATION_ID, MIGRATIONS, register_functions
-from convd.store.opening import StartedCheck, check_database
+from convd.store.opening import StartedCheck, _quick_check, check_database
 from convd.store.writer import _Transaction, list_key
 
 pytestmark = pytest.mark.anyio
@@ -233,6 +234,38 @@ def test_a_check_that_runs_out_of_time_is_interrupted(
     caplog.clear()
     assert check_database(db) is False  # with its full budget it finishes, silently
     assert "did not finish" not in caplog.text
+
+
+class _LateStatement:
+    """A connection whose statements start ``delay`` s after they are asked for: the thread
+    that runs the check, held up on a loaded machine."""
+
+    def __init__(self, db: sqlite3.Connection, delay: float) -> None:
+        self._db = db
+        self._delay = delay
+        self.interrupts = 0
+
+    def interrupt(self) -> None:
+        self.interrupts += 1
+        self._db.interrupt()
+
+    def execute(self, sql: str) -> sqlite3.Cursor:
+        time.sleep(self._delay)
+        return self._db.execute(sql)
+
+
+def test_a_budget_that_ends_before_the_check_starts_still_stops_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # sqlite3_interrupt() is lost while no statement runs: a single one at the deadline,
+    # before the check's first step, let the check run to its end.
+    db = tmp_path / "convd.db"
+    _filled_convd_database(db, 40000, indexed=True)
+    with closing(sqlite3.connect(db)) as connection:
+        late = _LateStatement(connection, delay=0.05)
+        assert _quick_check(late, db, budget=0.001) is False  # type: ignore[arg-type]
+    assert late.interrupts >= 2
+    assert f"the check of {db} did not finish within 0.001 s" in caplog.text
 
 
 async def test_a_started_check_gives_the_verdict_of_check_database(tmp_path: Path) -> None:

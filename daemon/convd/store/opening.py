@@ -137,6 +137,10 @@ def _connect_read_only(path: Path, wal: bool) -> sqlite3.Connection:
     )
 
 
+#: How often a check past its budget is interrupted again, until it stops.
+_INTERRUPT_REPEAT_SECONDS = 0.01
+
+
 def _out_of_time(path: Path, budget: float) -> None:
     logger.warning("the check of %s did not finish within %.3g s; starting anyway", path, budget)
 
@@ -150,8 +154,19 @@ def _quick_check(db: sqlite3.Connection, path: Path, budget: float) -> bool:
     # Stopped from a timer thread (sqlite3_interrupt), not by a progress handler: a handler
     # is Python, and taking the GIL every few thousand steps made the check wait for the
     # imports it runs beside (StartedCheck).
-    timer = threading.Timer(budget, db.interrupt)
-    timer.daemon = True
+    # sqlite3_interrupt() is a no-op while no statement runs, so one that lands before the
+    # check's first step (this thread held up on a loaded machine) would be lost and the check
+    # would run to its end: the interrupt is repeated until the check ends.
+    done = threading.Event()
+
+    def interrupt_when_over() -> None:
+        if done.wait(budget):
+            return
+        db.interrupt()
+        while not done.wait(_INTERRUPT_REPEAT_SECONDS):
+            db.interrupt()
+
+    timer = threading.Thread(target=interrupt_when_over, name="convd-check-timer", daemon=True)
     timer.start()
     try:
         problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
@@ -161,7 +176,8 @@ def _quick_check(db: sqlite3.Connection, path: Path, budget: float) -> bool:
         _out_of_time(path, budget)
         return False
     finally:
-        timer.cancel()
+        done.set()
+        timer.join()  # no interrupt may reach the connection's later statements
     if problems != ["ok"]:
         raise _damaged(path, "; ".join(" ".join(p.split()) for p in problems))
     return True
