@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from support import DaemonProcess, short_tmpdir
+
+# Started with SIGINT ignored (`pytest &` in a script without job control, some CI runners),
+# pytest would pass that on to every process it starts, and Python installs no
+# KeyboardInterrupt handler where SIGINT is ignored: the tests that Ctrl-C a client would
+# wait out their timeouts and fail. A handled signal is reset to the default at exec, so
+# handling it here gives the children the usual Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

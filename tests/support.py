@@ -107,7 +107,13 @@ class DaemonProcess:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # Not left running: its Popen's ResourceWarning would fail a later test.
+            self.process.kill()
+            self.process.wait()
+            raise
 
     def kill(self) -> None:
         assert self.process is not None
@@ -117,7 +123,11 @@ class DaemonProcess:
     def client(self, user: str | None = "alice") -> LineClient:
         client = LineClient(self.socket)
         if user is not None:
-            client.call("session.login", {"user_id": user})
+            try:
+                client.call("session.login", {"user_id": user})
+            except BaseException:
+                client.close()
+                raise
         return client
 
 

@@ -137,13 +137,18 @@ _ACCEPTING = 0x10000
 
 
 def _listening(path: Path) -> bool:
-    """Whether a Unix socket bound at ``path`` is listening, read from ``/proc/net/unix``."""
-    with open("/proc/net/unix") as table:
-        next(table)  # the header
+    """Whether a Unix socket bound at ``path`` is listening, read from ``/proc/net/unix``.
+
+    Read as bytes: the table lists every socket of the machine, names printed as they are
+    (any bytes, spaces included) after seven fixed columns.
+    """
+    name = b" " + os.fsencode(path) + b"\n"
+    with open("/proc/net/unix", "rb") as table:
         for row in table:
-            fields = row.split()
-            if len(fields) == 8 and fields[7] == str(path) and int(fields[3], 16) & _ACCEPTING:
-                return True
+            if row.endswith(name):
+                head = row[: -len(name)].split()
+                if len(head) == 7 and int(head[3], 16) & _ACCEPTING:
+                    return True
     return False
 
 
@@ -181,11 +186,18 @@ class Activated:
                 stdout=log,
                 stderr=log,
             )
-        # The socket's file appears at bind(), before listen(): a connect in between is refused.
-        # So wait for the listening state itself, which does not need a connection (that would
-        # activate the daemon).
-        wait_for(lambda: _listening(self.socket) or self.process.poll() is not None, what="listen")
-        assert self.process.poll() is None, self.logs()
+        try:
+            # The socket's file appears at bind(), before listen(): a connect in between is
+            # refused. So wait for the listening state itself, which does not need a connection
+            # (that would activate the daemon).
+            wait_for(
+                lambda: _listening(self.socket) or self.process.poll() is not None,
+                what="listen",
+            )
+            assert self.process.poll() is None, self.logs()
+        except BaseException:
+            self.close()  # or their ResourceWarnings fail some later test
+            raise
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
