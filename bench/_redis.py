@@ -5,9 +5,9 @@ AOF on and ``appendfsync everysec``, drives it with redis-py (+hiredis when inst
 it. Without redis-server or the redis package, the peer columns are skipped.
 
 For the fan-out it also starts a second one with ``appendfsync always``: Redis making convd
-``full``'s promise (the write is on disk before anyone hears of it: Redis fsyncs the AOF before
-it writes replies and published messages out). The targets compare with the first; the second
-shows what that promise costs Redis itself.
+``full``'s promise (the SET is on disk before any subscriber hears of it: Redis writes and
+fdatasyncs the AOF before it flushes the clients' output buffers). The targets compare with the
+first; the second shows what that promise costs Redis itself.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@
 The script starts its own daemons (``python -m convd``, one per durability mode: the default
 ``--durability=full`` and ``--durability=everysec``) on sockets and databases in a fresh
 directory under /tmp and, with ``--peers``, its own ``redis-server`` (AOF, ``appendfsync
-everysec``, private Unix socket). Every client is its own OS process (forked); convd's is a raw
+everysec``, private Unix socket), and for the fan-out a second one with ``appendfsync always``
+(full's promise, for information). Every client is its own OS process (forked); convd's is a raw
 NDJSON client (stdlib json + socket), Redis's is redis-py (+hiredis). It prints tables, then the
 issue-7 targets with the ratios measured in this run, stops everything (a convd that does not
 exit 0 on SIGTERM fails the run) and removes the directory. bench/README.md explains each row.
@@ -671,14 +672,14 @@ class Run:
             self.redis = _redis.RedisServer(self.root / "redis")
             self.redis.start()
             note = f"redis-server pid {self.redis.pid} ({_redis.versions()}), AOF everysec"
+            self.results.peers_note = note
             print(f"{note}, socket {self.redis.socket}")
-            if "fanout" in wanted:
+            if "fanout" in wanted and "full" in self.modes:  # compared with full only
                 self.redis_always = _redis.RedisServer(self.root / "redis-always", "always")
                 self.redis_always.start()
-                always = f"redis-server pid {self.redis_always.pid}, AOF always"
-                print(f"{always} (fan-out only), socket {self.redis_always.socket}")
-                note += f"; {always} (fan-out only)"
-            self.results.peers_note = note
+                always = f"redis-server pid {self.redis_always.pid}, AOF always (fan-out only)"
+                self.results.peers_note += f"; {always}"
+                print(f"{always}, socket {self.redis_always.socket}")
 
     def stop_servers(self) -> bool:
         """Stop everything; False if a convd misbehaved (bad exit code, warnings in its log)."""
