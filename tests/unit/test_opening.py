@@ -255,10 +255,12 @@ class _LateStatement:
 
 
 def test_a_budget_that_ends_before_the_check_starts_still_stops_it(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # sqlite3_interrupt() is lost while no statement runs: a single one at the deadline,
     # before the check's first step, let the check run to its end.
+    # The check takes ~10 ms here: the repeats come often enough to land within it.
+    monkeypatch.setattr(opening, "_INTERRUPT_REPEAT_SECONDS", 0.001)
     db = tmp_path / "convd.db"
     _filled_convd_database(db, 40000, indexed=True)
     with closing(sqlite3.connect(db)) as connection:
