@@ -115,16 +115,23 @@ def set_affinity(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(tid, cpus)
 
 
-def thread_cpu_ns(pid: int) -> dict[int, int]:
-    """CPU time of each thread of ``pid`` from the scheduler's statistics, in nanoseconds."""
+def thread_sched_ns(pid: int) -> dict[int, tuple[int, int]]:
+    """Of each thread of ``pid``, from the scheduler's statistics, in nanoseconds: its CPU
+    time, and the time it waited runnable for a CPU (run-queue wait)."""
     times = {}
     for tid in thread_ids(pid):
         with (
             contextlib.suppress(FileNotFoundError, ProcessLookupError),
             open(f"/proc/{pid}/task/{tid}/schedstat") as f,
         ):
-            times[tid] = int(f.read().split()[0])
+            cpu, wait = f.read().split()[:2]
+            times[tid] = (int(cpu), int(wait))
     return times
+
+
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """CPU time of each thread of ``pid`` from the scheduler's statistics, in nanoseconds."""
+    return {tid: cpu for tid, (cpu, _) in thread_sched_ns(pid).items()}
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -154,24 +161,31 @@ class Meter:
         self.pid = pid
         self.cpu_ns = 0
         self.loop_cpu_ns = 0  # the main thread: convd's event loop, redis-server's main thread
+        #: How long the main thread waited runnable for a CPU (run-queue wait).
+        self.loop_wait_ns = 0
         self.busy = 0.0
         self.wall_ns = 0
         #: CPU of the benchmark's own client processes in the same window (they report it).
         self.client_cpu_ns = 0
-        self._cpu0: dict[int, int] = {}
+        self._sched0: dict[int, tuple[int, int]] = {}
         self._ticks0 = (0, 0)
         self._wall0 = 0
 
     def start(self) -> None:
-        self._cpu0 = thread_cpu_ns(self.pid) if self.pid is not None else {}
+        self._sched0 = thread_sched_ns(self.pid) if self.pid is not None else {}
         self._ticks0 = machine_ticks()
         self._wall0 = time.monotonic_ns()
 
     def stop(self) -> None:
-        cpu = thread_cpu_ns(self.pid) if self.pid is not None else {}
-        deltas = {tid: ns - self._cpu0.get(tid, 0) for tid, ns in cpu.items()}
-        self.cpu_ns = sum(deltas.values())
-        self.loop_cpu_ns = deltas.get(self.pid, 0) if self.pid is not None else 0
+        sched = thread_sched_ns(self.pid) if self.pid is not None else {}
+        deltas = {
+            tid: (cpu - self._sched0.get(tid, (0, 0))[0], wait - self._sched0.get(tid, (0, 0))[1])
+            for tid, (cpu, wait) in sched.items()
+        }
+        self.cpu_ns = sum(cpu for cpu, _ in deltas.values())
+        self.loop_cpu_ns, self.loop_wait_ns = (
+            deltas.get(self.pid, (0, 0)) if self.pid is not None else (0, 0)
+        )
         self.wall_ns = time.monotonic_ns() - self._wall0
         busy, total = machine_ticks()
         span = total - self._ticks0[1]

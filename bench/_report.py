@@ -129,7 +129,7 @@ def print_fanout(rows: list[Any], interval_ms: float, events: int, warmup: int) 
     )
     headers = ["system", "subs", "receipts", "missing", "send->recv p50 / p99"]
     headers += ["last sub send->recv", "ack->recv", "writer RTT"]
-    headers += ["CPU/event: server (main) clients", "busy % (other)"]
+    headers += ["CPU/event: server (main) clients", "main's CPU wait", "busy % (other)"]
     body = [
         [
             r.system,
@@ -142,6 +142,7 @@ def print_fanout(rows: list[Any], interval_ms: float, events: int, warmup: int) 
             _pair(r.writer_rtt_p50_us, r.writer_rtt_p99_us),
             f"{fmt(r.server_cpu_us_per_event)} ({fmt(r.server_main_cpu_us_per_event)}) "
             f"{fmt(r.client_cpu_us_per_event)}",
+            fmt(r.server_main_wait_us_per_event),
             f"{fmt(r.machine_busy_pct)} ({fmt(r.other_load_pct)})",
         ]
         for r in rows
@@ -151,7 +152,9 @@ def print_fanout(rows: list[Any], interval_ms: float, events: int, warmup: int) 
         "Percentiles over all receipts (events x subscribers); 'last sub' = the slowest "
         "subscriber of each event.\nsend->recv includes the whole write (convd: the SQLite "
         "commit). ack->recv is negative when the event reached\nthe subscriber before the writer "
-        "had read its own reply.\n"
+        "had read its own reply. main's CPU wait = per event, how long the server's main\n"
+        "thread (convd: the event loop) waited runnable for a CPU (schedstat run-queue wait): "
+        "mostly behind the\nsubscribers it had just woken.\n"
     )
     extra = []
     for system in dict.fromkeys(r.system for r in rows):

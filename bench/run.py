@@ -372,6 +372,8 @@ class FanoutRow:
     writer_rtt_p99_us: float
     server_cpu_us_per_event: float
     server_main_cpu_us_per_event: float
+    #: How long the server's main thread waited runnable for a CPU, per event.
+    server_main_wait_us_per_event: float
     client_cpu_us_per_event: float  # the writer and all subscribers
     machine_busy_pct: float
     other_load_pct: float
@@ -457,6 +459,7 @@ def _fanout_once(server: Server, plan: Plan, subscribers: int) -> FanoutRow:
         writer_rtt_p99_us=us(percentile(rtt, 99)),
         server_cpu_us_per_event=us(meter.cpu_ns / total),
         server_main_cpu_us_per_event=us(meter.loop_cpu_ns / total),
+        server_main_wait_us_per_event=us(meter.loop_wait_ns / total),
         client_cpu_us_per_event=us(meter.client_cpu_ns / total),
         machine_busy_pct=meter.busy,
         other_load_pct=meter.other_pct,
