@@ -71,6 +71,7 @@ allowed CPU, or with ``convd --no-same-cpu``, nothing is pinned.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -146,6 +147,7 @@ class SharedCpu:
         "_queued_writes",
         "_recheck_at",
         "_release_at",
+        "_warned",
     )
 
     def __init__(
@@ -172,6 +174,8 @@ class SharedCpu:
         #: last one.
         self._queued_since = self._last_queued = -float("inf")
         self._queued_writes = 0
+        #: Whether a placement refused as not permitted has been reported (once).
+        self._warned = False
 
     @classmethod
     def for_this_thread(cls) -> SharedCpu | None:
@@ -314,12 +318,12 @@ class SharedCpu:
             before = os.sched_getaffinity(self._loop_tid)
             os.sched_setaffinity(self._loop_tid, cpus)
         except OSError as exc:  # a CPU taken offline, a cpuset changed under us
-            logger.debug("cannot place the event loop on %s: %s", cpus, exc)
+            self._refused("cannot place the event loop", exc)
             return False
         try:
             os.sched_setaffinity(0, cpus)
         except OSError as exc:
-            logger.debug("cannot place the writer on %s: %s", cpus, exc)
+            self._refused("cannot place the writer", exc)
             with suppress(OSError):  # not half a pin
                 os.sched_setaffinity(self._loop_tid, before)
             return False
@@ -332,9 +336,25 @@ class SharedCpu:
                     continue  # chosen by whoever started convd: theirs to keep
                 _set_policy(tid, os.SCHED_BATCH)
             except OSError as exc:  # not permitted here (a seccomp filter), or gone
-                logger.debug("cannot make thread %d SCHED_BATCH: %s", tid, exc)
+                self._refused(f"cannot make thread {tid} SCHED_BATCH", exc)
                 continue
             self._batched.append(tid)
+
+    def _refused(self, what: str, exc: OSError) -> None:
+        """Log a placement the system refused: the first one refused as not permitted at
+        all (a seccomp filter, such as a convd.service older than its allowing these calls)
+        as a warning, since --same-cpu then does nothing; the others for debugging."""
+        if exc.errno == errno.EPERM and not self._warned:
+            self._warned = True
+            logger.warning(
+                "%s: %s. Thread placement (--same-cpu) is not permitted here: the event loop "
+                "and the writer run where the OS puts them (allow the system calls "
+                "sched_setaffinity and sched_setscheduler, or pass --no-same-cpu)",
+                what,
+                exc,
+            )
+        else:
+            logger.debug("%s: %s", what, exc)
 
     def _unbatch(self) -> None:
         for tid in self._batched:

@@ -89,6 +89,10 @@ RestrictAddressFamilies=AF_UNIX
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
+# ... but for the two calls of convd's thread placement (--same-cpu, the default): pinning its
+# own threads to one CPU and making them SCHED_BATCH while writes queue up (RestrictRealtime=
+# still refuses realtime policies).
+SystemCallFilter=sched_setaffinity sched_setscheduler
 SystemCallErrorNumber=EPERM
 """
 

@@ -69,6 +69,56 @@ def test_the_shipped_units_are_what_install_units_writes_for_local_bin() -> None
         assert (UNITS / name).read_text() == text, f"systemd/{name} is stale"
 
 
+def _syscalls_in(group: str, seen: dict[str, set[str]]) -> set[str]:
+    """The system calls a SystemCallFilter= word names: a call, or a @group with its nested
+    groups expanded (as ``systemd-analyze syscall-filter`` lists them)."""
+    if not group.startswith("@"):
+        return {group}
+    if group not in seen:
+        listing = subprocess.run(
+            ["systemd-analyze", "syscall-filter", group],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.splitlines()[1:]
+        seen[group] = set()  # (a group never includes itself; this ends any cycle)
+        words = [w.strip() for w in listing if w.strip() and not w.strip().startswith("#")]
+        seen[group] = set().union(*(_syscalls_in(word, seen) for word in words))
+    return seen[group]
+
+
+def _permits(filters: list[str], call: str) -> bool:
+    """Whether a unit's SystemCallFilter= lines let ``call`` through, as systemd.exec(5)
+    has it: the first line decides the default (an allow list: refuse the rest; ``~``, a
+    deny list: permit the rest), and each later line adds its calls to that list or, with
+    the other kind, takes them out of it."""
+    seen: dict[str, set[str]] = {}
+    allow_list = not filters[0].startswith("~")
+    listed: set[str] = set()
+    for line in filters:
+        denying = line.startswith("~")
+        calls = set().union(*(_syscalls_in(w, seen) for w in line.removeprefix("~").split()))
+        listed = listed - calls if denying == allow_list else listed | calls
+    return call in listed if allow_list else call not in listed
+
+
+def test_the_service_unit_lets_convd_place_its_threads() -> None:
+    # The default --same-cpu pins the event loop's and the writer's threads and makes them
+    # SCHED_BATCH while writes queue up (convd.placement): the sandbox must not refuse that.
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze missing")
+    text = (UNITS / "convd.service").read_text()
+    filters = [
+        line.split("=", 1)[1] for line in text.splitlines() if line.startswith("SystemCallFilter=")
+    ]
+    placement = ["sched_getaffinity", "sched_setaffinity", "sched_getscheduler"]
+    placement += ["sched_setscheduler", "sched_yield"]
+    assert [call for call in placement if not _permits(filters, call)] == []
+    # ... and the rest of @resources and @privileged stays refused.
+    assert [call for call in ("setrlimit", "setpriority", "mount") if _permits(filters, call)] == []
+
+
 def _verify(units: list[Path], home: Path, runtime: Path) -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze missing")

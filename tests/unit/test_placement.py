@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import sys
 
@@ -293,3 +295,25 @@ def test_a_pin_half_made_is_undone(monkeypatch: pytest.MonkeyPatch) -> None:
     system.queue_up(shared)
     assert system.affinity.get(LOOP, {0, 1}) == {0, 1}  # the loop is not left pinned alone
     assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+
+
+def test_placement_not_permitted_is_reported_once_and_pins_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As under a seccomp filter that refuses sched_setaffinity (SystemCallErrorNumber=EPERM).
+    system = _System(monkeypatch)
+
+    def refuse(tid: int, cpus: set[int]) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    shared = system.shared_cpu()
+    with caplog.at_level(logging.DEBUG, logger=placement.__name__):
+        for _ in range(3):  # tried again every second while writes queue up
+            system.queue_up(shared, seconds=1.1)
+    assert shared.idle_timeout() is None  # not pinned: no pin's second to wait out
+    assert system.policy == {LOOP: os.SCHED_OTHER, 0: os.SCHED_OTHER}
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "--no-same-cpu" in warnings[0].getMessage()
+    assert len([r for r in caplog.records if r.levelno == logging.DEBUG]) >= 2
