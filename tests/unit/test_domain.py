@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import msgspec
 import pytest
 
@@ -595,3 +597,53 @@ async def test_every_change_advances_the_sequence_by_one_no_op_does_not(world: W
     ]
     stored = await world.store.changes_after(world.account.id, 0, 100)
     assert stored == world.changes
+
+
+async def test_a_subscribe_cancelled_while_its_write_commits_leaves_no_sink(
+    tmp_path: Path,
+) -> None:
+    # A connection cut while its conv.subscribe waits for the writer: the write commits all
+    # the same, and its after-commit callback must not register a sink that nobody holds
+    # the token of (it would stay in the bus, fed every change, for the daemon's life).
+    async with open_store(tmp_path / "convd.db", listing=ConvListing()) as store:
+        bus = EventBus()
+        service = ConversationService(store, bus, clock=lambda: NOW + 0.75)
+        account = await service.login(1400000000, "alice")
+        received: list[Change] = []
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(service.subscribe, account, received.append)
+            await anyio.lowlevel.checkpoint()  # the subscribe's write is with the writer now
+            tasks.cancel_scope.cancel()
+        # Committed after the subscribe's write, so published after its callback ran.
+        await service.create(account, ConvKey(C2C, "bob"), origin="t")
+        assert bus.subscriber_count(account.id) == 0
+        assert received == []
+
+
+class _CommittedThenCancelled:
+    """A store whose write commits (its after-commit callbacks run) and whose caller is
+    then cancelled before it resumes."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.callbacks.append(callback)
+
+    def current_seq(self, account_id: int) -> int:
+        return 7
+
+    async def write(self, operation: Callable[[Any], Any]) -> Any:
+        operation(self)
+        for callback in self.callbacks:
+            callback()
+        raise anyio.get_cancelled_exc_class()
+
+
+async def test_a_subscribe_cancelled_after_its_sink_was_registered_removes_it() -> None:
+    bus = EventBus()
+    service = ConversationService(_CommittedThenCancelled(), bus)  # type: ignore[arg-type]
+    account = Account(3, 1400000000, "alice")
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        await service.subscribe(account, lambda change: None)
+    assert bus.subscriber_count(account.id) == 0

@@ -637,12 +637,27 @@ class ConversationService:
         the returned seq and the first live change the sink receives.
         """
         tokens: list[int] = []
+        wanted = True
+
+        def register() -> None:
+            if wanted:
+                tokens.append(self._bus.add(account.id, sink, group_sink))
 
         def operation(tx: StoreTransaction) -> int:
-            tx.after_commit(lambda: tokens.append(self._bus.add(account.id, sink, group_sink)))
+            tx.after_commit(register)
             return tx.current_seq(account.id)
 
-        seq = await self._store.write(operation)
+        try:
+            seq = await self._store.write(operation)
+        except BaseException:
+            # A caller cancelled while the write was under way (its connection cut, the
+            # daemon stopping) never learns the token: a write that commits all the same
+            # must not leave the sink registered for good. Either the callback has run (its
+            # token is removed here) or it has not (and will register nothing).
+            wanted = False
+            for token in tokens:
+                self._bus.remove(account.id, token)
+            raise
         return tokens[0], seq
 
     def unsubscribe(self, account: Account, token: int) -> None:
