@@ -146,8 +146,8 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             default=default(DEFAULT_KEPT_CHANGES),
             metavar="N",
             help="changes kept per account, so that a subscriber that was away can resume "
-            "instead of reloading its list (90003) (default: %(default)s: about 3.5 MB per "
-            "account; from 100 to 100000000)",
+            f"instead of reloading its list (90003) (default: {DEFAULT_KEPT_CHANGES}: about "
+            "3.5 MB per account; from 100 to 100000000)",
         )
         parser.add_argument(
             "--keep-changes-for",
@@ -165,7 +165,7 @@ def _add_options(parser: argparse.ArgumentParser, *, serve: bool, sub: bool) -> 
             metavar="N",
             help="earlier drafts kept per conversation, so that an overwritten draft can be "
             "restored (conv.draft_history / conv.restore_draft; 0 keeps none; at most "
-            f"{MAX_DRAFT_HISTORY}) (default: %(default)s)",
+            f"{MAX_DRAFT_HISTORY}) (default: {DEFAULT_DRAFT_HISTORY})",
         )
         parser.add_argument(
             "--draft-history-for",

@@ -45,6 +45,18 @@ def test_restore_help_says_to_stop_the_daemon_first() -> None:
     assert "systemctl --user stop convd.socket convd.service" in " ".join(result.stdout.split())
 
 
+def test_every_command_has_help() -> None:
+    # Subcommands take their options' defaults from the top level (argparse.SUPPRESS): a help
+    # text that names %(default)s there cannot be expanded.
+    for command in ("serve", "stop", "restore", "install-units"):
+        result = run_convd(command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+        assert "--db" in result.stdout
+    serve = " ".join(run_convd("serve", "--help").stdout.split())
+    assert "(default: 10000: about 3.5 MB" in serve  # --keep-changes
+    assert "(default: 20)" in serve  # --draft-history
+
+
 def test_version() -> None:
     result = run_convd("--version")
     assert result.returncode == 0
