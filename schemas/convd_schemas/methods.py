@@ -960,7 +960,8 @@ METHODS: tuple[MethodSpec, ...] = (
         summary="Receive the account's conversation events as `conv.event` notifications.",
         params=ConvSubscribeParams,
         result=ConvSubscribeResult,
-        errors=(*_CONV_ERRORS, ConvdErrCode.SEQ_TOO_OLD),
+        # 6017: the connection holds MAX_SUBSCRIPTIONS already.
+        errors=(*_CONV_ERRORS, TIMErrCode.ERR_INVALID_PARAMETERS, ConvdErrCode.SEQ_TOO_OLD),
         requires_login=True,
     ),
     MethodSpec(

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from convd_schemas import METHODS
 from convd_schemas.limits import MAX_INT, MAX_SUBSCRIPTIONS
 from support import DaemonProcess, text_draft
 
@@ -56,5 +57,8 @@ def test_subscriptions_per_connection_are_bounded(daemon: DaemonProcess) -> None
         refused = client.request("conv.subscribe", {})
         assert refused["error"]["code"] == 6017
         assert str(MAX_SUBSCRIPTIONS) in refused["error"]["data"]["detail"]
+        # ... as the contract declares it.
+        (spec,) = [spec for spec in METHODS if spec.name == "conv.subscribe"]
+        assert 6017 in spec.errors
         client.call("conv.unsubscribe", {"subscription": subscriptions[0]["subscription"]})
         assert client.call("conv.subscribe", {})["subscription"] > 0
