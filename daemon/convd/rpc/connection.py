@@ -3,9 +3,9 @@
 Requests are handled one at a time in the order received, so a client that writes and then
 reads sees its write. A reply is sent as soon as it is ready and waits for room when the
 client is not reading (slowing only this client's requests); a notification never waits,
-and a client whose unread output passes ``max_outbound`` bytes is disconnected instead of
-holding anyone else up. Whatever ends the connection, every request that was executed has
-its reply sent before the channel closes.
+and a client whose unread output passes ``max_outbound`` bytes beyond the reply it is being
+sent is disconnected instead of holding anyone else up. Whatever ends the connection, but for
+such a cut, every request that was executed has its reply sent before the channel closes.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class Connection:
         )
         self._scope = anyio.CancelScope()
         self._stopping = False
+        #: Bytes of the lines that sends are waiting to drain (a reply, a sync page).
+        self._draining = 0
         self.cut_reason: str | None = None
 
     @property
@@ -75,15 +77,20 @@ class Connection:
         if self.cut_reason is not None:
             return
         # Judged on what is already queued, so one large event still reaches a client that
-        # keeps up.
-        if self._channel.queued_bytes() > self._max_outbound:
+        # keeps up; and beyond the reply being sent, so that an event does not cut a client
+        # that is reading a large reply (a page of conversations can pass the bound alone).
+        if self._channel.queued_bytes() > self._max_outbound + self._draining:
             self._cut("outbound queue full: the client is not reading")
             return
         self._channel.send(data)
 
     async def _send(self, data: bytes) -> None:
-        self._channel.send(data)
-        await self._channel.drain()
+        self._draining += len(data)
+        try:
+            self._channel.send(data)
+            await self._channel.drain()
+        finally:
+            self._draining -= len(data)
 
     def _cut(self, reason: str) -> None:
         if self.cut_reason is None:
