@@ -17,10 +17,16 @@ import anyio
 import msgspec
 from anyio.abc import ByteStream, TaskStatus
 
-from convd_schemas import ErrorObject
+from convd_schemas import ERROR_TABLE, ErrorObject
 
 from ._framing import DEFAULT_MAX_LINE, LineReader, LineTooLong, send_queued
-from .errors import ConnectionLost, ConvdClientError, ConvdError, RequestTimeout
+from .errors import (
+    ConnectionLost,
+    ConvdClientError,
+    ConvdError,
+    InvalidParameters,
+    RequestTimeout,
+)
 
 __all__ = ["Connection", "NotificationHandler"]
 
@@ -145,6 +151,7 @@ class Connection:
         :param timeout: seconds to wait for the response (None: no limit)
         :return: the raw JSON of the response's ``result``
         :raises ConvdError: the daemon answered with an error
+        :raises InvalidParameters: a string in ``params`` is not valid Unicode (not sent)
         :raises ConnectionLost: the connection is closed, or closed before the response came
         :raises RequestTimeout: no response within ``timeout``
         """
@@ -157,7 +164,17 @@ class Connection:
             params=msgspec.UNSET if params is None else params,
             id=request_id,
         )
-        line = _encoder.encode(request) + b"\n"
+        try:
+            line = _encoder.encode(request) + b"\n"
+        except UnicodeEncodeError as exc:
+            # A str that no UTF-8 can carry (a lone surrogate: an emoji cut in half, bytes
+            # decoded with surrogateescape): refused before sending, as the daemon refuses an
+            # invalid parameter.
+            raise InvalidParameters(
+                InvalidParameters.CODE,
+                ERROR_TABLE[InvalidParameters.CODE].message,
+                {"detail": f"a string parameter is not valid Unicode: {exc.reason}"},
+            ) from None
         pending = _Pending()
         self._pending[request_id] = pending
         # No await before this point: concurrent calls are sent in the order they were made.

@@ -96,6 +96,7 @@ class BlockingClient:
         self._callbacks = CallbackThread("convd-callbacks")
         self._portal: BlockingPortal | None = None
         self._stack: ExitStack | None = None
+        self._opened = False
         # The portal's loop while calls are taken (see _run), its thread, and the calls in
         # flight (their futures), which closing waits for before it stops the loop.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,6 +121,10 @@ class BlockingClient:
         """
         if self._stack is not None:
             raise RuntimeError("the BlockingClient is open already")
+        if self._opened:
+            # Its Client and callback thread live once, as a Client does.
+            raise RuntimeError("a BlockingClient can be opened only once: make a new one")
+        self._opened = True
         stack = ExitStack()
         try:
             # Closed in reverse: the client first (its calls fail and their callbacks are

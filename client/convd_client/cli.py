@@ -991,6 +991,14 @@ def _usage(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.error(message)
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _prepare(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check and complete the arguments before connecting (usage errors exit 2 here)."""
     # Print the usage of the subcommand the error is about.
@@ -999,8 +1007,14 @@ def _prepare(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         args.user = os.environ.get(USER_ENV) or None
     if args.needs_user and not args.user:
         _usage(parser, f"{args.command} needs a user: pass --user or set {USER_ENV}")
-    if args.timeout <= 0:
+    if not args.timeout > 0:  # (NaN too)
         _usage(parser, "--timeout must be positive")
+    for name, value in vars(args).items():
+        # Bytes that are not UTF-8 arrive as lone surrogates (surrogateescape): no request
+        # can carry them.
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and not _is_unicode(text):
+                _usage(parser, f"{name.upper()} is not valid UTF-8: {text!r}")
     if args.command == "call":
         args.call_params = None
         if args.params is not None:

@@ -100,7 +100,8 @@ class ConversationNotFound(ConvdError):
 
 class InvalidParameters(ConvdError):
     """A parameter breaks an SDK rule (6017; for a draft: a non-text element 6016, text over
-    the message body limit 8001), or does not match the method's schema (-32602)."""
+    the message body limit 8001), or does not match the method's schema (-32602). Also
+    raised, with 6017, without asking the daemon for a string that is not valid Unicode."""
 
     CODE = TIMErrCode.ERR_INVALID_PARAMETERS
 

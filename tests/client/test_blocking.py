@@ -128,6 +128,19 @@ def test_unreachable_daemon(short_dir: Path) -> None:
     assert time.monotonic() - started < 3
 
 
+def test_a_blocking_client_is_opened_once(shared_daemon: DaemonProcess) -> None:
+    client = BlockingClient(shared_daemon.socket)
+    with client, pytest.raises(RuntimeError, match="open already"):
+        client.open()
+    with pytest.raises(RuntimeError, match="only once: make a new one"):
+        client.open()
+    unreachable = BlockingClient(shared_daemon.socket.with_name("nobody.sock"))
+    with pytest.raises(DaemonUnavailable):
+        unreachable.open()
+    with pytest.raises(RuntimeError, match="only once"):
+        unreachable.open()
+
+
 def test_state_listener(shared_daemon: DaemonProcess) -> None:
     states: queue.Queue[ConnectionState] = queue.Queue()
     client = BlockingClient(shared_daemon.socket)

@@ -84,6 +84,21 @@ def test_usage_errors_exit_2(shared_daemon: DaemonProcess) -> None:
     assert "--user" in done.stderr
 
 
+def test_arguments_that_are_not_utf8_or_a_timeout_that_is_nan_are_usage_errors(
+    shared_daemon: DaemonProcess, user: str
+) -> None:
+    # "\udcff": the byte 0xff on the command line, as Python decodes it (surrogateescape).
+    done = convctl(shared_daemon, "--user", user, "draft", "set", "bob", "\udcff")
+    assert done.returncode == 2
+    assert "TEXT is not valid UTF-8" in done.stderr
+    done = convctl(shared_daemon, "--user", "al\udcffice", "conv", "list")
+    assert done.returncode == 2
+    assert "USER is not valid UTF-8" in done.stderr
+    done = convctl(shared_daemon, "--timeout", "nan", "status")
+    assert done.returncode == 2
+    assert "--timeout must be positive" in done.stderr
+
+
 def test_usage_errors_are_found_before_connecting(
     shared_daemon: DaemonProcess, short_dir: Path
 ) -> None:

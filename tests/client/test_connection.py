@@ -18,6 +18,7 @@ from convd_client._framing import DEFAULT_MAX_LINE, LineReader, LineTooLong
 from convd_client.errors import (
     ConnectionLost,
     ConvdError,
+    InvalidParameters,
     NotLoggedIn,
     RequestTimeout,
     RevisionConflict,
@@ -119,6 +120,23 @@ async def test_params_may_be_a_struct_or_absent() -> None:
         await connection.call("b", timeout=5)
     assert seen[0]["params"] == {"conv_id": "x"}  # UNSET members are left out
     assert "params" not in seen[1]
+
+
+async def test_a_string_that_is_not_unicode_is_refused_before_sending() -> None:
+    async with connected() as (connection, daemon), anyio.create_task_group() as tg:
+
+        async def serve() -> None:
+            request = await daemon.request()
+            assert request["method"] == "after"
+            await daemon.reply(request["id"], {"ok": True})
+
+        tg.start_soon(serve)
+        with pytest.raises(InvalidParameters) as refused:
+            await connection.call("conv.set_draft", {"text": "emoji cut \ud83d"}, timeout=5)
+        assert refused.value.code == 6017
+        assert "not valid Unicode" in refused.value.description
+        # Nothing was sent of it, and the connection goes on.
+        assert msgspec.json.decode(await connection.call("after", timeout=5)) == {"ok": True}
 
 
 async def test_out_of_order_responses_reach_the_right_callers() -> None:
