@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     call = command("call", "call any method and print its result as JSON")
     call.add_argument("method", help="e.g. daemon.status, conv.list")
     call.add_argument("params", nargs="?", help="params as a JSON object")
-    call.set_defaults(run=_cmd_call, needs_user=False)
+    call.set_defaults(run=_cmd_call, needs_user=False, late_positional="params")
 
     status = command("status", "show the daemon's status")
     status.set_defaults(run=_cmd_status, needs_user=False)
@@ -370,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     draft_set.add_argument(
         "--if-revision", type=int, help="only if the draft is still at this revision"
     )
-    draft_set.set_defaults(run=_cmd_draft_set, needs_user=True)
+    draft_set.set_defaults(run=_cmd_draft_set, needs_user=True, late_positional="text")
     draft_clear = command("clear", "clear a conversation's draft", draft_commands)
     _conv_argument(draft_clear)
     draft_clear.add_argument(
@@ -991,6 +991,24 @@ def _usage(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.error(message)
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, but for an optional last positional given after an
+    option (``draft set CONV --if-revision N TEXT``): argparse fills the positionals that
+    precede an option together, TEXT with nothing, and would refuse the TEXT after it."""
+    args, extras = parser.parse_known_args(argv)
+    late = getattr(args, "late_positional", None)
+    if (
+        late is not None
+        and getattr(args, late) is None
+        and len(extras) == 1
+        and (extras[0] == "-" or not extras[0].startswith("-"))
+    ):
+        setattr(args, late, extras.pop())
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def _is_unicode(text: str) -> bool:
     try:
         text.encode()
@@ -1123,7 +1141,7 @@ def _error_message(args: argparse.Namespace, exc: ConvdError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run ``convctl`` with ``argv`` (default: the command line); return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     try:
         _prepare(parser, args)
         if args.command == "socket-path":  # needs no daemon

@@ -196,6 +196,18 @@ def test_conv_and_draft_commands(env: str, capsys: pytest.CaptureFixture[str]) -
     assert (code, out) == (0, "revision 2\n")
     code, out, _ = run(capsys, "draft", "get", "bob", "--json")
     assert json.loads(out) == {"text": None, "revision": 2, "draft": None}
+    # Options go before or after the command's arguments, and between them too.
+    code, out, _ = run(capsys, "draft", "set", "bob", "--if-revision", "2", "between")
+    assert (code, out) == (0, "revision 3\n")
+    code, out, _ = run(capsys, "draft", "get", "bob")
+    assert (code, out) == (0, "between\n")
+    code, _, err = run(capsys, "draft", "set", "bob", "--if-revision", "3", "a", "b")
+    assert code == 2 and "unrecognized arguments: a b" in err
+    code, _, err = run(capsys, "draft", "set", "bob", "--if-revision", "3", "--frobnicate")
+    assert code == 2 and "unrecognized arguments: --frobnicate" in err
+    params = json.dumps({"conv_id": "bob", "conv_type": 1})
+    code, out, _ = run(capsys, "call", "conv.create", "--timeout", "5", params)
+    assert code == 0 and json.loads(out)["conv_id"] == "bob"
     assert run(capsys, "conv", "unpin", "group_team")[0] == 0
     assert run(capsys, "conv", "delete", "group_team")[0] == 0
     code, _, err = run(capsys, "conv", "get", "group_team")
