@@ -260,21 +260,22 @@ async def test_full_outbox_disconnects_a_client_that_does_not_read(
     assert "not reading" in c.connection.cut_reason
 
 
-async def _reply_queued(c: Running) -> None:
-    with anyio.fail_after(5):
-        while c.channel.queued_bytes() == 0:
-            await anyio.sleep(0.001)
+@asynccontextmanager
+async def _sending_a_large_reply(dispatcher: Dispatcher) -> AsyncIterator[Running]:
+    """A connection sending a reply (the OpenRPC document, tens of KiB) that is past
+    max_outbound alone, and that the client has not read yet (buffer=0)."""
+    async with connected(dispatcher, max_outbound=1024, buffer=0) as c:
+        await c.peer.send(_line("rpc.discover", id=1))
+        with anyio.fail_after(5):
+            while c.channel.queued_bytes() <= 1024:
+                await anyio.sleep(0.001)
+        yield c
 
 
 async def test_an_event_does_not_cut_a_client_reading_a_large_reply(
     dispatcher: Dispatcher,
 ) -> None:
-    # The reply (the OpenRPC document, tens of KiB) alone is past max_outbound, and the
-    # client has not read it yet (buffer=0) when an event is due.
-    async with connected(dispatcher, max_outbound=1024, buffer=0) as c:
-        await c.peer.send(_line("rpc.discover", id=1))
-        await _reply_queued(c)
-        assert c.channel.queued_bytes() > 1024
+    async with _sending_a_large_reply(dispatcher) as c:
         c.connection.session.push(b'{"jsonrpc":"2.0","method":"x","params":{}}\n')
         assert c.connection.cut_reason is None
         assert "methods" in (await c.peer.read())["result"]
@@ -285,10 +286,8 @@ async def test_an_event_does_not_cut_a_client_reading_a_large_reply(
 async def test_events_past_the_bound_beyond_a_large_reply_cut_the_client(
     dispatcher: Dispatcher,
 ) -> None:
-    async with connected(dispatcher, max_outbound=1024, buffer=0) as c:
-        await c.peer.send(_line("rpc.discover", id=1))
-        await _reply_queued(c)
-        for n in range(100):  # ~2 KiB of events beyond the reply, none read
+    async with _sending_a_large_reply(dispatcher) as c:
+        for n in range(100):  # ~5 KiB of events beyond the reply, none read
             c.connection.session.push(b'{"jsonrpc":"2.0","method":"x","params":{"n":%d}}\n' % n)
         with anyio.fail_after(5):
             await c.finished.wait()
