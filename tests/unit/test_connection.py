@@ -1,10 +1,13 @@
 """Connection: framing, ordering, oversized lines, stop and backpressure, over in-memory
-streams, with the real methods on a real database."""
+streams, with the real methods on a real database (and the outbound bound over the daemon's
+own socket channel)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,12 +20,13 @@ import pytest
 
 from convd.domain import ConversationService, EventBus
 from convd.rpc import ConvListing
-from convd.rpc.connection import Connection
+from convd.rpc.connection import MAX_OUTBOUND_BYTES, Connection
 from convd.rpc.dispatcher import Dispatcher, Result, Success
 from convd.rpc.handlers import Methods
 from convd.rpc.session import Session
 from convd.store import open_store
 from convd.transport import LineReader
+from convd.transport.channel import SocketChannel
 from convd_schemas.openrpc import build_openrpc
 from support import (
     MemoryByteStream,
@@ -260,39 +264,84 @@ async def test_full_outbox_disconnects_a_client_that_does_not_read(
     assert "not reading" in c.connection.cut_reason
 
 
+class _LargeReply:
+    """Stands in for the dispatcher: answers every line with one reply of ``size`` bytes."""
+
+    def __init__(self, size: int) -> None:
+        head, tail = b'{"jsonrpc":"2.0","id":1,"result":"', b'"}\n'
+        self.reply = head + b"x" * (size - len(head) - len(tail)) + tail
+
+    async def dispatch(self, line: bytes, session: Session) -> bytes:
+        return self.reply
+
+
+_EVENT = b'{"jsonrpc":"2.0","method":"conv.event","params":{"pad":"' + b"y" * 950 + b'"}}\n'
+
+
 @asynccontextmanager
-async def _sending_a_large_reply(dispatcher: Dispatcher) -> AsyncIterator[Running]:
-    """A connection sending a reply (the OpenRPC document, tens of KiB) that is past
-    max_outbound alone, and that the client has not read yet (buffer=0)."""
-    async with connected(dispatcher, max_outbound=1024, buffer=0) as c:
-        await c.peer.send(_line("rpc.discover", id=1))
-        with anyio.fail_after(5):
-            while c.channel.queued_bytes() <= 1024:
-                await anyio.sleep(0.001)
-        yield c
+async def _over_a_socket(reply_size: int) -> AsyncIterator[tuple[Connection, socket.socket]]:
+    """The daemon's own channel (SocketChannel, its 1 MiB high-water mark) on one end of a
+    socket pair, and the client's end, which has asked for a reply of ``reply_size`` bytes
+    and read nothing yet."""
+    ours, theirs = socket.socketpair()
+    loop = asyncio.get_running_loop()
+    channel = SocketChannel(MAX_LINE)
+    await loop.connect_accepted_socket(lambda: channel, ours)
+    connection = Connection(channel, _LargeReply(reply_size), "c1")  # type: ignore[arg-type]
+    theirs.setblocking(False)
+    with theirs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(connection.run)
+            theirs.send(b'{"jsonrpc":"2.0","method":"m","id":1}\n')
+            with anyio.fail_after(5):
+                while channel.queued_bytes() == 0:
+                    await anyio.sleep(0.001)
+            yield connection, theirs
+            tg.cancel_scope.cancel()
 
 
-async def test_an_event_does_not_cut_a_client_reading_a_large_reply(
-    dispatcher: Dispatcher,
-) -> None:
-    async with _sending_a_large_reply(dispatcher) as c:
-        c.connection.session.push(b'{"jsonrpc":"2.0","method":"x","params":{}}\n')
-        assert c.connection.cut_reason is None
-        assert "methods" in (await c.peer.read())["result"]
-        assert (await c.peer.read())["method"] == "x"
-    assert c.connection.cut_reason is None
+async def _read(sock: socket.socket, size: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = bytearray()
+    with anyio.fail_after(10):
+        while len(data) < size:
+            chunk = await loop.sock_recv(sock, min(1 << 16, size - len(data)))
+            assert chunk, "connection closed"
+            data += chunk
+    return bytes(data)
 
 
-async def test_events_past_the_bound_beyond_a_large_reply_cut_the_client(
-    dispatcher: Dispatcher,
-) -> None:
-    async with _sending_a_large_reply(dispatcher) as c:
-        for n in range(100):  # ~5 KiB of events beyond the reply, none read
-            c.connection.session.push(b'{"jsonrpc":"2.0","method":"x","params":{"n":%d}}\n' % n)
-        with anyio.fail_after(5):
-            await c.finished.wait()
-    assert c.connection.cut_reason is not None
-    assert "not reading" in c.connection.cut_reason
+@pytest.mark.parametrize("reply_size", [1_200_000, 3_000_000])
+async def test_events_up_to_the_bound_wait_behind_a_large_reply(reply_size: int) -> None:
+    # A reply just past the bound (the kernel takes some of it, the rest stays below the
+    # high-water mark: its send does not wait), and one far past it (its send waits): either
+    # way, up to MAX_OUTBOUND_BYTES of events queue behind it, and the client gets it all.
+    async with _over_a_socket(reply_size) as (connection, client):
+        events = (MAX_OUTBOUND_BYTES - 64 * 1024) // len(_EVENT)
+        for _ in range(events):
+            connection.session.push(_EVENT)
+        assert connection.cut_reason is None
+        assert await _read(client, reply_size) == _LargeReply(reply_size).reply
+        assert await _read(client, events * len(_EVENT)) == _EVENT * events
+
+
+async def test_a_client_that_stops_reading_after_a_large_reply_is_cut_at_the_bound() -> None:
+    # Once the reply has been read, it no longer counts: what queues after it is bounded,
+    # events that came while the client read it included (they keep the channel's buffer
+    # above its low-water mark, so the reply's send is still waiting).
+    async with _over_a_socket(3_000_000) as (connection, client):
+        pushed = 0
+        while pushed < 500_000:
+            connection.session.push(_EVENT)
+            pushed += len(_EVENT)
+        await _read(client, 3_000_000)
+        while connection.cut_reason is None:
+            connection.session.push(_EVENT)
+            pushed += len(_EVENT)
+            assert pushed < 4 * MAX_OUTBOUND_BYTES, "never cut"
+        assert "not reading" in connection.cut_reason
+        # The bound, and what the kernel's socket buffers hold.
+        assert pushed < MAX_OUTBOUND_BYTES + 1024 * 1024
 
 
 async def test_notification_never_waits_while_there_is_room(dispatcher: Dispatcher) -> None:

@@ -48,8 +48,11 @@ class Connection:
         )
         self._scope = anyio.CancelScope()
         self._stopping = False
-        #: Bytes of the lines that sends are waiting to drain (a reply, a sync page).
-        self._draining = 0
+        #: Bytes handed to the channel in all, and where the last reply (or sync page) ends
+        #: in that count: what of it the channel still holds is not counted against
+        #: max_outbound.
+        self._handed = 0
+        self._reply_end = 0
         self.cut_reason: str | None = None
 
     @property
@@ -77,20 +80,24 @@ class Connection:
         if self.cut_reason is not None:
             return
         # Judged on what is already queued, so one large event still reaches a client that
-        # keeps up; and beyond the reply being sent, so that an event does not cut a client
-        # that is reading a large reply (a page of conversations can pass the bound alone).
-        if self._channel.queued_bytes() > self._max_outbound + self._draining:
+        # keeps up; and on what is queued after the last reply, so that an event does not cut
+        # a client that is reading a large reply (a page of conversations can pass the bound
+        # alone). The channel sends in order: what it has taken is the oldest of what it got.
+        queued = self._channel.queued_bytes()
+        reply_left = self._reply_end - (self._handed - queued)
+        if queued - max(0, reply_left) > self._max_outbound:
             self._cut("outbound queue full: the client is not reading")
             return
-        self._channel.send(data)
+        self._hand(data)
 
     async def _send(self, data: bytes) -> None:
-        self._draining += len(data)
-        try:
-            self._channel.send(data)
-            await self._channel.drain()
-        finally:
-            self._draining -= len(data)
+        self._hand(data)
+        self._reply_end = self._handed
+        await self._channel.drain()
+
+    def _hand(self, data: bytes) -> None:
+        self._channel.send(data)
+        self._handed += len(data)
 
     def _cut(self, reason: str) -> None:
         if self.cut_reason is None:
@@ -104,7 +111,7 @@ class Connection:
             try:
                 line = await channel.receive_line()
             except LineTooLong as exc:
-                channel.send(error_line(JsonRpcErrCode.INVALID_REQUEST, str(exc)))
+                self._hand(error_line(JsonRpcErrCode.INVALID_REQUEST, str(exc)))
                 logger.warning("closing %s: %s", self.origin, exc)
                 return
             if self._stopping or line is None:
