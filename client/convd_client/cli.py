@@ -42,6 +42,7 @@ import argparse
 import json
 import math
 import os
+import re
 import select
 import stat
 import sys
@@ -991,22 +992,41 @@ def _usage(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.error(message)
 
 
+#: A number argparse takes as a positional, not an option (its own pattern).
+_NEGATIVE = re.compile(r"-\d+$|-\d*\.\d+$")
+
+
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """``parser.parse_args(argv)``, but for an optional last positional given after an
     option (``draft set CONV --if-revision N TEXT``): argparse fills the positionals that
     precede an option together, TEXT with nothing, and would refuse the TEXT after it."""
     args, extras = parser.parse_known_args(argv)
     late = getattr(args, "late_positional", None)
-    if (
-        late is not None
-        and getattr(args, late) is None
-        and len(extras) == 1
-        and (extras[0] == "-" or not extras[0].startswith("-"))
-    ):
-        setattr(args, late, extras.pop())
+    if late is not None and getattr(args, late) is None:
+        # What argparse itself takes as a positional: a word, "-", a negative number, or
+        # anything after "--".
+        if len(extras) == 2 and extras[0] == "--":
+            setattr(args, late, extras.pop())
+            extras.clear()
+        elif len(extras) == 1 and (
+            not extras[0].startswith("-") or extras[0] == "-" or _NEGATIVE.fullmatch(extras[0])
+        ):
+            setattr(args, late, extras.pop())
     if extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     return args
+
+
+def _argument_names(*parsers: argparse.ArgumentParser) -> dict[str, str]:
+    """How the command line names each argument, by its dest: an option by its long name, a
+    positional by its metavar."""
+    names = {"user": f"--user (or ${USER_ENV})"}
+    for parser in parsers:
+        for action in parser._actions:
+            if action.dest not in names:
+                option = action.option_strings[-1] if action.option_strings else None
+                names[action.dest] = option or str(action.metavar or action.dest.upper())
+    return names
 
 
 def _is_unicode(text: str) -> bool:
@@ -1027,12 +1047,13 @@ def _prepare(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         _usage(parser, f"{args.command} needs a user: pass --user or set {USER_ENV}")
     if not args.timeout > 0:  # (NaN too)
         _usage(parser, "--timeout must be positive")
-    for name, value in vars(args).items():
+    names = _argument_names(top, parser)
+    for dest, value in vars(args).items():
         # Bytes that are not UTF-8 arrive as lone surrogates (surrogateescape): no request
-        # can carry them.
+        # can carry them. (The socket's path is only used here, never sent.)
         for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str) and not _is_unicode(text):
-                _usage(parser, f"{name.upper()} is not valid UTF-8: {text!r}")
+            if isinstance(text, str | Path) and dest != "socket" and not _is_unicode(str(text)):
+                _usage(parser, f"{names.get(dest, dest)} is not valid UTF-8: {str(text)!r}")
     if args.command == "call":
         args.call_params = None
         if args.params is not None:

@@ -98,6 +98,9 @@ _STREAK_GAP_SECONDS: Final = 0.02
 #: made a streak, and pinned the event loop through the first second of the events they
 #: then waited for; 8 writing processes queue up 5,000-7,000 writes a second.
 _QUEUED_WRITES_PER_SECOND: Final = 1500.0
+#: What a placement the system does not permit leaves undone (SharedCpu._refused).
+_UNPINNED: Final = "the event loop and the writer run where the OS puts them"
+_UNBATCHED: Final = "the pinned threads keep their policy and may preempt each other"
 #: While pinned, how often the pin is checked to be still in place; while writes queue up
 #: and a pin could not be made (a single allowed CPU, a thread whose CPU cannot be read or
 #: set), how often it is tried again.
@@ -318,12 +321,12 @@ class SharedCpu:
             before = os.sched_getaffinity(self._loop_tid)
             os.sched_setaffinity(self._loop_tid, cpus)
         except OSError as exc:  # a CPU taken offline, a cpuset changed under us
-            self._refused("cannot place the event loop", exc)
+            self._refused("cannot place the event loop", exc, _UNPINNED)
             return False
         try:
             os.sched_setaffinity(0, cpus)
         except OSError as exc:
-            self._refused("cannot place the writer", exc)
+            self._refused("cannot place the writer", exc, _UNPINNED)
             with suppress(OSError):  # not half a pin
                 os.sched_setaffinity(self._loop_tid, before)
             return False
@@ -336,22 +339,23 @@ class SharedCpu:
                     continue  # chosen by whoever started convd: theirs to keep
                 _set_policy(tid, os.SCHED_BATCH)
             except OSError as exc:  # not permitted here (a seccomp filter), or gone
-                self._refused(f"cannot make thread {tid} SCHED_BATCH", exc)
+                self._refused(f"cannot make thread {tid} SCHED_BATCH", exc, _UNBATCHED)
                 continue
             self._batched.append(tid)
 
-    def _refused(self, what: str, exc: OSError) -> None:
+    def _refused(self, what: str, exc: OSError, consequence: str) -> None:
         """Log a placement the system refused: the first one refused as not permitted at
         all (a seccomp filter, such as a convd.service older than its allowing these calls)
-        as a warning, since --same-cpu then does nothing; the others for debugging."""
+        as a warning, since --same-cpu then does not do all it should; the others for
+        debugging."""
         if exc.errno == errno.EPERM and not self._warned:
             self._warned = True
             logger.warning(
-                "%s: %s. Thread placement (--same-cpu) is not permitted here: the event loop "
-                "and the writer run where the OS puts them (allow the system calls "
-                "sched_setaffinity and sched_setscheduler, or pass --no-same-cpu)",
+                "%s: %s. Thread placement (--same-cpu) is not permitted here: %s (allow the "
+                "system calls sched_setaffinity and sched_setscheduler, or pass --no-same-cpu)",
                 what,
                 exc,
+                consequence,
             )
         else:
             logger.debug("%s: %s", what, exc)

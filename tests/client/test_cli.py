@@ -93,7 +93,15 @@ def test_arguments_that_are_not_utf8_or_a_timeout_that_is_nan_are_usage_errors(
     assert "TEXT is not valid UTF-8" in done.stderr
     done = convctl(shared_daemon, "--user", "al\udcffice", "conv", "list")
     assert done.returncode == 2
-    assert "USER is not valid UTF-8" in done.stderr
+    assert "--user (or $CONVD_USER) is not valid UTF-8" in done.stderr
+    done = convctl(
+        shared_daemon, "--user", user, "conv", "set-custom-data", "bob", "--data", "\udcfe"
+    )
+    assert done.returncode == 2
+    assert "--data is not valid UTF-8" in done.stderr
+    done = convctl(shared_daemon, "backup", "\udcff.db")
+    assert done.returncode == 2
+    assert "PATH is not valid UTF-8" in done.stderr
     done = convctl(shared_daemon, "--timeout", "nan", "status")
     assert done.returncode == 2
     assert "--timeout must be positive" in done.stderr
@@ -205,6 +213,11 @@ def test_conv_and_draft_commands(env: str, capsys: pytest.CaptureFixture[str]) -
     assert code == 2 and "unrecognized arguments: a b" in err
     code, _, err = run(capsys, "draft", "set", "bob", "--if-revision", "3", "--frobnicate")
     assert code == 2 and "unrecognized arguments: --frobnicate" in err
+    code, out, _ = run(capsys, "draft", "set", "bob", "--if-revision", "3", "-5")
+    assert (code, out) == (0, "revision 4\n")
+    code, out, _ = run(capsys, "draft", "set", "bob", "--if-revision", "4", "--", "-x")
+    assert (code, out) == (0, "revision 5\n")
+    assert run(capsys, "draft", "get", "bob")[1] == "-x\n"
     params = json.dumps({"conv_id": "bob", "conv_type": 1})
     code, out, _ = run(capsys, "call", "conv.create", "--timeout", "5", params)
     assert code == 0 and json.loads(out)["conv_id"] == "bob"

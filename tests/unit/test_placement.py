@@ -316,4 +316,23 @@ def test_placement_not_permitted_is_reported_once_and_pins_nothing(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "--no-same-cpu" in warnings[0].getMessage()
+    assert "run where the OS puts them" in warnings[0].getMessage()
     assert len([r for r in caplog.records if r.levelno == logging.DEBUG]) >= 2
+
+
+def test_a_policy_change_not_permitted_is_reported_as_such(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Pinned all the same: only SCHED_BATCH is refused.
+    system = _System(monkeypatch)
+
+    def refuse(tid: int, policy: int, param: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    shared = system.shared_cpu()
+    with caplog.at_level(logging.WARNING, logger=placement.__name__):
+        system.queue_up(shared)
+    assert system.affinity == {LOOP: {1}, 0: {1}}
+    (warning,) = caplog.records
+    assert "keep their policy" in warning.getMessage()
