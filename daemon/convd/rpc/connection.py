@@ -80,15 +80,16 @@ class Connection:
         if self.cut_reason is not None:
             return
         # Judged on what is already queued, so one large event still reaches a client that
-        # keeps up; and on what is queued after the last reply, so that an event does not cut
-        # a client that is reading a large reply (a page of conversations can pass the bound
-        # alone). The channel sends in order: what it has taken is the oldest of what it got.
-        queued = self._channel.queued_bytes()
-        reply_left = self._reply_end - (self._handed - queued)
-        if queued - max(0, reply_left) > self._max_outbound:
+        # keeps up; and only on what is queued after the last reply, so that an event does
+        # not cut a client that is reading a large reply (a page of conversations can pass
+        # the bound alone). The channel sends in order, so that is the lesser of what it holds
+        # and what it was handed since the reply.
+        bound = self._max_outbound
+        if self._channel.queued_bytes() > bound and self._handed - self._reply_end > bound:
             self._cut("outbound queue full: the client is not reading")
             return
-        self._hand(data)
+        self._channel.send(data)  # (not through _hand: this runs once per event and subscriber)
+        self._handed += len(data)
 
     async def _send(self, data: bytes) -> None:
         self._hand(data)
