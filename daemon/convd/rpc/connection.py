@@ -3,7 +3,7 @@
 Requests are handled one at a time in the order received, so a client that writes and then
 reads sees its write. A reply is sent as soon as it is ready and waits for room when the
 client is not reading (slowing only this client's requests); a notification never waits,
-and a client whose unread output passes ``max_outbound`` bytes beyond the reply it is being
+and a client whose unread output passes ``max_outbound`` bytes after the last reply it was
 sent is disconnected instead of holding anyone else up. Whatever ends the connection, but for
 such a cut, every request that was executed has its reply sent before the channel closes.
 """
