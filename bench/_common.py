@@ -178,14 +178,12 @@ class Meter:
 
     def stop(self) -> None:
         sched = thread_sched_ns(self.pid) if self.pid is not None else {}
-        deltas = {
-            tid: (cpu - self._sched0.get(tid, (0, 0))[0], wait - self._sched0.get(tid, (0, 0))[1])
-            for tid, (cpu, wait) in sched.items()
-        }
-        self.cpu_ns = sum(cpu for cpu, _ in deltas.values())
-        self.loop_cpu_ns, self.loop_wait_ns = (
-            deltas.get(self.pid, (0, 0)) if self.pid is not None else (0, 0)
-        )
+        self.cpu_ns = self.loop_cpu_ns = self.loop_wait_ns = 0
+        for tid, (cpu, wait) in sched.items():
+            cpu0, wait0 = self._sched0.get(tid, (0, 0))  # (0, 0): a thread started since
+            self.cpu_ns += cpu - cpu0
+            if tid == self.pid:
+                self.loop_cpu_ns, self.loop_wait_ns = cpu - cpu0, wait - wait0
         self.wall_ns = time.monotonic_ns() - self._wall0
         busy, total = machine_ticks()
         span = total - self._ticks0[1]
