@@ -4,10 +4,13 @@ storage failures reported as such."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import sqlite3
+import statistics
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
@@ -32,7 +35,7 @@ from convd.domain import (
 from convd.rpc import ConvListing
 from convd.store import SqliteStore, open_store
 from convd.store import sqlite as sqlite_store
-from convd.store.writer import BatchPacing, run_on_connection_thread
+from convd.store.writer import BatchPacing, GroupCommitWriter, run_on_connection_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -378,16 +381,23 @@ async def test_a_refused_lone_write_leaves_nothing_behind(world: World) -> None:
 
 
 async def test_revision_checks_stay_exact_between_writes_of_one_batch(world: World) -> None:
-    results = await _concurrently(
+    """Writes to one conversation in one batch apply one after the other: each checks its
+    if_revision against what the writes before it in the batch left."""
+    batches = world.store.stats.write_batches
+    results = await _in_one_held_batch(
+        world,
         world.draft("same", "first", if_revision=0),  # 0 -> 1
         world.draft("same", "second", if_revision=0),  # refused: it is 1 now
         world.draft("same", "third", if_revision=1),  # 1 -> 2
+        world.draft("same", "fourth", if_revision=2),  # 2 -> 3
     )
+    assert world.store.stats.write_batches == batches + 1  # all four in one batch
     assert isinstance(results[1], DraftRevisionConflict)
+    assert not [r for k, r in enumerate(results) if k != 1 and isinstance(r, Exception)]
     (stored,) = await world.service.get_many(world.account, [ConvKey(ConvType.C2C, "same")])
-    assert stored.draft is not None and stored.draft.texts == ("third",)
-    assert stored.draft_revision == 2
-    assert world.store.stats.write_batches <= 3
+    assert stored.draft is not None and stored.draft.texts == ("fourth",)
+    assert stored.draft_revision == 3
+    assert [c.seq for c in world.events] == [1, 2, 3]
 
 
 async def test_events_are_published_only_after_commit(world: World) -> None:
@@ -499,8 +509,212 @@ async def test_a_write_that_wrote_and_then_raised_leaves_nothing_behind(world: W
         return tx.get_conversation(account_id, key)
 
     for _ in range(2):
-        results = await _concurrently(world.store.write(refused), world.draft("carol", "x"))
+        batches = world.store.stats.write_batches
+        results = await _in_one_held_batch(
+            world, world.store.write(refused), world.draft("carol", "x")
+        )
+        # One batch: the refusal is undone by ROLLBACK TO its savepoint, not with the whole
+        # transaction.
+        assert world.store.stats.write_batches == batches + 1
         assert isinstance(results[0], DraftRevisionConflict)
         await _concurrently(world.store.write(refused))
         current = await world.store.write(read)
         assert current.custom_data == "" and current.draft.texts == ("kept",)  # type: ignore[attr-defined]
+
+
+async def test_a_batch_takes_at_most_max_batch_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes queued past the bound wait for the next batch: the bound caps how long one
+    batch holds the writer, and so its waiters."""
+    monkeypatch.setattr(
+        sqlite_store, "GroupCommitWriter", functools.partial(GroupCommitWriter, max_batch=3)
+    )
+    pacing = _RecordedPacing(tmp_path / "convd.db")
+    async with _open_world(tmp_path / "convd.db", pacing) as world:
+        results = await _in_one_held_batch(world, *(world.draft(f"c{n}", "x") for n in range(7)))
+    assert not [r for r in results if isinstance(r, Exception)]
+    sizes = [writes for call, writes, _ in pacing.calls if call == "before"]
+    assert sizes == [1, 3, 3, 1]  # the login, then the seven queued writes
+
+
+async def _trace_writer(world: World, trace: Any) -> None:
+    """Have SQLite call ``trace`` with each statement the writer's connection runs (before
+    running it); None stops that."""
+    await world.store._group_commit.run_between_batches(lambda conn: conn.set_trace_callback(trace))
+
+
+async def test_a_batch_is_one_transaction_with_one_commit(world: World) -> None:
+    statements: list[str] = []
+    await _trace_writer(world, statements.append)
+    try:
+        results = await _in_one_held_batch(world, *(world.draft(f"c{n}", "x") for n in range(5)))
+    finally:
+        await _trace_writer(world, None)
+    assert not [r for r in results if isinstance(r, Exception)]
+    control = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+    verbs = [s.split()[0].upper() for s in statements if s.split()[0].upper() in control]
+    assert verbs == ["BEGIN", "COMMIT"], statements
+
+
+async def test_writers_are_answered_and_events_published_only_once_committed(
+    world: World,
+) -> None:
+    """The writer is held right before its COMMIT: until then nobody has an answer, no event
+    is out, and another connection sees nothing of the writes."""
+    at_commit = threading.Event()
+    release = threading.Event()
+
+    def hold_commit(statement: str) -> None:
+        if statement == "COMMIT":
+            at_commit.set()
+            release.wait(10)
+
+    def committed_changes() -> int:
+        with closing(sqlite3.connect(world.store._path)) as other:
+            return int(other.execute("SELECT count(*) FROM change").fetchone()[0])
+
+    answered: list[int] = []
+
+    async def write(n: int) -> None:
+        await world.draft(f"held{n}", "x")
+        answered.append(n)
+
+    await _trace_writer(world, hold_commit)
+    try:
+        async with anyio.create_task_group() as tg:
+            for n in range(3):
+                tg.start_soon(write, n)
+            with anyio.fail_after(5):
+                while not at_commit.is_set():
+                    await anyio.sleep(0.005)
+            await anyio.sleep(0.05)  # room for any answer or event that would come early
+            assert answered == [] and world.events == []
+            assert committed_changes() == 0
+            release.set()
+    finally:
+        release.set()
+        await _trace_writer(world, None)
+    assert sorted(answered) == [0, 1, 2]
+    assert [c.seq for c in world.events] == [1, 2, 3]
+    assert committed_changes() == 3
+
+
+class _TimedPacing(_IdleOnlyPacing):
+    """Records when each batch starts (time.perf_counter, on the writer's thread)."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def before_batch(self, writes: int) -> None:
+        self.starts.append(time.perf_counter())
+
+    def idle_timeout(self) -> float | None:
+        return None
+
+    def idle(self) -> None:
+        pass
+
+
+async def test_a_lone_write_starts_its_batch_without_waiting_for_company(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No artificial delay: a write that reaches an idle writer starts its batch as soon as
+    any work handed to the writer's thread would start (paired with such work, so that a
+    loaded machine slows both alike)."""
+    pacing = _TimedPacing()
+    async with _open_world(tmp_path / "convd.db", pacing) as world:
+        group_commit = world.store._group_commit
+        submitted: list[float] = []
+        real_submit = group_commit.submit
+
+        async def timed_submit(operation: Any) -> Any:
+            submitted.append(time.perf_counter())
+            return await real_submit(operation)
+
+        monkeypatch.setattr(group_commit, "submit", timed_submit)
+        write_waits: list[float] = []
+        hop_waits: list[float] = []
+        ran: list[float] = []
+        for n in range(30):
+            handed = time.perf_counter()
+            await group_commit.run_between_batches(lambda conn: ran.append(time.perf_counter()))
+            hop_waits.append(ran[-1] - handed)
+            await anyio.sleep(0.002)  # the thread goes back to waiting
+            batches = len(pacing.starts)
+            await world.draft(f"c{n % 5}", f"text {n}")
+            write_waits.append(pacing.starts[batches] - submitted[-1])
+            await anyio.sleep(0.002)
+    # A batch that waited for company (even 1 ms) would be seen here.
+    assert statistics.median(write_waits) < statistics.median(hop_waits) + 0.0005, (
+        write_waits,
+        hop_waits,
+    )
+
+
+async def test_subscribers_are_fed_after_the_write_lock_is_released(world: World) -> None:
+    """Whatever a subscriber costs (its event's line, its send) is paid outside the write
+    transaction: when the sinks run, another connection can take the write lock at once."""
+    lock_free: list[bool] = []
+
+    def try_the_lock(change: Change) -> None:
+        with closing(sqlite3.connect(world.store._path, timeout=0, isolation_level=None)) as other:
+            try:
+                other.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # database is locked
+                lock_free.append(False)
+            else:
+                other.execute("ROLLBACK")
+                lock_free.append(True)
+
+    for _ in range(3):  # three subscribers
+        world.service._bus.add(world.account.id, try_the_lock)
+    for n in range(3):
+        await world.draft(f"l{n}", "x")
+    assert lock_free == [True] * 9
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("full", 2), ("everysec", 1)])
+async def test_each_durability_sets_what_a_commit_waits_for(
+    tmp_path: Path, durability: str, synchronous: int
+) -> None:
+    """In WAL mode, synchronous=FULL (2) fsyncs the WAL in every COMMIT; NORMAL (1) leaves
+    that to the store's sync once a second."""
+    async with open_store(
+        tmp_path / "convd.db", listing=ConvListing(), durability=durability
+    ) as store:
+        settings = await store._group_commit.run_between_batches(
+            lambda conn: (
+                conn.execute("PRAGMA synchronous").fetchone()[0],
+                conn.execute("PRAGMA journal_mode").fetchone()[0],
+            )
+        )
+    assert settings == (synchronous, "wal")
+
+
+async def test_everysec_syncs_the_wal_at_least_once_a_second_while_writes_come(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[float] = []
+    monkeypatch.setattr(sqlite_store, "_fsync_wal", lambda wal: synced.append(time.monotonic()))
+    async with open_store(
+        tmp_path / "convd.db", listing=ConvListing(), durability="everysec"
+    ) as store:
+        service = ConversationService(store, EventBus())
+        account = await service.login(0, "alice")
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < 2.5:
+            n += 1
+            await service.set_draft(
+                account, ConvKey(ConvType.C2C, "a"), [DraftElement(0, f"{n}")], origin="t"
+            )
+            await anyio.sleep(0.02)
+        last_write = time.monotonic()
+        with anyio.fail_after(5):
+            while not synced or synced[-1] < last_write:
+                await anyio.sleep(0.05)
+    # Once a second, give or take the upkeep's quarter-second tick and a loaded machine.
+    gaps = [later - earlier for earlier, later in itertools.pairwise([start, *synced])]
+    assert max(gaps) <= 1.5, gaps
+    assert synced[-1] - last_write <= 1.5
