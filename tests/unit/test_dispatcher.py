@@ -447,3 +447,134 @@ async def test_a_change_is_converted_to_the_wire_once_for_its_event_and_its_repl
     assert len(conversions) == 1  # the event's conversion, reused by the reply
     # The event went out with the same content.
     assert rpc.session.encoder.conv_info(conversions[0]).conv_id == "bob"  # type: ignore[arg-type]
+
+
+# -- the hot path -----------------------------------------------------------------------------
+
+
+async def test_a_change_is_encoded_once_and_each_subscription_gets_its_own_id(
+    rpc: Rpc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encode once: the event's line is built once per change, whatever the number of
+    subscribers, and each subscription's line carries that subscription's id."""
+    import convd.rpc.session as session_module
+
+    lines: dict[str, list[bytes]] = {"a": [], "b": []}
+
+    async def send(data: bytes) -> None:
+        pass
+
+    def overflow(reason: str) -> None:
+        raise AssertionError(reason)
+
+    # Two connections' sessions, sharing the server's one encoder.
+    sessions = {
+        name: Session(name, pushed.append, send, overflow, 100, rpc.session.encoder)
+        for name, pushed in lines.items()
+    }
+    for session in sessions.values():
+        assert await rpc.dispatcher.dispatch(LOGIN_LINE, session) is not None
+    for name in ("a", "a", "b"):  # a subscribes twice (ids 1 and 2), b once (id 1)
+        reply = await rpc.dispatcher.dispatch(SUBSCRIBE_LINE, sessions[name])
+        assert reply is not None and b'"error"' not in reply, reply
+    for pushed in lines.values():
+        pushed.clear()
+    encoded: list[object] = []
+    real = session_module._notification
+
+    def counting(params: Any) -> bytes:
+        encoded.append(params)
+        return real(params)
+
+    monkeypatch.setattr(session_module, "_notification", counting)
+    await _login(rpc)
+    await rpc.call("conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": _text("once")})
+    assert len(encoded) == 1
+    received = {name: [json.loads(line) for line in pushed] for name, pushed in lines.items()}
+    assert [n["params"]["subscription"] for n in received["a"]] == [1, 2]
+    assert [n["params"]["subscription"] for n in received["b"]] == [1]
+    for notes in received.values():
+        for note in notes:
+            assert note["method"] == "conv.event"
+            assert note["params"]["conv_array"][0]["conv_id"] == "bob"
+
+
+LOGIN_LINE = json.dumps(_req("session.login", {"user_id": "alice"}, id=1)).encode()
+SUBSCRIBE_LINE = json.dumps(_req("conv.subscribe", {}, id=2)).encode()
+
+
+def _recording_dispatcher(seen: list[object]) -> Dispatcher:
+    async def record(context: Any, params: msgspec.Raw) -> Result:
+        seen.append(params)
+        return Success(None)
+
+    return Dispatcher({"probe.record": record})
+
+
+async def test_params_reach_the_method_as_the_raw_bytes_of_the_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No dict in between: the envelope is decoded once and each method decodes its params
+    straight into its own type. (The any-type decoder only explains parse errors.)"""
+    import convd.rpc.dispatcher as dispatcher_module
+
+    class NotUsed:
+        def decode(self, data: object) -> object:
+            raise AssertionError("a valid request was decoded twice")
+
+    monkeypatch.setattr(dispatcher_module, "_any_decoder", NotUsed())
+    seen: list[object] = []
+    dispatcher = _recording_dispatcher(seen)
+    single = _req("probe.record", {"text": "\u8349\u7a3f"}, id=1)
+    batch = [_req("probe.record", [1, 2], id=2), _req("probe.record", {}, id=3)]
+    for message in (single, batch):
+        assert await dispatcher.dispatch(json.dumps(message).encode(), _session()) is not None
+    assert [type(params) for params in seen] == [msgspec.Raw] * 3
+    assert [json.loads(bytes(params)) for params in seen] == [{"text": "\u8349\u7a3f"}, [1, 2], {}]  # type: ignore[arg-type]
+
+
+async def test_every_request_goes_through_jsonrpcserver_once_without_a_task(
+    rpc: Rpc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jsonrpcserver stays the dispatcher (its dispatch_request runs once per request, a
+    batch's included), and a request costs no task: the whole call runs in the connection's
+    own task."""
+    import asyncio
+
+    import jsonrpcserver.async_dispatcher
+
+    real = jsonrpcserver.async_dispatcher.dispatch_request
+    calls: list[str] = []
+
+    async def counting(methods: Any, context: Any, request: Any) -> Any:
+        calls.append(request.method)
+        return await real(methods, context, request)
+
+    monkeypatch.setattr(jsonrpcserver.async_dispatcher, "dispatch_request", counting)
+    await _login(rpc)
+    assert calls == ["session.login"]
+    calls.clear()
+    tasks: list[object] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+
+    def counting_tasks(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        tasks.append(coro)
+        if previous is not None:
+            return previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting_tasks)  # type: ignore[arg-type]
+    try:
+        for n in range(20):
+            await rpc.call(
+                "conv.set_draft", {"conv_id": f"c{n}", "conv_type": 1, "draft": _text("x")}
+            )
+            await rpc.call("conv.get", {"convs": [{"conv_id": f"c{n}", "conv_type": 1}]})
+    finally:
+        loop.set_task_factory(previous)
+    assert tasks == []
+    assert calls == ["conv.set_draft", "conv.get"] * 20
+    calls.clear()
+    reply = await rpc.send([_req("daemon.status", id=1), _req("conv.list", {}, id=2)])
+    assert len(reply) == 2 and calls == ["daemon.status", "conv.list"]

@@ -207,14 +207,16 @@ class Dispatcher:
 
     async def dispatch(self, line: bytes, context: Any) -> bytes | None:
         # JSON text is UTF-8 throughout; msgspec checks it only where it decodes a string,
-        # not in what it skips (raw params, batch entries). One pass over the line in C.
-        try:
-            line.decode()
-        except UnicodeDecodeError as exc:
-            return error_line(
-                JsonRpcErrCode.PARSE_ERROR,
-                f"JSON is malformed: invalid UTF-8 ({exc.reason} at byte {exc.start})",
-            )
+        # not in what it skips (raw params, batch entries). ASCII (what json.dumps sends by
+        # default) is UTF-8: checked without a copy; anything else is decoded once, in C.
+        if not line.isascii():
+            try:
+                line.decode()
+            except UnicodeDecodeError as exc:
+                return error_line(
+                    JsonRpcErrCode.PARSE_ERROR,
+                    f"JSON is malformed: invalid UTF-8 ({exc.reason} at byte {exc.start})",
+                )
         if line.lstrip()[:1] == b"[":
             return await self._dispatch_batch(line, context)
         response = await self._dispatch_one(line, context)
@@ -276,7 +278,8 @@ class Dispatcher:
     ) -> dict[str, Any] | None:
         if isinstance(envelope, dict):
             return envelope
-        first = bytes(envelope.params).lstrip()[:1]
+        # (A raw value starts at its first byte, never at whitespace: no copy needed.)
+        first = memoryview(envelope.params)[:1].tobytes()
         if first not in (b"{", b"["):
             return _error(JsonRpcErrCode.INVALID_REQUEST, "params must be an object or an array")
         server = _jsonrpcserver()
