@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import statistics
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -164,6 +166,40 @@ def test_a_stalled_subscriber_is_cut_off_and_loses_nothing(daemon: DaemonProcess
         resumed.call("conv.subscribe", {"since_seq": last_seq})
         seqs = [e["seq"] for e in _events(resumed, total - last_seq)]
         assert seqs == list(range(last_seq + 1, total + 1))
+
+
+def test_a_subscriber_that_reads_nothing_does_not_slow_the_writer(daemon: DaemonProcess) -> None:
+    """A subscriber that has stopped reading, its events queued in convd (below the bound),
+    costs the writer nothing it would notice: the writer's median round trip with it is
+    compared with the one without it, in this test. A daemon that waited for the subscriber
+    would stall the writer; one that stalled on each of its events would show here."""
+    rounds = 300
+    padding = "x" * 800  # ~1 KB events: the first round fills the socket's buffers
+
+    def median_write(client: LineClient, tag: str) -> float:
+        times = []
+        for n in range(rounds):
+            start = time.perf_counter()
+            client.call(
+                "conv.set_draft",
+                {"conv_id": f"{tag}{n % 7}", "conv_type": 1, "draft": _draft(f"{n} {padding}")},
+            )
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    with daemon.client() as writer, daemon.client() as stalled:
+        stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        median_write(writer, "warm")
+        alone = median_write(writer, "alone")
+        subscribed = stalled.call("conv.subscribe", {})
+        median_write(writer, "filling")  # ~300 KB: past what the kernel holds for it
+        with_stalled = median_write(writer, "stalled")  # queued in convd, under its bound
+        assert with_stalled <= 2 * alone + 0.002, (alone, with_stalled)
+        # Nothing was lost meanwhile: it reads every event, in order.
+        events = _events(stalled, 2 * rounds)
+        first = subscribed["seq"] + 1
+        assert [e["seq"] for e in events] == list(range(first, first + 2 * rounds))
+    assert "disconnecting" not in daemon.logs()
 
 
 def test_resuming_across_a_replaced_database_is_refused(daemon: DaemonProcess) -> None:
