@@ -83,3 +83,20 @@ def test_rpc_discover_serves_the_committed_document(daemon: DaemonProcess) -> No
         assert client.call("rpc.discover") == _committed()
         assert client.call("rpc.discover", {}) == _committed()
         assert client.error("rpc.discover", {"x": 1})["code"] == -32602
+
+
+def test_events_describe_the_conversations_they_carry() -> None:
+    """conv.event's conv_array is typed in the contract, not a list of free-form objects: a
+    client generated from the document knows each entry's fields."""
+    schemas = _committed()["components"]["schemas"]
+    item_types = {
+        name: schemas[name]["properties"]["conv_array"]["items"]["$ref"].rsplit("/", 1)[1]
+        for name in ("ConvEventAdd", "ConvEventUpdate", "ConvEventDel")
+    }
+    assert item_types == {
+        "ConvEventAdd": "ConvInfo",
+        "ConvEventUpdate": "ConvInfo",
+        "ConvEventDel": "ConvKey",
+    }
+    assert "conv_id" in schemas["ConvInfo"]["properties"]
+    assert "conv_draft" in schemas["ConvInfo"]["properties"]
