@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from convd.allocator import _glibc
 from convd.logs import JsonFormatter
 from convd_schemas import __version__
-from ops_support import json_log_lines, run_convd, wait_for
-from support import DaemonProcess
+from ops_support import convd_command, json_log_lines, run_convd, wait_for
+from support import DaemonProcess, text_draft
 
 
 def test_help_lists_the_commands_and_options() -> None:
@@ -33,9 +34,19 @@ def test_help_lists_the_commands_and_options() -> None:
         "--log-level",
         "--log-format",
         "--version",
+        "--durability",
     ):
         assert word in result.stdout
-    assert "Without a command, convd serves in the foreground" in " ".join(result.stdout.split())
+    text = " ".join(result.stdout.split())
+    assert "Without a command, convd serves in the foreground" in text
+    # Both durability modes can be chosen, and the option's help says what each one promises.
+    options = text.split("options:", 1)[1]
+    durability = re.search(r"--durability \{([\w,]+)\} (.*?) --\w", options)
+    assert durability, result.stdout
+    choices, explained = durability.group(1).split(","), durability.group(2)
+    for mode in ("full", "everysec"):
+        assert mode in choices, result.stdout
+        assert re.search(rf"\b{mode}\b", explained), explained
 
 
 def test_restore_help_says_to_stop_the_daemon_first() -> None:
@@ -123,6 +134,55 @@ def test_json_logs_one_object_per_line_for_start_connections_and_stop(short_dir:
     # The readiness probe and the client: each opened and closed exactly once.
     assert len(opened) == len(closed) >= 2
     assert "received SIGTERM; stopping" in messages
+
+
+@pytest.mark.parametrize("log_level", [None, "debug"], ids=["default-level", "debug"])
+def test_requests_log_nothing_per_request_only_the_connection(
+    short_dir: Path, log_level: str | None
+) -> None:
+    # Logging is off the hot path: the README promises a line per connection opened and
+    # closed (and per error), none per request, and --log-level debug adds start-up and
+    # placement details, not a line per request either (aiosqlite's are held back).
+    daemon = DaemonProcess(short_dir)
+    level = [] if log_level is None else ["--log-level", log_level]
+    with daemon.log.open("ab") as log:  # DaemonProcess.start always asks for debug
+        daemon.process = subprocess.Popen(
+            convd_command("--socket", daemon.socket, "--db", daemon.db, *level),
+            stdout=log,
+            stderr=log,
+            env=daemon.env,
+        )
+    closed = re.compile(r"connection c\d+ closed$")
+
+    def closed_lines() -> int:
+        return sum(1 for line in daemon.logs().splitlines() if closed.search(line))
+
+    try:
+        daemon.wait_ready()
+        # The readiness probe's lines are in before the count starts; so, at debug, is the
+        # last start-up step's (malloc's thresholds, set in the background once accepting).
+        wait_for(lambda: closed_lines() == 1, what="the probe's close line")
+        if log_level == "debug" and _glibc():
+            wait_for(lambda: " DEBUG convd.allocator: " in daemon.logs(), what="malloc's line")
+        before = len(daemon.logs().splitlines())
+        with daemon.client() as client:
+            client.call("conv.subscribe", {})
+            for n in range(50):
+                conv = {"conv_id": f"c{n % 5}", "conv_type": 1}
+                info = client.call("conv.set_draft", {**conv, "draft": text_draft(f"d{n}")})
+                client.call("conv.get", {"convs": [conv]})
+                client.call("conv.list", {"count": 10})
+                # A refused write (stale revision) is the client's error, not the daemon's.
+                stale = info["conv_draft_revision"] - 1
+                client.error("conv.cancel_draft", {**conv, "if_revision": stale})
+            assert len(client.notifications) >= 50
+        wait_for(lambda: closed_lines() == 2, what="the client's close line")
+        added = daemon.logs().splitlines()[before:]
+    finally:
+        assert daemon.stop() == 0
+    assert len(added) == 2, "\n".join(added)
+    assert re.search(r"connection c\d+ opened \(pid ", added[0]), added
+    assert closed.search(added[1]), added
 
 
 def test_a_startup_error_is_one_log_line_and_exit_1(short_dir: Path) -> None:

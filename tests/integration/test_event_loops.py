@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from ops_support import EnvDaemon
 from support import DaemonProcess, short_tmpdir, text_draft
 
 
@@ -32,6 +35,32 @@ def test_requests_events_and_shutdown_on_each_loop(loop: str) -> None:
         finally:
             assert daemon.stop() == 0
         assert f"event loop {loop}" in daemon.logs()
+
+
+def test_without_uvloop_the_default_auto_serves_on_asyncio() -> None:
+    # The test extra always installs uvloop: a uvloop module that fails to import, first on
+    # the daemon's path, stands in for a machine without it. No --event-loop: auto, as a user
+    # who installed plain convd would start it.
+    with short_tmpdir() as root:
+        blocker = root / "no-uvloop"
+        blocker.mkdir()
+        (blocker / "uvloop.py").write_text('raise ImportError("no uvloop on this machine")\n')
+        path = [str(blocker), *filter(None, [os.environ.get("PYTHONPATH")])]
+        daemon = EnvDaemon(root, env={"PYTHONPATH": os.pathsep.join(path)}).start()
+        try:
+            with daemon.client() as writer, daemon.client() as watcher:
+                watcher.call("conv.subscribe", {})
+                writer.call(
+                    "conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": text_draft("hi")}
+                )
+                event = watcher.next_notification()
+                assert event["params"]["event"] == 0
+                assert event["params"]["conv_array"][0]["conv_id"] == "bob"
+        finally:
+            assert daemon.stop() == 0
+        logs = daemon.logs()
+    assert "event loop asyncio" in logs, logs
+    assert "Traceback" not in logs, logs
 
 
 def test_asking_for_uvloop_without_it_is_a_clear_refusal() -> None:
