@@ -30,9 +30,18 @@ def short_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def daemon(short_dir: Path) -> Iterator[DaemonProcess]:
+def durability() -> str | None:
+    """The ``daemon`` fixture's ``--durability`` (None: the daemon's default). A test whose
+    point is durability parametrizes it, to run in each mode:
+    ``@pytest.mark.parametrize("durability", ["full", "everysec"])``."""
+    return None
+
+
+@pytest.fixture
+def daemon(short_dir: Path, durability: str | None) -> Iterator[DaemonProcess]:
     """A running ``convd`` on a private socket and database; stopped (and checked) after."""
-    process = DaemonProcess(short_dir).start()
+    args = () if durability is None else ("--durability", durability)
+    process = DaemonProcess(short_dir, *args).start()
     try:
         yield process
     finally:

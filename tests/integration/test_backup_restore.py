@@ -239,10 +239,13 @@ def test_restore_refuses_while_the_daemon_runs(daemon: DaemonProcess, backup: Pa
         assert client.call("conv.list")["conversation_list_result_conv_list"]
 
 
+# A crash test: in both modes ("everysec" leaves the last COMMIT in the OS, unsynced).
+@pytest.mark.parametrize("durability", ["full", "everysec"])
 def test_restore_keeps_the_replaced_database_with_everything_it_held(
-    daemon: DaemonProcess, backup: Path
+    daemon: DaemonProcess, backup: Path, durability: str
 ) -> None:
     with daemon.client() as client:
+        assert client.call("daemon.status")["store"]["durability"] == durability
         client.call("conv.create", {"conv_id": "after-backup", "conv_type": 1})
     # A crash: the last write may still be only in the WAL.
     daemon.kill()

@@ -34,8 +34,19 @@ def _list(client: LineClient) -> list[dict[str, Any]]:
     return conversations
 
 
-def test_kill_9_right_after_an_acknowledged_draft_keeps_it(daemon: DaemonProcess) -> None:
+def _assert_durability(client: LineClient, durability: str) -> None:
+    # The mode asked for is the one the daemon runs in: else both ids would test one mode.
+    assert client.call("daemon.status")["store"]["durability"] == durability
+
+
+# In both modes: "everysec" leaves each COMMIT in the OS without an fsync, which a kill -9 of
+# convd (unlike a power cut) must not lose either.
+@pytest.mark.parametrize("durability", ["full", "everysec"])
+def test_kill_9_right_after_an_acknowledged_draft_keeps_it(
+    daemon: DaemonProcess, durability: str
+) -> None:
     with daemon.client() as client:
+        _assert_durability(client, durability)
         client.call("conv.create", _key("other"))
         written = client.call("conv.set_draft", {**_key("Windows-02"), "draft": SPEC_DRAFT})
         daemon.kill()  # SIGKILL the moment the reply is in: no chance to flush anything
@@ -50,8 +61,10 @@ def test_kill_9_right_after_an_acknowledged_draft_keeps_it(daemon: DaemonProcess
     assert "removing stale socket" in daemon.logs()
 
 
-def test_many_acknowledged_writes_survive_kill_9(daemon: DaemonProcess) -> None:
+@pytest.mark.parametrize("durability", ["full", "everysec"])
+def test_many_acknowledged_writes_survive_kill_9(daemon: DaemonProcess, durability: str) -> None:
     with daemon.client() as client:
+        _assert_durability(client, durability)
         requests = [
             {
                 "jsonrpc": "2.0",
