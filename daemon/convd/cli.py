@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
 import os
 import signal
 import sys
@@ -93,6 +94,19 @@ def _duration(text: str) -> int:
         ) from None
     if not 0 <= value <= 3650 * 86400:
         raise argparse.ArgumentTypeError(f"must be from 0 to 3650d, not {text}")
+    return value
+
+
+def _wait_seconds(text: str) -> float:
+    """A finite number of seconds, 0 or more (``nan`` would never run out)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of seconds, 0 or more, not {text}"
+        )
     return value
 
 
@@ -223,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     stop.add_argument(
         "--timeout",
-        type=float,
+        type=_wait_seconds,
         default=_STOP_TIMEOUT,
         metavar="SECONDS",
         help="how long to wait (default: %(default)s)",

@@ -193,6 +193,27 @@ def test_a_database_directory_that_cannot_be_made_is_one_line(short_dir: Path) -
     assert blocker.read_text() == ""
 
 
+def test_a_socket_directory_that_cannot_be_made_is_one_line(short_dir: Path) -> None:
+    # As when XDG_RUNTIME_DIR outlives the login that made it, or names a path through a file.
+    blocker = short_dir / "not-a-dir"
+    blocker.write_text("")
+    process = DaemonProcess(short_dir)
+    process.socket = blocker / "convd" / "convd.sock"
+    line = _refused(process)
+    assert f"cannot create the socket's directory {process.socket.parent}" in line
+    assert "Not a directory" in line
+    assert not process.db.exists()
+
+
+def test_a_lock_file_that_cannot_be_made_is_one_line(short_dir: Path) -> None:
+    process = DaemonProcess(short_dir)
+    process.socket.parent.mkdir(mode=0o700)
+    (process.socket.parent / (process.socket.name + ".lock")).mkdir()
+    line = _refused(process)
+    assert "cannot create the lock file" in line and "Is a directory" in line
+    assert not process.db.exists()
+
+
 def test_the_help_names_the_fallback_socket() -> None:
     result = run_convd("--help")
     assert result.returncode == 0
@@ -267,6 +288,15 @@ def test_convd_stop_stops_a_foreground_daemon_and_waits(daemon: DaemonProcess) -
     again = run_convd("stop", "--db", daemon.db)
     assert again.returncode == 0
     assert "convd is not running" in again.stdout
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "soon"])
+def test_convd_stop_wants_a_finite_timeout(timeout: str) -> None:
+    # NaN would never run out (every comparison with it is false); a negative one already has.
+    result = run_convd("stop", "--timeout", timeout)
+    assert result.returncode == 2, result
+    assert "--timeout" in result.stderr and timeout in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # -- how far back subscribers can resume -------------------------------------------------------

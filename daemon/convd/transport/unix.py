@@ -39,13 +39,23 @@ class AlreadyRunning(Exception):
 
 
 class UnsafePath(Exception):
-    """The socket's directory or path could let someone else in; the message says the fix."""
+    """The socket's directory or path cannot be used, or could let someone else in; the
+    message says the fix."""
 
 
 def ensure_private_dir(directory: Path) -> None:
     """Create ``directory`` 0700, or check that the existing one is ours and 0700."""
-    with suppress(FileExistsError):
+    try:
         directory.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        # A runtime directory that is gone (XDG_RUNTIME_DIR kept after logout), a path
+        # through a file, a read-only or foreign directory: the user's to fix, in one line.
+        raise UnsafePath(
+            f"cannot create the socket's directory {directory}: {exc.strerror}; "
+            "choose another --socket (or XDG_RUNTIME_DIR)"
+        ) from None
     info = os.lstat(directory)
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         raise UnsafePath(f"{directory} is not a directory; remove it and start convd again")
@@ -75,10 +85,12 @@ def _acquire_lock(lock_path: Path, socket_path: Path, role: Role) -> LockFile:
             f"(it holds {lock_path}); {held.holder.stop_hint()}"
         ) from None
     except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
+        if exc.errno == errno.ELOOP:
+            raise UnsafePath(
+                f"{lock_path} is a symbolic link; remove it and start convd again"
+            ) from None
         raise UnsafePath(
-            f"{lock_path} is a symbolic link; remove it and start convd again"
+            f"cannot create the lock file {lock_path}: {exc.strerror}; choose another --socket"
         ) from None
 
 
