@@ -208,6 +208,8 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
             _open_channels(plan) as channels,
         ):
             socket_path, origin = plan.path, plan.origin
+            # The lock file claim_socket_path takes beside the socket.
+            socket_lock = socket_path.with_name(socket_path.name + ".lock")
             stats = store.stats
             server = RpcServer(
                 ConversationService(store, EventBus()),
@@ -222,6 +224,11 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
                     reader_thread_hops=stats.reader_thread_hops,
                     wal_restarts=stats.wal_restarts,
                 ),
+                # A backup must not replace them: clients could no longer reach this daemon.
+                daemon_files={
+                    socket_path: "the daemon's socket",
+                    socket_lock: "the daemon's socket lock file",
+                },
             )
             logger.info(
                 "convd %s started (pid %d): serving %s (%s), database %s (durability %s), "

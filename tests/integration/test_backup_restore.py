@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import sqlite3
 import stat
 import threading
@@ -319,3 +320,103 @@ def test_restore_refuses_a_damaged_file(
     result = _restore(short_dir / "missing.db", daemon.db)
     assert result.returncode == 1
     assert "is not a file" in result.stderr
+
+
+def test_restore_sets_aside_a_wal_left_without_its_database(
+    daemon: DaemonProcess, backup: Path
+) -> None:
+    # The daemon's refusal for this state says to move the -wal away: restore does that (the
+    # WAL may hold acknowledged writes of the missing database, so it is kept, not removed).
+    with daemon.client() as client:
+        for n in range(5):
+            client.call(
+                "conv.set_draft",
+                {"conv_id": f"new{n}", "conv_type": 1, "draft": text_draft(f"only in the WAL {n}")},
+            )
+    daemon.kill()
+    wal = Path(f"{daemon.db}-wal")
+    wal_bytes = wal.read_bytes()
+    assert wal_bytes
+    moved = daemon.db.with_name("convd.db.moved")
+    daemon.db.rename(moved)
+
+    result = _restore(backup, daemon.db)
+    assert result.returncode == 0, result.stderr
+    assert "previous database" not in result.stdout
+    [kept] = daemon.db.parent.glob("convd.db.replaced-*-wal")
+    assert f"{daemon.db} is missing" in result.stderr
+    assert f"kept as {kept}" in result.stderr
+    assert kept.read_bytes() == wal_bytes
+    assert not wal.exists()
+    assert not Path(f"{daemon.db}-shm").exists()
+
+    # The restored database is exactly the backup.
+    daemon.start()
+    with daemon.client() as client:
+        ids = {c["conv_id"] for c in client.call("conv.list")["conversation_list_result_conv_list"]}
+    assert ids == {"bob", "team", "carol"}
+    assert daemon.stop() == 0
+
+    # Nothing was lost: the kept WAL, put back beside the database it belongs to, gives back
+    # the writes that were only there.
+    kept.rename(f"{moved}-wal")
+    with closing(sqlite3.connect(moved, isolation_level=None)) as db:
+        found = {row[0] for row in db.execute("SELECT conv_id FROM conversation")}
+    assert found >= {f"new{n}" for n in range(5)}
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("directory", "is not a regular file; choose another --db"),
+        ("text", "is not a convd database (not an SQLite database)"),
+        ("foreign", "is not a convd database (it holds photo)"),
+    ],
+)
+def test_restore_refuses_to_replace_what_the_daemon_would_not_open(
+    daemon: DaemonProcess, backup: Path, short_dir: Path, kind: str, message: str
+) -> None:
+    target = short_dir / "elsewhere" / "thing"
+    target.parent.mkdir()
+    if kind == "directory":
+        target.mkdir()
+        (target / "a.txt").write_text("precious")
+    elif kind == "text":
+        target.write_text("my notes\n")
+    else:
+        with closing(sqlite3.connect(target, isolation_level=None)) as other:
+            other.execute("CREATE TABLE photo (name TEXT)")
+    before = sorted(str(p) for p in target.parent.rglob("*"))
+    result = _restore(backup, target)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert f"cannot restore: {target} {message}" in line
+    assert sorted(str(p) for p in target.parent.rglob("*")) == before
+    if kind == "directory":
+        assert (target / "a.txt").read_text() == "precious"
+
+
+def test_backup_refuses_the_daemons_socket_and_its_lock(
+    daemon: DaemonProcess, short_dir: Path
+) -> None:
+    lock = daemon.socket.with_name(daemon.socket.name + ".lock")
+    lock_bytes = lock.read_bytes()
+    other = short_dir / "other.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listening:
+        listening.bind(str(other))
+        with daemon.client(None) as client:
+            for path, what in [
+                (daemon.socket, "is the daemon's socket"),
+                (lock, "is the daemon's socket lock file"),
+                (other, "is a socket"),
+            ]:
+                error = client.error("daemon.backup", {"path": str(path), "overwrite": True})
+                assert error["code"] == ConvdErrCode.BACKUP_FAILED
+                assert error["data"]["path"] == str(path)
+                assert error["data"]["detail"] == f"{path} {what}; choose another path"
+        assert other.is_socket()
+    assert daemon.socket.is_socket()
+    assert lock.read_bytes() == lock_bytes
+    # Still reachable on its socket.
+    with daemon.client(None) as client:
+        assert client.call("daemon.status")["socket_path"] == str(daemon.socket)

@@ -10,6 +10,7 @@ import errno
 import logging
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
@@ -22,6 +23,7 @@ from urllib.parse import quote as pathname2url
 from ..domain import BackupFailed, BackupInfo
 from ..lockfile import LockFile, LockHeld, Role
 from .migrations import APPLICATION_ID, NEW_HISTORY_ID, SCHEMA_VERSION
+from .opening import DatabaseError, check_replaceable
 
 __all__ = [
     "DatabaseInUse",
@@ -38,7 +40,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _TABLES = frozenset({"account", "conversation", "change"})
-_SIDE_FILES = ("-wal", "-shm")
+#: The files SQLite keeps beside a database: they belong to it, and to no other file.
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+#: What link() answers where the file system has no hard links (FAT, exFAT, SMB, some FUSE).
+_NO_HARD_LINKS: Final = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 class MaintenanceError(Exception):
@@ -220,18 +225,59 @@ def _errno_name(exc: OSError) -> str | None:
 
 def _live_files(database: Path) -> set[str]:
     real = os.path.realpath(database)
-    suffixes = (*_SIDE_FILES, ".lock", "-journal", ".checked")
+    suffixes = (*_SIDE_FILES, ".lock", ".checked")
     return {real, *(real + suffix for suffix in suffixes)}
+
+
+def _publish_new(temporary: Path, target: Path) -> None:
+    """Move the finished copy ``temporary`` to ``target``, which must not exist: raises
+    FileExistsError if it does (someone's file is never replaced)."""
+    try:
+        # link() fails if target appeared meanwhile.
+        os.link(temporary, target)
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    else:
+        temporary.unlink()
+        return
+    # No hard links on this file system: reserve the name with an exclusive create (which
+    # fails if the name is taken), then rename the copy over that empty file of ours.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        reserved = os.fstat(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        with suppress(OSError):
+            current = os.lstat(target)
+            if (current.st_dev, current.st_ino) == (reserved.st_dev, reserved.st_ino):
+                os.unlink(target)  # still the empty file reserved above
+        raise
+
+
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def backup_database(database: Path, target: Path, *, overwrite: bool = False) -> BackupInfo:
     """Write a consistent copy of ``database`` (which may be in use) to ``target``, 0600.
 
     The copy is first written beside ``target`` under a temporary name, then moved into
-    place, so ``target`` is never a half-written file. Raises BackupFailed.
+    place, so ``target`` is never a half-written file. Without ``overwrite`` an existing file
+    is never replaced; where the file system has no hard links, the name is taken by an
+    empty file first, replaced by the copy at once. Raises BackupFailed.
     """
     if os.path.realpath(target) in _live_files(database):
         raise BackupFailed(f"{target} is the live database; choose another path", str(target))
+    if _is_socket(target):
+        # Some program's (maybe this daemon's) way in: replacing it would lock its clients out.
+        raise BackupFailed(f"{target} is a socket; choose another path", str(target))
     if not overwrite and os.path.lexists(target):
         raise BackupFailed(
             f"{target} already exists; choose another path or pass overwrite", str(target), "EEXIST"
@@ -245,9 +291,7 @@ def backup_database(database: Path, target: Path, *, overwrite: bool = False) ->
         if overwrite:
             os.replace(temporary, target)
         else:
-            # link() fails if target appeared meanwhile: never replaces someone's file.
-            os.link(temporary, target)
-            temporary.unlink()
+            _publish_new(temporary, target)
         temporary = None
         _fsync_dir(target.parent)
         size = os.stat(target).st_size
@@ -324,6 +368,8 @@ def _set_aside_name(database: Path) -> Path:
 
 def _checkpoint(database: Path) -> None:
     """Fold the WAL into the database file, so the file alone holds everything."""
+    if os.path.getsize(database) == 0:
+        return  # SQLite would delete a WAL beside an empty file: it is set aside with it
     try:
         with closing(sqlite3.connect(database, isolation_level=None, timeout=5.0)) as db:
             busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
@@ -335,19 +381,46 @@ def _checkpoint(database: Path) -> None:
         raise DatabaseInUse(f"the database {database} is busy; stop every convd using it")
 
 
+def _set_aside_side_files(database: Path) -> None:
+    """Set aside the -wal, -shm and -journal files left beside the missing ``database``: the
+    restored copy must not be paired with them (SQLite would replay another database's WAL
+    onto it), and they are kept (a WAL may hold writes that are in no other file)."""
+    found = [suffix for suffix in _SIDE_FILES if os.path.lexists(f"{database}{suffix}")]
+    if not found:
+        return
+    aside = _set_aside_name(database)
+    for suffix in found:
+        os.rename(f"{database}{suffix}", f"{aside}{suffix}")
+        logger.warning(
+            "%s is missing but %s%s was there (it belongs to the missing database, not to "
+            "the backup): kept as %s%s",
+            database,
+            database,
+            suffix,
+            aside,
+            suffix,
+        )
+
+
 def restore_database(source: Path, database: Path) -> RestoreResult:
     """Install a copy of the backup ``source`` as ``database``, keeping the one it replaces.
 
     The caller holds ``lock_database(database)``, so no daemon is using it. Steps: check the
-    backup (integrity, a convd schema no newer than this one); copy it beside the database
-    (0600); checkpoint the current database; set it (and any -wal/-shm left) aside as
-    ``<name>.replaced-<timestamp>``; move the copy into place. At every step ``database``
-    is either the old or the new complete file.
+    backup (integrity, a convd schema no newer than this one) and that ``database`` is convd's
+    (or damaged, or missing), as the daemon would; copy the backup beside the database (0600);
+    checkpoint the current database; set it (and any -wal/-shm/-journal left) aside as
+    ``<name>.replaced-<timestamp>``, or, with the database missing, whatever of those is left
+    (logged); move the copy into place. At every step ``database`` is either the old or the
+    new complete file.
     """
     if not source.is_file():
         raise MaintenanceError(f"{source} is not a file")
     if database.exists() and os.path.samefile(source, database):
         raise MaintenanceError(f"{source} is the database itself; nothing to restore")
+    try:
+        check_replaceable(database)
+    except DatabaseError as exc:
+        raise MaintenanceError(str(exc)) from None
     database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = private_temp(database.parent, database.name + ".restore")
     try:
@@ -366,12 +439,14 @@ def restore_database(source: Path, database: Path) -> RestoreResult:
             try:
                 os.link(database, replaced)
             except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                if exc.errno not in _NO_HARD_LINKS | {errno.EXDEV}:
                     raise
                 os.rename(database, replaced)  # no hard links on this file system
             for suffix in _SIDE_FILES:
                 with suppress(FileNotFoundError):
                     os.rename(f"{database}{suffix}", f"{replaced}{suffix}")
+        else:
+            _set_aside_side_files(database)
         os.rename(temporary, database)
         _fsync_dir(database.parent)
     finally:

@@ -55,10 +55,12 @@ from .migrations import APPLICATION_ID, CONVD_TABLES, SCHEMA_VERSION
 __all__ = [
     "FULL_CHECK_INTERVAL",
     "QUICK_CHECK_SECONDS",
+    "DamagedDatabase",
     "DatabaseError",
     "StartedCheck",
     "Verdict",
     "check_database",
+    "check_replaceable",
     "examine_database",
     "forget_clean_close",
     "record_clean_close",
@@ -83,8 +85,12 @@ class DatabaseError(Exception):
     """The database cannot be used (newer schema, corrupt file, wrong permissions)."""
 
 
-def _damaged(path: Path, detail: str) -> DatabaseError:
-    return DatabaseError(
+class DamagedDatabase(DatabaseError):
+    """The file is damaged (cut short, a bad header or page): restoring a backup is the cure."""
+
+
+def _damaged(path: Path, detail: str) -> DamagedDatabase:
+    return DamagedDatabase(
         f"{path} is damaged ({detail}); convd leaves it untouched. "
         f"Restore a backup into it with: convd restore BACKUP --db {path}"
     )
@@ -94,6 +100,10 @@ def _foreign(path: Path, detail: str) -> DatabaseError:
     return DatabaseError(
         f"{path} is not a convd database ({detail}); convd leaves it untouched: choose another --db"
     )
+
+
+def _not_regular(path: Path) -> DatabaseError:
+    return DatabaseError(f"{path} is not a regular file; choose another --db")
 
 
 def _wal_has_frames(path: Path) -> bool:
@@ -193,27 +203,34 @@ class Verdict(NamedTuple):
     checked_at: float | None
 
 
+def _identify(db: sqlite3.Connection, path: Path) -> int | None:
+    """The schema version of the convd database ``db``, or None for an SQLite file with
+    nothing in it; raises DatabaseError for another application's database."""
+    application_id = int(db.execute("PRAGMA application_id").fetchone()[0])
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    names = {str(row[0]): str(row[1]) for row in db.execute("SELECT name, type FROM sqlite_master")}
+    tables = {name for name, kind in names.items() if kind == "table"}
+    if application_id == APPLICATION_ID:
+        pass
+    elif application_id != 0:
+        raise _foreign(path, f"its application_id is {application_id:#x}")
+    elif not names and version == 0:
+        # An SQLite file with nothing in it (e.g. a start that stopped right after
+        # creating it): nothing to take over.
+        return None
+    elif not (1 <= version <= 2 and tables >= CONVD_TABLES):
+        listed = ", ".join(sorted(tables)[:5]) or "no tables"
+        raise _foreign(path, f"it holds {listed}")
+    return version
+
+
 def _check_contents(path: Path, wal: bool, budget: float, clean_since: float | None) -> Verdict:
     """Check through SQLite, read-only (the quick_check only when ``clean_since`` is None);
     ``create`` if the file is an SQLite database with no schema."""
     with closing(_connect_read_only(path, wal)) as db:
-        application_id = int(db.execute("PRAGMA application_id").fetchone()[0])
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        names = {
-            str(row[0]): str(row[1]) for row in db.execute("SELECT name, type FROM sqlite_master")
-        }
-        tables = {name for name, kind in names.items() if kind == "table"}
-        if application_id == APPLICATION_ID:
-            pass
-        elif application_id != 0:
-            raise _foreign(path, f"its application_id is {application_id:#x}")
-        elif not names and version == 0:
-            # An SQLite file with nothing in it (e.g. a start that stopped right after
-            # creating it): nothing to take over.
+        version = _identify(db, path)
+        if version is None:
             return Verdict(True, time.time())
-        elif not (1 <= version <= 2 and tables >= CONVD_TABLES):
-            listed = ", ".join(sorted(tables)[:5]) or "no tables"
-            raise _foreign(path, f"it holds {listed}")
         if version > SCHEMA_VERSION:
             raise DatabaseError(
                 f"{path} has schema version {version}, newer than this convd understands "
@@ -349,7 +366,7 @@ def examine_database(path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> Verd
             ) from None
         return Verdict(True, time.time())
     if not stat.S_ISREG(info.st_mode):
-        raise DatabaseError(f"{path} is not a regular file; choose another --db")
+        raise _not_regular(path)
     if info.st_size == 0 and not wal:
         return Verdict(True, time.time())
     try:
@@ -357,13 +374,55 @@ def examine_database(path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> Verd
             _check_header(path, info.st_size, wal)
         return _check_contents(path, wal, budget, _clean_since(path, _identity(path)))
     except sqlite3.DatabaseError as exc:
-        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        if _corrupt(exc):
             # "database disk image is malformed", "file is not a database"
             raise _damaged(path, str(exc)) from None
         raise DatabaseError(f"cannot read the database {path}: {exc}") from None
     except OSError as exc:
         raise DatabaseError(f"cannot read the database {path}: {exc.strerror or exc}") from None
+
+
+def _corrupt(exc: sqlite3.DatabaseError) -> bool:
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def check_replaceable(path: Path) -> None:
+    """Raise DatabaseError, with the daemon's own refusal, if ``convd restore`` must not
+    replace ``path``: it is not a regular file, or not convd's (not SQLite, another
+    application_id, tables of another application), or it cannot be read to tell.
+
+    The checks of ``examine_database`` that say what the file is, read-only as there, without
+    the quick_check. A missing or empty file passes, and so does a damaged one or one of a
+    newer schema: replacing those with a backup is what restore is for.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise _not_regular(path)
+    if info.st_size == 0:
+        return
+    wal = _wal_has_frames(path)
+    try:
+        _check_header(path, info.st_size, wal)
+        with closing(_connect_read_only(path, wal)) as db:
+            _identify(db, path)
+    except DamagedDatabase:
+        return
+    except sqlite3.DatabaseError as exc:
+        if _corrupt(exc):
+            return
+        detail = str(exc)
+    except OSError as exc:
+        detail = exc.strerror or str(exc)
+    else:
+        return
+    raise DatabaseError(
+        f"cannot read {path} to tell whether it is a convd database ({detail}); "
+        "move it away and restore again"
+    )
 
 
 def _identity(path: Path) -> tuple[tuple[int, ...] | None, ...]:
