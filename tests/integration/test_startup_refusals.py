@@ -144,6 +144,25 @@ def test_a_truncated_database_is_refused_untouched(short_dir: Path) -> None:
     assert sorted(p.name for p in process.db.parent.iterdir()) == names
 
 
+def test_an_emptied_database_beside_its_wal_is_refused_and_the_wal_kept(
+    short_dir: Path,
+) -> None:
+    process = DaemonProcess(short_dir).start()
+    with process.client() as client:
+        client.call("conv.create", {"conv_id": "kept", "conv_type": 1})
+        process.kill()  # the WAL keeps what the last checkpoint did not fold in
+    wal = Path(f"{process.db}-wal")
+    if not wal.exists() or wal.stat().st_size == 0:
+        wal.write_bytes(b"\0" * 4096)  # what is in it does not matter: that it is there does
+    os.truncate(process.db, 0)  # emptied behind convd's back
+    before = _digest(wal)
+    line = _refused(process)
+    assert f"{process.db} is empty but its write-ahead log {wal} holds data" in line
+    # SQLite deletes a WAL it finds beside an empty file: convd never opened it.
+    assert _digest(wal) == before
+    assert process.db.stat().st_size == 0
+
+
 def test_another_applications_database_is_refused_untouched(short_dir: Path) -> None:
     process = DaemonProcess(short_dir)
     process.db.parent.mkdir(mode=0o700)

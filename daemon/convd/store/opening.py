@@ -367,7 +367,15 @@ def examine_database(path: Path, *, budget: float = QUICK_CHECK_SECONDS) -> Verd
         return Verdict(True, time.time())
     if not stat.S_ISREG(info.st_mode):
         raise _not_regular(path)
-    if info.st_size == 0 and not wal:
+    if info.st_size == 0:
+        if wal:
+            # Opening it at all (even read-only) would let SQLite delete that WAL as stale,
+            # and whatever it holds with it. SQLite never leaves this state by itself.
+            raise DatabaseError(
+                f"{path} is empty but its write-ahead log {path}-wal holds data; convd leaves "
+                "both untouched. Move the -wal file away (or put the database back) and start "
+                "convd again"
+            )
         return Verdict(True, time.time())
     try:
         if info.st_size:
