@@ -88,6 +88,9 @@ class ConvEvent:
         ``conv_id`` and ``conv_type``; empty for Start and Finish)
     :param origin: id of the daemon connection that made the change (``""`` for frame
         events)
+    :param full: for a Start, True when the frame holds the whole list (every login, and
+        a reload when the missed changes could not be replayed, as after a restore of the
+        daemon's database) rather than the changes missed; False for every other event
     """
 
     seq: int
@@ -96,6 +99,7 @@ class ConvEvent:
     keys: tuple[ConvKey, ...]
     conv_array: list[dict[str, Any]]
     origin: str
+    full: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +190,8 @@ def conv_event(params: ConvEventParams) -> ConvEvent:
             if isinstance(params, ConvEventStart)
             else TIMConvEvent.kTIMConvEvent_Finish
         )
-        return ConvEvent(params.seq, kind, (), (), [], params.origin)
+        full = isinstance(params, ConvEventStart) and params.full
+        return ConvEvent(params.seq, kind, (), (), [], params.origin, full)
     if isinstance(params, ConvEventDel):
         keys = tuple(params.conv_array)
         conversations: tuple[ConvInfo, ...] = ()

@@ -12,7 +12,7 @@ exist.
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 
@@ -236,15 +236,73 @@ async def call_any(conn: Connection, method: str, params: Any, timeout: float) -
         raise ProtocolError(f"{method}: unexpected result from convd: {exc}") from exc
 
 
+#: How many times :func:`list_all_on` may read the top of the list again after its pages.
+LIST_ALL_REREADS = 5
+
+_ConvKey = tuple[str, int]
+
+
+class _PagesRead(NamedTuple):
+    #: How many pages were read.
+    read: int
+    #: A conversation was new to what had been read before, or had moved.
+    moved: bool
+
+
 async def list_all_on(conn: Connection, page_size: int, timeout: float) -> list[ConvInfo]:
-    """The whole conversation list, paging through ``conv.list`` (each conversation once)."""
-    found: dict[tuple[str, int], ConvInfo] = {}
+    """The whole conversation list, paging through ``conv.list`` (each conversation once, in
+    list order: pinned first, then most recently activated first).
+
+    The pages are read by cursor, so a conversation that moves above the cursor while they
+    are read (a draft set activates it, a pin moves it among the pinned) is not on them, and
+    one that moves below it is read twice. So after the last page the top of the list is
+    read again (every pinned conversation, at most 50, then the others down to the first one
+    still where it was read), again while that finds a conversation moved, at most
+    :data:`LIST_ALL_REREADS` times; a later copy of a conversation replaces an earlier one.
+    Every conversation that existed for the whole call is listed, as it was at some moment
+    during the call. A list that fits on one page is read once (one page is one read).
+    """
+    found: dict[_ConvKey, ConvInfo] = {}
+    pages = await _read_list(conn, page_size, timeout, found, to_unmoved=False)
+    if pages.read == 1:
+        return list(found.values())
+    for _ in range(LIST_ALL_REREADS):
+        pages = await _read_list(conn, page_size, timeout, found, to_unmoved=True)
+        if not pages.moved:
+            break
+    # conv_active_time is the list's order key (with the pinned bit): the moved ones in place.
+    return sorted(found.values(), key=lambda conv: conv.conv_active_time, reverse=True)
+
+
+async def _read_list(
+    conn: Connection,
+    page_size: int,
+    timeout: float,
+    found: dict[_ConvKey, ConvInfo],
+    *,
+    to_unmoved: bool,
+) -> _PagesRead:
+    """Read ``conv.list`` pages from the top into ``found`` (later copies replace earlier
+    ones): to the end, or with ``to_unmoved`` only to the page holding the first unpinned
+    conversation still where ``found`` has it."""
+    moved = False
+    read = 0
     next_seq = 0
     while True:
         params = ConvListParams(next_seq=next_seq, count=page_size)
         page = await call_on(conn, CONV_LIST, params, timeout)
+        read += 1
+        reached_unmoved = False
         for conv in page.conversation_list_result_conv_list:
-            found.setdefault((conv.conv_id, int(conv.conv_type)), conv)
-        if page.conversation_list_result_is_finished:
-            return list(found.values())
+            key = (conv.conv_id, int(conv.conv_type))
+            known = found.get(key)
+            if known is None or known.conv_active_time != conv.conv_active_time:
+                moved = True
+            elif not conv.conv_is_pinned:
+                # Whatever moved up since it was read is above it: activating gives a
+                # conversation the newest order key, pinning puts it among the pinned.
+                reached_unmoved = True
+            found[key] = conv
+        if page.conversation_list_result_is_finished or (to_unmoved and reached_unmoved):
+            return _PagesRead(read, moved)
         next_seq = page.conversation_list_result_next_seq

@@ -99,9 +99,14 @@ class SdkCore:
     ) -> None:
         self.sdk_app_id = sdk_app_id
         self.client = BlockingClient(socket_path, timeout=timeout, require_connection=False)
-        # Draft compare-and-set (issue 9 section 3): the revisions this instance has seen,
-        # noted from every event before the face's own listener runs.
-        self._revisions: dict[tuple[str, int], int] = {}
+        # Draft compare-and-set (issue 9 section 3): the revisions this instance has seen of
+        # the logged-in account's conversations, noted from every event before the face's
+        # own listener runs, each with the reading of _notes (a count of notes) it was
+        # noted at, so that an answer can tell what it supersedes.
+        self._revisions: dict[tuple[str, int], tuple[int, int]] = {}
+        self._notes = 0
+        # The account the revisions are of (None: none yet, or logged out).
+        self._revisions_of: str | None = None
         self._revisions_lock = threading.Lock()
         self._draft_lock: anyio.Lock | None = None
         self.client.add_event_listener(self._note_event)
@@ -209,7 +214,8 @@ class SdkCore:
 
         async def go(client: Client) -> None:
             try:
-                await client.login(user_id, self.sdk_app_id)
+                logged_in = await client.login(user_id, self.sdk_app_id)
+                self._revisions_now_of(logged_in.user_id)
                 await client.subscribe(sync=True)
                 with self._lock:
                     if generation == self._generation:
@@ -227,32 +233,69 @@ class SdkCore:
             self._generation += 1
             self._user_id = None
             self._logging_in = False
+        self._revisions_now_of(None)
         return self.run(lambda client: client.logout(), done)
 
     # -- draft compare-and-set (issue 9 section 3) -------------------------------------------
     # Both faces send, with their own draft writes, the revision they last saw of the
     # conversation (from an event, a get or list, or their own last write) as if_revision,
     # so that a window that missed a newer draft cannot silently overwrite it.
+    #
+    # Within one account and one history of the daemon's database a conversation's revision
+    # never goes back, so a late answer never lowers what is remembered. Revisions do go
+    # back with another account (its own conversations) and after a restore of an older
+    # backup (a new history): the memory is emptied when the account changes and when a
+    # sync frame of the whole list starts (every login, and the reload after a restore),
+    # and a write's answer, a conflict's included, replaces whatever was noted before the
+    # write was sent.
 
     def _note_event(self, event: ConvEvent) -> None:
-        if event.event is TIMConvEvent.kTIMConvEvent_Del:
+        if event.event is TIMConvEvent.kTIMConvEvent_Start and event.full:
+            # The whole list follows: it replaces what was seen (revisions may have gone
+            # back: a restored database, another account). Events queued before this Start,
+            # possibly of the old history or account, were noted before it.
+            self.forget_all_revisions()
+        elif event.event is TIMConvEvent.kTIMConvEvent_Del:
             self.forget_revisions(event.keys)
         else:
             self.note_revisions(event.conversations)
+
+    def _revisions_now_of(self, user_id: str | None) -> None:
+        """The revisions remembered are of ``user_id``'s conversations from now on: those of
+        another account are forgotten (its conversations are not this one's)."""
+        with self._revisions_lock:
+            if user_id is None or user_id != self._revisions_of:
+                self._revisions.clear()
+            self._revisions_of = user_id
 
     def note_revisions(self, infos: Iterable[ConvInfo]) -> None:
         """Remember the draft revisions of these conversations as seen."""
         for info in infos:
             self.note_revision(info, info.conv_draft_revision)
 
-    def note_revision(self, key: ConvKey | ConvInfo, revision: int) -> None:
-        """Remember ``revision`` as seen of the conversation ``key``."""
+    def note_revision(
+        self, key: ConvKey | ConvInfo, revision: int, *, asked_at: int | None = None
+    ) -> None:
+        """Remember ``revision`` as seen of the conversation ``key``.
+
+        A lower revision than the one remembered is ignored (an older answer arriving late),
+        unless it answers a request sent after that one was noted: with ``asked_at``, the
+        :meth:`revision_clock` reading taken before the request was sent, the answer is the
+        daemon's state now and replaces what was noted up to then, even when lower (the
+        database was restored to an older backup meanwhile).
+        """
         conv = (key.conv_id, int(key.conv_type))
         with self._revisions_lock:
-            # Revisions never go back, not even across delete and re-create: an older
-            # answer arriving late must not replace a newer one.
-            if revision > self._revisions.get(conv, -1):
-                self._revisions[conv] = revision
+            self._notes += 1
+            seen = self._revisions.get(conv)
+            if seen is None or revision > seen[0] or (asked_at is not None and seen[1] <= asked_at):
+                self._revisions[conv] = (revision, self._notes)
+
+    def revision_clock(self) -> int:
+        """A reading to pass to :meth:`note_revision` as ``asked_at`` with the answer to a
+        request sent after it was taken."""
+        with self._revisions_lock:
+            return self._notes
 
     def forget_revisions(self, keys: Iterable[ConvKey]) -> None:
         """Forget what was seen of these conversations (deleted)."""
@@ -260,10 +303,17 @@ class SdkCore:
             for key in keys:
                 self._revisions.pop((key.conv_id, int(key.conv_type)), None)
 
+    def forget_all_revisions(self) -> None:
+        """Forget what was seen of every conversation: the next draft writes are
+        unconditional until something is seen again."""
+        with self._revisions_lock:
+            self._revisions.clear()
+
     def seen_revision(self, key: ConvKey) -> int | None:
         """The draft revision this instance last saw of ``key``, or None."""
         with self._revisions_lock:
-            return self._revisions.get((key.conv_id, int(key.conv_type)))
+            seen = self._revisions.get((key.conv_id, int(key.conv_type)))
+            return None if seen is None else seen[0]
 
     def noted(self, result: T) -> T:
         """Note the revisions of a ConvInfo (or a list of them) a call returned; return it."""
@@ -287,8 +337,9 @@ class SdkCore:
         revision this instance last saw of the conversation (none seen: no condition). The
         instance's draft writes run one at a time, so that its own writes in a row each see
         the revision the one before produced. The result, or the current state a conflict
-        reports, is noted as seen: after a conflict the caller has seen the current draft,
-        and writing again overwrites it.
+        reports, is noted as seen and replaces what was remembered before the write was sent,
+        even a higher revision (another account's, a restored database's): after a conflict
+        the caller has seen the current draft, and writing again overwrites it.
 
         :raises RevisionConflict: the draft moved on (90001); ``current`` holds it
         """
@@ -298,13 +349,15 @@ class SdkCore:
             revision = if_revision
             if revision is None and compare_and_set:
                 revision = self.seen_revision(key)
+            asked_at = self.revision_clock()
             try:
                 info = await write(revision)
             except RevisionConflict as conflict:
-                if conflict.current is None:
+                current = conflict.current
+                if current is None:
                     self.forget_revisions((key,))
                 else:
-                    self.note_revisions((conflict.current,))
+                    self.note_revision(current, current.conv_draft_revision, asked_at=asked_at)
                 raise
-            self.note_revisions((info,))
+            self.note_revision(info, info.conv_draft_revision, asked_at=asked_at)
             return info

@@ -1045,8 +1045,8 @@ def _prepare(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         args.user = os.environ.get(USER_ENV) or None
     if args.needs_user and not args.user:
         _usage(parser, f"{args.command} needs a user: pass --user or set {USER_ENV}")
-    if not args.timeout > 0:  # (NaN too)
-        _usage(parser, "--timeout must be positive")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        _usage(parser, "--timeout must be positive and finite")
     names = _argument_names(top, parser)
     for dest, value in vars(args).items():
         # Bytes that are not UTF-8 arrive as lone surrogates (surrogateescape): no request

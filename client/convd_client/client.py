@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterable
@@ -115,6 +116,22 @@ DEFAULT_TIMEOUT = 10.0
 _EVENT_QUEUE = 10_000
 
 
+def checked_seconds(name: str, value: object) -> float:
+    """``value`` as a float, when it is a finite number of seconds above 0.
+
+    :raises ValueError: it is not (NaN, an infinity, 0 or less, not a number); a NaN
+        timeout would otherwise fail every call later, far from the mistake
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            seconds = math.inf
+        if math.isfinite(seconds) and seconds > 0:
+            return seconds
+    raise ValueError(f"{name} must be a finite number of seconds above 0, not {value!r}")
+
+
 def _key(conv: ConvKey | tuple[str, int]) -> ConvKey:
     if isinstance(conv, ConvKey):
         return conv
@@ -139,7 +156,8 @@ class Client:
 
     :param socket_path: the daemon's socket; default ``$CONVD_SOCKET``, else the per-user
         default (``convd_schemas.paths.default_socket_path``)
-    :param timeout: default per-call timeout in seconds (each method also takes ``timeout``)
+    :param timeout: default per-call timeout in seconds (each method also takes ``timeout``);
+        like ``connect_timeout``, a finite number above 0 (else ValueError)
     :param reconnect: reconnect after the connection is lost; when False the client stays
         disconnected and every call fails with DaemonUnavailable
     :param require_connection: when True, entering the client fails with DaemonUnavailable
@@ -173,6 +191,8 @@ class Client:
         connector: Connector | None = None,
         _expected_uid: int | None = None,
     ) -> None:
+        timeout = checked_seconds("timeout", timeout)
+        connect_timeout = checked_seconds("connect_timeout", connect_timeout)
         if sys.platform == "win32" and connector is None:
             # Windows (issue 9 section 4): the daemon's named pipe, not a Unix socket.
             pipe = default_pipe_connector(socket_path)
@@ -420,7 +440,12 @@ class Client:
     async def conv_list_all(
         self, *, page_size: int = DEFAULT_PAGE_SIZE, timeout: float | None = None
     ) -> list[ConvInfo]:
-        """The whole list, paging through ``conv.list`` (a conversation appears once)."""
+        """The whole list, paging through ``conv.list`` (a conversation appears once).
+
+        A conversation that moves while the pages are read (activated, pinned or unpinned by
+        another client) is listed all the same, in its later state: the top of the list is
+        read again after the last page (see ``_rpc.list_all_on``).
+        """
         limit = self._limit(timeout)
         conn = await self._supervisor.usable(limit)
         return await _rpc.list_all_on(conn, page_size, limit)

@@ -130,7 +130,7 @@ from convd_schemas import (
 from convd_schemas.limits import MAX_DRAFT_HISTORY, MAX_PAGE_SIZE
 
 from ._sdk import SdkCore, SdkUninitialized, callback_error
-from .client import DEFAULT_TIMEOUT, Client, ConvEvent, GroupEvent
+from .client import DEFAULT_TIMEOUT, Client, ConvEvent, GroupEvent, checked_seconds
 from .errors import (
     ClientClosed,
     ConversationNotFound,
@@ -306,7 +306,7 @@ def TIMInit(sdk_app_id: int, json_sdk_config: str | bytes | None = None) -> int:
 
     :param sdk_app_id: the app id, sent with every login
     :param json_sdk_config: SDK configuration JSON (convd keys: ``convd_socket_path``,
-        ``convd_timeout``); empty or None for the defaults
+        ``convd_timeout``, seconds: a finite number above 0); empty or None for the defaults
     :return: TIM_SUCC; TIM_ERR_PARAM for a bad ``sdk_app_id``; TIM_ERR_JSON for a bad config
     """
     global _core, _draft_cas
@@ -325,7 +325,10 @@ def TIMInit(sdk_app_id: int, json_sdk_config: str | bytes | None = None) -> int:
     timeout = config.get("convd_timeout", DEFAULT_TIMEOUT)
     if socket_path is not None and not isinstance(socket_path, str):
         return TIM_ERR_JSON
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+    try:
+        # json accepts NaN and Infinity: refused here, not by every call later.
+        timeout = checked_seconds("convd_timeout", timeout)
+    except ValueError:
         return TIM_ERR_JSON
     compare_and_set = config.get("convd_draft_compare_and_set", True)
     if not isinstance(compare_and_set, bool):
@@ -336,7 +339,7 @@ def TIMInit(sdk_app_id: int, json_sdk_config: str | bytes | None = None) -> int:
         core = SdkCore(
             sdk_app_id,
             socket_path=socket_path or None,
-            timeout=float(timeout),
+            timeout=timeout,
             on_event=_deliver_event,
             on_group_event=_deliver_group_event,
         )

@@ -122,7 +122,14 @@ from convd_schemas.limits import MAX_DRAFT_HISTORY, MAX_PAGE_SIZE
 
 from ._sdk import SdkCore, callback_error
 from ._threads import report_callback_error
-from .client import DEFAULT_TIMEOUT, Client, ConnectionState, ConvEvent, GroupEvent
+from .client import (
+    DEFAULT_TIMEOUT,
+    Client,
+    ConnectionState,
+    ConvEvent,
+    GroupEvent,
+    checked_seconds,
+)
 from .drafts import DraftInfo, parse_draft_info, text_draft, v2_draft_text
 from .errors import ConversationNotFound, DaemonUnavailable, RevisionConflict
 
@@ -390,7 +397,7 @@ class V2TIMSDKConfig:
 
     :param logLevel: accepted and ignored
     :param socketPath: the daemon's socket (default ``$CONVD_SOCKET``, else the default path)
-    :param timeout: seconds a call may take
+    :param timeout: seconds a call may take (a finite number above 0)
     """
 
     logLevel: int = 0
@@ -1288,11 +1295,16 @@ class V2TIMManager:
         Succeeds even when convd is not running (calls fail with 6022 until it is); the
         ``listener`` hears about the connection. Initializing again changes nothing.
 
-        :return: False for a bad ``sdkAppID``
+        :return: False, changing nothing, for a bad ``sdkAppID`` or ``config.timeout`` (not
+            a finite number of seconds above 0)
         """
         if isinstance(sdkAppID, bool) or not isinstance(sdkAppID, int) or sdkAppID < 0:
             return False
         config = config or V2TIMSDKConfig()
+        try:
+            timeout = checked_seconds("timeout", config.timeout)
+        except ValueError:
+            return False
         with self._lock:
             if listener is not None and listener not in self._sdk_listeners:
                 self._sdk_listeners.append(listener)
@@ -1301,7 +1313,7 @@ class V2TIMManager:
             core = SdkCore(
                 sdkAppID,
                 socket_path=config.socketPath,
-                timeout=config.timeout,
+                timeout=timeout,
                 on_event=self._conversations._deliver_event,
                 on_state=self._deliver_state,
                 on_group_event=self._conversations._deliver_group_event,

@@ -102,9 +102,10 @@ def test_arguments_that_are_not_utf8_or_a_timeout_that_is_nan_are_usage_errors(
     done = convctl(shared_daemon, "backup", "\udcff.db")
     assert done.returncode == 2
     assert "PATH is not valid UTF-8" in done.stderr
-    done = convctl(shared_daemon, "--timeout", "nan", "status")
-    assert done.returncode == 2
-    assert "--timeout must be positive" in done.stderr
+    for timeout in ("nan", "inf"):
+        done = convctl(shared_daemon, "--timeout", timeout, "status")
+        assert done.returncode == 2
+        assert "--timeout must be positive" in done.stderr
 
 
 def test_usage_errors_are_found_before_connecting(

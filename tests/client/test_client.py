@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,14 @@ from convd_client import (
     SeqTooOld,
     TIMConvEvent,
     TIMConvType,
+    _rpc,
     connect,
     draft_text,
     text_draft,
 )
 from convd_schemas import METHODS
 from support import DaemonProcess
+from support import text_draft as wire_draft
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +104,18 @@ async def test_without_require_connection_calls_fail_fast_while_unreachable(
             await client.wait_connected(timeout=0.1)
         # Logging out never needs the daemon.
         await client.logout()
+
+
+@pytest.mark.parametrize("option", ["timeout", "connect_timeout"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0])
+def test_a_timeout_must_be_a_finite_number_of_seconds_above_0(
+    short_dir: Path, option: str, value: float
+) -> None:
+    # A NaN timeout failed every call later (anyio: "deadline must not be NaN").
+    with pytest.raises(ValueError, match=f"{option} must be a finite number of seconds above 0"):
+        Client(short_dir / "convd.sock", **{option: value})
+    with pytest.raises(ValueError, match=option):
+        BlockingClient(short_dir / "convd.sock", **{option: value})
 
 
 async def test_calls_after_close_raise_client_closed(shared_daemon: DaemonProcess) -> None:
@@ -190,6 +204,89 @@ async def test_list_pages_and_list_all(client: Client) -> None:
         "peer1",
         "peer0",
     ]
+
+
+def change_between_pages(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[int], None]
+) -> list[int]:
+    """Run ``change(n)`` (another client's write) right after the n-th ``conv.list`` answer
+    (1, 2, ...); returns the list of n so far."""
+    real = _rpc.call_on
+    answered: list[int] = []
+
+    async def call_on(conn: Any, rpc: Any, params: Any, timeout: float) -> Any:
+        result = await real(conn, rpc, params, timeout)
+        if rpc is _rpc.CONV_LIST:
+            answered.append(len(answered) + 1)
+            change(answered[-1])
+        return result
+
+    monkeypatch.setattr(_rpc, "call_on", call_on)
+    return answered
+
+
+async def create_in_order(client: Client, count: int) -> None:
+    for index in range(count):  # c0 oldest, the last newest
+        await client.conv_create(f"c{index}", C2C)
+
+
+async def test_list_all_lists_a_conversation_activated_above_the_pages_read(
+    client: Client, shared_daemon: DaemonProcess, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create_in_order(client, 6)
+
+    def other_client_types(n: int) -> None:
+        if n == 1:  # after the first page: c0, not read yet, moves to the top
+            with shared_daemon.client(user) as line:
+                line.call(
+                    "conv.set_draft", {"conv_id": "c0", "conv_type": 1, "draft": wire_draft("hi")}
+                )
+
+    change_between_pages(monkeypatch, other_client_types)
+    every = await client.conv_list_all(page_size=2)
+    assert [c.conv_id for c in every] == ["c0", "c5", "c4", "c3", "c2", "c1"]
+    assert every[0].conv_is_has_draft
+
+
+async def test_list_all_lists_a_conversation_pinned_meanwhile_and_the_latest_copy(
+    client: Client, shared_daemon: DaemonProcess, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create_in_order(client, 6)
+    await client.conv_pin("c5", C2C)
+
+    def other_client_pins(n: int) -> None:
+        if n == 1:  # after [c5 (pinned), c4]: c0 joins the pinned, c5 leaves them
+            with shared_daemon.client(user) as line:
+                line.call("conv.pin", {"conv_id": "c0", "conv_type": 1, "is_pinned": True})
+                line.call("conv.pin", {"conv_id": "c5", "conv_type": 1, "is_pinned": False})
+
+    change_between_pages(monkeypatch, other_client_pins)
+    every = await client.conv_list_all(page_size=2)
+    assert [(c.conv_id, c.conv_is_pinned) for c in every] == [
+        ("c0", True),
+        ("c5", False),  # read pinned first, then its later copy
+        ("c4", False),
+        ("c3", False),
+        ("c2", False),
+        ("c1", False),
+    ]
+    assert every == await client.conv_list_all()
+
+
+async def test_list_all_ends_while_another_client_keeps_activating(
+    client: Client, shared_daemon: DaemonProcess, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create_in_order(client, 6)
+    with shared_daemon.client(user) as line:
+
+        def activate_one_after_every_page(n: int) -> None:
+            key = {"conv_id": f"c{n % 6}", "conv_type": 1}
+            line.call("conv.set_draft", {**key, "draft": wire_draft(f"typing {n}")})
+
+        answered = change_between_pages(monkeypatch, activate_one_after_every_page)
+        every = await client.conv_list_all(page_size=2)
+    assert sorted(c.conv_id for c in every) == ["c0", "c1", "c2", "c3", "c4", "c5"]
+    assert len(answered) < 30  # the re-reads are bounded
 
 
 async def test_invalid_identifiers_and_params(client: Client) -> None:

@@ -386,6 +386,7 @@ async def test_a_synced_subscription_frames_the_list_then_goes_live(tmp_path: Pa
 
     start, first, second, finish, live = events
     assert (start.event, start.seq, start.origin, start.conv_array) == (START, result.seq, "", [])
+    assert start.full  # the whole list follows
     assert [(e.event, e.seq, len(e.conversations)) for e in (first, second)] == [
         (UPDATE, result.seq, 100),
         (UPDATE, result.seq, 50),
@@ -435,6 +436,7 @@ async def test_a_synced_resume_frames_the_missed_changes(tmp_path: Path) -> None
         (UPDATE, ["two"]),
     ]
     assert events[3].seq == resume_point == 1
+    assert (events[0].full, events[3].full) == (True, False)  # the list; the missed changes
     assert [e.seq for e in events[4:]] == [2, 3, 4, 4, 5]
 
 
@@ -477,6 +479,7 @@ async def test_a_synced_reload_after_90003_reports_the_deleted_as_del(tmp_path: 
     ]
     assert events[6].origin == "" and events[6].conv_array == [{"conv_id": "a", "conv_type": 1}]
     assert [e.seq for e in events[4:]] == [6, 6, 6, 6, 7]
+    assert events[4].full and not any(e.full for e in events[5:])
 
 
 async def test_a_frame_cut_midway_is_completed_on_the_next_connection(

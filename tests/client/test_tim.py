@@ -165,6 +165,16 @@ def test_init_checks_its_arguments() -> None:
     assert tim.TIMGetSDKVersion().startswith("convd-client ")
 
 
+@pytest.mark.parametrize("timeout", ["NaN", "Infinity", "-Infinity", "1e999", "0", "-1", "null"])
+def test_init_refuses_a_timeout_that_is_not_a_finite_number_above_0(timeout: str) -> None:
+    # Python's json accepts NaN and Infinity: a NaN timeout made every later call fail (7012).
+    try:
+        assert tim.TIMInit(1, f'{{"convd_timeout": {timeout}}}') == TIM_ERR_JSON
+        assert tim.TIMLogin("alice", "", Callback(), None) == TIM_ERR_SDKUNINIT
+    finally:
+        tim.TIMUninit()
+
+
 def test_conversation_calls_need_a_completed_login(sdk: None, user: str) -> None:
     callback = Callback()
     assert tim.TIMConvCreate("a", 1, callback, None) == TIM_ERR_NOTLOGIN

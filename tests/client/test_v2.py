@@ -180,6 +180,18 @@ def test_login_logout_and_status(sdk: None, user: str) -> None:
     outcome.assert_no_more()
 
 
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0, -1.5, True, "5", None])
+def test_init_sdk_refuses_a_timeout_that_is_not_a_finite_number_above_0(timeout: Any) -> None:
+    try:
+        assert not manager().initSDK(0, V2TIMSDKConfig(timeout=timeout))
+        outcome = Outcome()
+        manager().login("alice", "", outcome.callback())
+        assert outcome.error()[0] == 6013  # not initialized
+        assert manager().initSDK(0, V2TIMSDKConfig(timeout=2))  # an int is fine
+    finally:
+        manager().unInitSDK()
+
+
 def test_sdk_listener_hears_the_connection(shared_daemon: DaemonProcess) -> None:
     connected = threading.Event()
 
