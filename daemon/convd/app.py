@@ -39,7 +39,7 @@ from .transport import (
     listen_fds,
     pick_listen_fd,
 )
-from .transport.unix import claim_socket_path, listen_on_claimed_path
+from .transport.unix import claim_socket_path, listen_on_claimed_path, socket_lock_path
 
 if TYPE_CHECKING:
     from convd_schemas.winpipe import PipeSystem
@@ -191,6 +191,10 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
             plan = _plan_listener(config, passed, claims)
         claims.enter_context(lock_database(config.database_path, config.role))
         shared_cpu = SharedCpu.for_this_thread() if config.same_cpu else None
+        # A backup must not replace them: clients could no longer reach this daemon.
+        daemon_files = {plan.path: "the daemon's socket"} if sys.platform != "win32" else {}
+        if plan.inherited is None and sys.platform != "win32":
+            daemon_files[socket_lock_path(plan.path)] = "the daemon's socket lock file"
         async with (
             open_store(
                 config.database_path,
@@ -204,12 +208,11 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
                 writer_thread_start=partial(name_thread, "convd-writer"),
                 writer_pacing=shared_cpu,
                 worker_thread_start=None if shared_cpu is None else shared_cpu.free_this_thread,
+                daemon_files=daemon_files,
             ) as store,
             _open_channels(plan) as channels,
         ):
             socket_path, origin = plan.path, plan.origin
-            # The lock file claim_socket_path takes beside the socket.
-            socket_lock = socket_path.with_name(socket_path.name + ".lock")
             stats = store.stats
             server = RpcServer(
                 ConversationService(store, EventBus()),
@@ -224,11 +227,6 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
                     reader_thread_hops=stats.reader_thread_hops,
                     wal_restarts=stats.wal_restarts,
                 ),
-                # A backup must not replace them: clients could no longer reach this daemon.
-                daemon_files={
-                    socket_path: "the daemon's socket",
-                    socket_lock: "the daemon's socket lock file",
-                },
             )
             logger.info(
                 "convd %s started (pid %d): serving %s (%s), database %s (durability %s), "

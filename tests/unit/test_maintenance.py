@@ -50,7 +50,7 @@ async def saved(tmp_path: Path) -> Path:
     return backup
 
 
-# -- restore: side files without their database (review s25 #2) -----------------------------
+# -- restore: side files without their database -----------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -102,7 +102,7 @@ async def test_restore_keeps_a_database_and_its_journal_together(
     assert _users(db) == ["alice"]
 
 
-# -- restore: only a convd database is replaced (review s25 #5) -------------------------------
+# -- restore: only a convd database is replaced -----------------------------------------------
 
 
 def _foreign_with_wal(db: Path) -> None:
@@ -207,7 +207,7 @@ async def test_restore_replaces_an_empty_file_and_keeps_the_wal_beside_it(
     assert _users(db) == ["alice"]
 
 
-# -- backup: file systems without hard links (review s25 #3) ----------------------------------
+# -- backup: file systems without hard links --------------------------------------------------
 
 
 def _no_hard_links(
@@ -267,7 +267,7 @@ async def test_a_backup_without_hard_links_never_replaces_a_file_that_appeared_m
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-# -- backup: never over a socket (review s25 #6) ----------------------------------------------
+# -- backup: never over a socket --------------------------------------------------------------
 
 
 async def test_a_backup_never_replaces_a_socket(tmp_path: Path) -> None:

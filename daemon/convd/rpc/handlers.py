@@ -8,9 +8,7 @@ exception is left to the dispatcher, which turns it into a bare -32603 with a co
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -89,15 +87,10 @@ class Methods:
         service: domain.ConversationService,
         status: Callable[[], Awaitable[DaemonStatus]],
         openrpc: dict[str, Any] | Callable[[], dict[str, Any]],
-        *,
-        daemon_files: Mapping[Path, str] | None = None,
     ) -> None:
         self._service = service
         self._status = status
         self._openrpc = openrpc
-        #: Files of the running daemon a backup must never replace, and what each one is
-        #: ("the daemon's socket"); the store refuses the database's own files itself.
-        self._daemon_files = dict(daemon_files or {})
 
     def table(self) -> dict[str, Handler]:
         impls: dict[str, Impl] = {
@@ -465,17 +458,8 @@ class Methods:
     async def daemon_status(self, session: Session, params: object) -> Any:
         return await self._status()
 
-    def _refuse_daemon_file(self, path: str) -> None:
-        if not os.path.isabs(path):
-            return  # the service refuses a relative path
-        target = os.path.realpath(path)
-        for daemon_file, what in self._daemon_files.items():
-            if target == os.path.realpath(daemon_file):
-                raise domain.BackupFailed(f"{path} is {what}; choose another path", path)
-
     async def daemon_backup(self, session: Session, params: DaemonBackupParams) -> Any:
         try:
-            self._refuse_daemon_file(params.path)
             backup = await self._service.backup(params.path, params.overwrite)
         except domain.BackupFailed as exc:
             logger.warning("connection %s: backup to %s failed: %s", session.origin, exc.path, exc)

@@ -6,7 +6,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,12 @@ class RpcServer:
         socket_path: Path,
         database_path: Path,
         store_status: Callable[[], StoreStatus] | None = None,
-        daemon_files: Mapping[Path, str] | None = None,
         outbox_size: int = 1024,
         max_outbound: int = MAX_OUTBOUND_BYTES,
         grace: float = 10.0,
     ) -> None:
         self._service = service
-        self._methods = Methods(service, self.status, openrpc, daemon_files=daemon_files)
+        self._methods = Methods(service, self.status, openrpc)
         self._dispatcher = Dispatcher(self._methods.table(), Methods.writes())
         self._encoder = ChangeEncoder()
         self._socket_path = socket_path

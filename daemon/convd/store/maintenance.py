@@ -12,7 +12,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Final
@@ -265,7 +265,13 @@ def _is_socket(path: Path) -> bool:
         return False
 
 
-def backup_database(database: Path, target: Path, *, overwrite: bool = False) -> BackupInfo:
+def backup_database(
+    database: Path,
+    target: Path,
+    *,
+    overwrite: bool = False,
+    daemon_files: Mapping[Path, str] | None = None,
+) -> BackupInfo:
     """Write a consistent copy of ``database`` (which may be in use) to ``target``, 0600.
 
     The copy is first written beside ``target`` under a temporary name, then moved into
@@ -273,8 +279,13 @@ def backup_database(database: Path, target: Path, *, overwrite: bool = False) ->
     is never replaced; where the file system has no hard links, the name is taken by an
     empty file first, replaced by the copy at once. Raises BackupFailed.
     """
-    if os.path.realpath(target) in _live_files(database):
+    real = os.path.realpath(target)
+    if real in _live_files(database):
         raise BackupFailed(f"{target} is the live database; choose another path", str(target))
+    for path, what in (daemon_files or {}).items():
+        if real == os.path.realpath(path):
+            # Replaced, the daemon would run on with nobody able to reach it.
+            raise BackupFailed(f"{target} is {what}; choose another path", str(target))
     if _is_socket(target):
         # Some program's (maybe this daemon's) way in: replacing it would lock its clients out.
         raise BackupFailed(f"{target} is a socket; choose another path", str(target))

@@ -9,7 +9,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -356,9 +356,11 @@ class SqliteStore:
         writer_thread_start: Callable[[], None] | None = None,
         writer_pacing: BatchPacing | None = None,
         worker_thread_start: Callable[[], None] | None = None,
+        daemon_files: Mapping[Path, str] | None = None,
     ) -> None:
         self._path = path
         self._worker_thread_start = worker_thread_start
+        self._daemon_files = dict(daemon_files or {})
         self._writer = writer
         self._reader = reader
         self.history_id = history_id
@@ -526,7 +528,9 @@ class SqliteStore:
         def back_up() -> BackupInfo:
             if self._worker_thread_start is not None:
                 self._worker_thread_start()
-            return backup_database(self._path, target, overwrite=overwrite)
+            return backup_database(
+                self._path, target, overwrite=overwrite, daemon_files=self._daemon_files
+            )
 
         try:
             return await anyio.to_thread.run_sync(back_up)
@@ -714,6 +718,7 @@ async def open_store(
     writer_thread_start: Callable[[], None] | None = None,
     writer_pacing: BatchPacing | None = None,
     worker_thread_start: Callable[[], None] | None = None,
+    daemon_files: Mapping[Path, str] | None = None,
 ) -> AsyncIterator[SqliteStore]:
     """Open the database at ``path``: check it (read-only), then create or migrate it.
 
@@ -729,7 +734,9 @@ async def open_store(
     ``writer_thread_start``: called on the writer's own thread, first; ``writer_pacing``:
     on that thread around each batch and while it waits (see ``writer.BatchPacing``);
     ``worker_thread_start``: on a worker thread the event loop starts later (a backup's),
-    before its work.
+    before its work. ``daemon_files``: files of the running daemon that a backup must never
+    replace, each with what it is ("the daemon's socket"); the database's own are refused
+    anyway.
     """
     verdict = examine_database(path) if check is None else check.verdict()
     forget_clean_close(path)
@@ -784,6 +791,7 @@ async def open_store(
             writer_thread_start=writer_thread_start,
             writer_pacing=writer_pacing,
             worker_thread_start=worker_thread_start,
+            daemon_files=daemon_files,
         )
         async with anyio.create_task_group() as background:
             background.start_soon(store.run)

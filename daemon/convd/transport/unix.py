@@ -26,6 +26,7 @@ __all__ = [
     "ensure_private_dir",
     "inherited_unix_listener",
     "listen_on_claimed_path",
+    "socket_lock_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def ensure_private_dir(directory: Path) -> None:
         # A runtime directory that is gone (XDG_RUNTIME_DIR kept after logout), a path
         # through a file, a read-only or foreign directory: the user's to fix, in one line.
         raise UnsafePath(
-            f"cannot create the socket's directory {directory}: {exc.strerror}; "
+            f"cannot create the socket's directory {directory}: {exc.strerror or exc}; "
             "choose another --socket (or XDG_RUNTIME_DIR)"
         ) from None
     info = os.lstat(directory)
@@ -70,6 +71,11 @@ def ensure_private_dir(directory: Path) -> None:
             f"{directory} has mode {stat.S_IMODE(info.st_mode):04o}; other users could reach "
             f"the socket. Fix it with: chmod 700 {directory}"
         )
+
+
+def socket_lock_path(socket_path: Path) -> Path:
+    """The lock file a daemon that binds ``socket_path`` holds beside it."""
+    return socket_path.with_name(socket_path.name + ".lock")
 
 
 def _acquire_lock(lock_path: Path, socket_path: Path, role: Role) -> LockFile:
@@ -89,8 +95,9 @@ def _acquire_lock(lock_path: Path, socket_path: Path, role: Role) -> LockFile:
             raise UnsafePath(
                 f"{lock_path} is a symbolic link; remove it and start convd again"
             ) from None
+        reason = exc.strerror or exc
         raise UnsafePath(
-            f"cannot create the lock file {lock_path}: {exc.strerror}; choose another --socket"
+            f"cannot create the lock file {lock_path}: {reason}; choose another --socket"
         ) from None
 
 
@@ -148,7 +155,7 @@ def claim_socket_path(path: Path, role: Role = "foreground") -> Iterator[None]:
     if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
         raise UnsafePath(f"socket path {path} is longer than {_MAX_SOCKET_PATH} bytes")
     ensure_private_dir(path.parent)
-    lock = _acquire_lock(path.with_name(path.name + ".lock"), path, role)
+    lock = _acquire_lock(socket_lock_path(path), path, role)
     try:
         _remove_stale_socket(path)
         yield
