@@ -790,7 +790,7 @@ class Client:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _limit(self, timeout: float | None) -> float:
-        return self._timeout if timeout is None else timeout
+        return self._timeout if timeout is None else checked_seconds("timeout", timeout)
 
     async def _request(self, rpc: Rpc[P, R], params: P, timeout: float | None) -> R:
         limit = self._limit(timeout)

@@ -118,6 +118,16 @@ def test_a_timeout_must_be_a_finite_number_of_seconds_above_0(
         BlockingClient(short_dir / "convd.sock", **{option: value})
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0])
+async def test_a_calls_own_timeout_must_be_a_finite_number_of_seconds_above_0(
+    shared_daemon: DaemonProcess, value: float
+) -> None:
+    async with Client(shared_daemon.socket) as client:
+        with pytest.raises(ValueError, match="timeout must be a finite number of seconds"):
+            await client.daemon_status(timeout=value)
+        await client.daemon_status(timeout=5)  # the client goes on
+
+
 async def test_calls_after_close_raise_client_closed(shared_daemon: DaemonProcess) -> None:
     async with Client(shared_daemon.socket) as client:
         pass
