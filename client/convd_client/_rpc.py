@@ -259,8 +259,11 @@ async def list_all_on(conn: Connection, page_size: int, timeout: float) -> list[
     read again (every pinned conversation, at most 50, then the others down to the first one
     still where it was read), again while that finds a conversation moved, at most
     :data:`LIST_ALL_REREADS` times; a later copy of a conversation replaces an earlier one.
-    Every conversation that existed for the whole call is listed, as it was at some moment
-    during the call. A list that fits on one page is read once (one page is one read).
+    So a conversation that existed for the whole call is listed, unless the list kept moving
+    through every re-read. A copy is as it was when last read: a change that does not move a
+    conversation up (a draft cleared, an unpin) may be missed, as it may be by any read of a
+    list that others change meanwhile; the events say what changed. A list that fits on one
+    page is read once.
     """
     found: dict[_ConvKey, ConvInfo] = {}
     pages = await _read_list(conn, page_size, timeout, found, to_unmoved=False)

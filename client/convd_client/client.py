@@ -442,9 +442,9 @@ class Client:
     ) -> list[ConvInfo]:
         """The whole list, paging through ``conv.list`` (a conversation appears once).
 
-        A conversation that moves while the pages are read (activated, pinned or unpinned by
-        another client) is listed all the same, in its later state: the top of the list is
-        read again after the last page (see ``_rpc.list_all_on``).
+        A conversation that moves up while the pages are read (activated or pinned by another
+        client) is listed all the same: the top of the list is read again after the last
+        page (see ``_rpc.list_all_on`` for what that does and does not promise).
         """
         limit = self._limit(timeout)
         conn = await self._supervisor.usable(limit)
