@@ -15,11 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_bench_quick_run(tmp_path: Path) -> None:
-    results = tmp_path / "bench.json"
-    command = [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--scenario", "all"]
+def _run_quick(results: Path, *options: str) -> str:
+    """``bench/run.py --quick OPTIONS --json RESULTS``; its standard output, once it passed."""
     completed = subprocess.run(
-        [*command, "--json", str(results)],
+        [sys.executable, str(REPO / "bench" / "run.py"), "--quick", *options],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -27,6 +26,12 @@ def test_bench_quick_run(tmp_path: Path) -> None:
     )
     output = completed.stdout
     assert completed.returncode == 0, f"stdout:\n{output}\nstderr:\n{completed.stderr}"
+    return output
+
+
+def test_bench_quick_run(tmp_path: Path) -> None:
+    results = tmp_path / "bench.json"
+    output = _run_quick(results, "--scenario", "all", "--json", str(results))
     for expected in (
         "== machine calibration: Unix socket round trip, no convd (us) ==",
         "== conv.set_draft round trip (latency in microseconds) ==",
@@ -64,16 +69,7 @@ def test_bench_quick_run_with_peers(tmp_path: Path) -> None:
     if redis_missing is not None and os.environ.get("CI"):
         pytest.fail(f"{redis_missing}: `bash .ci/run` installs it (apt-get, '.[test,bench]')")
     results = tmp_path / "bench.json"
-    command = [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--peers"]
-    completed = subprocess.run(
-        [*command, "--scenario", "latency", "--json", str(results)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=55,
-    )
-    output = completed.stdout
-    assert completed.returncode == 0, f"stdout:\n{output}\nstderr:\n{completed.stderr}"
+    output = _run_quick(results, "--peers", "--scenario", "latency", "--json", str(results))
     for expected in (
         "== conv.set_draft round trip (latency in microseconds) ==",
         "CPU/op: server (main) clients",

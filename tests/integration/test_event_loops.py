@@ -10,20 +10,23 @@ from ops_support import EnvDaemon
 from support import DaemonProcess, short_tmpdir, text_draft
 
 
+def _assert_an_event_reaches_a_subscriber(daemon: DaemonProcess) -> None:
+    with daemon.client() as writer, daemon.client() as watcher:
+        watcher.call("conv.subscribe", {})
+        writer.call("conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": text_draft("hi")})
+        event = watcher.next_notification()
+        assert event["params"]["event"] == 0
+        assert event["params"]["conv_array"][0]["conv_id"] == "bob"
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_requests_events_and_shutdown_on_each_loop(loop: str) -> None:
     pytest.importorskip(loop)
     with short_tmpdir() as root:
         daemon = DaemonProcess(root, "--event-loop", loop).start()
         try:
-            with daemon.client() as writer, daemon.client() as watcher:
-                watcher.call("conv.subscribe", {})
-                writer.call(
-                    "conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": text_draft("hi")}
-                )
-                event = watcher.next_notification()
-                assert event["params"]["event"] == 0
-                assert event["params"]["conv_array"][0]["conv_id"] == "bob"
+            _assert_an_event_reaches_a_subscriber(daemon)
+            with daemon.client() as writer:
                 # A reply larger than the socket buffer goes out whole (write buffering).
                 for n in range(300):
                     writer.call(
@@ -48,14 +51,7 @@ def test_without_uvloop_the_default_auto_serves_on_asyncio() -> None:
         path = [str(blocker), *filter(None, [os.environ.get("PYTHONPATH")])]
         daemon = EnvDaemon(root, env={"PYTHONPATH": os.pathsep.join(path)}).start()
         try:
-            with daemon.client() as writer, daemon.client() as watcher:
-                watcher.call("conv.subscribe", {})
-                writer.call(
-                    "conv.set_draft", {"conv_id": "bob", "conv_type": 1, "draft": text_draft("hi")}
-                )
-                event = watcher.next_notification()
-                assert event["params"]["event"] == 0
-                assert event["params"]["conv_array"][0]["conv_id"] == "bob"
+            _assert_an_event_reaches_a_subscriber(daemon)
         finally:
             assert daemon.stop() == 0
         logs = daemon.logs()
