@@ -8,6 +8,7 @@ import asyncio
 import json
 import math
 import socket
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -351,3 +352,32 @@ async def test_notification_never_waits_while_there_is_room(dispatcher: Dispatch
         await c.peer.stream.send_eof()
         assert await c.peer.read_all() == []
     assert c.connection.cut_reason is None
+
+
+async def test_the_daemons_channel_reads_ahead_a_bounded_number_of_bytes() -> None:
+    """Lines the handler has not taken yet are bounded in bytes, not only in number: 64
+    lines of up to max_line bytes each would otherwise be held for each connection."""
+    limit = 64 * 1024  # the line limit: small, to keep the test quick
+    count = 40  # well under the 64 lines read ahead at most
+    line = b"x" * (limit - 1) + b"\n"
+    ours, theirs = socket.socketpair()
+    channel = SocketChannel(limit)
+    transport, _ = await asyncio.get_running_loop().connect_accepted_socket(lambda: channel, ours)
+    sender = threading.Thread(target=theirs.sendall, args=(line * count,))
+    sender.start()
+    try:
+        with anyio.fail_after(10):
+            while not channel._reading_paused:  # the handler takes nothing meanwhile
+                await anyio.sleep(0.005)
+        await anyio.sleep(0.05)
+        # The limit, plus what one read brought (the event loops read up to 256 KiB at once).
+        assert channel._line_bytes < 2 * limit + 256 * 1024
+        assert len(channel._splitter.lines) < count
+        # It reads on as the lines are taken: every line arrives, whole.
+        with anyio.fail_after(10):
+            for _ in range(count):
+                assert await channel.receive_line() == line[:-1]
+    finally:
+        sender.join(10)
+        transport.close()
+        theirs.close()

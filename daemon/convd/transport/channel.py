@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 #: that is backpressure or a client to cut).
 DEFAULT_HIGH_WATER = 1024 * 1024
 #: Complete lines read ahead of the handler before the socket stops being read: a client
-#: that pipelines cannot make the daemon buffer without bound.
+#: that pipelines cannot make the daemon buffer without bound. Counted in bytes too (a line
+#: may be up to max_line): 64 lines of a MiB each would hold 64 MiB per connection.
 _READ_AHEAD_LINES = 64
 #: How long replies queued for a connection that ended may take to reach a peer that is slow
 #: to read them, before the connection is dropped.
@@ -59,6 +60,8 @@ class SocketChannel(asyncio.Protocol):
         self._high_water = high_water
         self._transport: asyncio.Transport | None = None
         self._splitter = LineSplitter(max_line)
+        #: Bytes of the complete lines read ahead (the partial line is bounded by max_line).
+        self._line_bytes = 0
         self._eof = False
         self._interrupted = False
         self._lost = False
@@ -78,8 +81,16 @@ class SocketChannel(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         splitter = self._splitter
+        lines = splitter.lines
+        before = len(lines)
         splitter.feed(data)
-        if splitter.too_long or len(splitter.lines) >= _READ_AHEAD_LINES:
+        for index in range(before - len(lines), 0):  # the lines this data completed
+            self._line_bytes += len(lines[index])
+        if (
+            splitter.too_long
+            or len(lines) >= _READ_AHEAD_LINES
+            or self._line_bytes >= self._max_line
+        ):
             self._pause_reading()
         self._wake_reader()
 
@@ -111,7 +122,13 @@ class SocketChannel(asyncio.Protocol):
                 return None
             if splitter.lines:
                 line = splitter.lines.popleft()
-                if self._reading_paused and not splitter.too_long and len(splitter.lines) < 8:
+                self._line_bytes -= len(line)
+                if (
+                    self._reading_paused
+                    and not splitter.too_long
+                    and len(splitter.lines) < 8
+                    and self._line_bytes < self._max_line // 2
+                ):
                     self._resume_reading()
                 return line
             if splitter.too_long:
