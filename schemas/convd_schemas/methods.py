@@ -465,6 +465,8 @@ class DaemonBackupParams(_Params):
         str,
         msgspec.Meta(
             min_length=2,
+            # Linux's PATH_MAX: a longer path cannot be opened anyway.
+            max_length=4096,
             # Absolute, and no NUL byte (no file name can hold one).
             pattern=r"^/[^\x00]*$",
             description="Absolute path of the file to write (the daemon does not know the "

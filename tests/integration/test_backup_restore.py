@@ -209,8 +209,21 @@ def test_backup_under_a_path_that_cannot_hold_a_file_fails(
         "errno": "ENOTDIR",
     }
     assert f"cannot write {blocker / 'x.db'}" in error["data"]["detail"]
-    # The failure is in the daemon's log too.
-    assert f"backup to {blocker / 'x.db'} failed" in daemon.logs()
+    # The failure is in the daemon's log too, quoted.
+    assert f"backup failed: 'cannot write {blocker / 'x.db'}" in daemon.logs()
+
+
+def test_a_backup_path_cannot_forge_or_flood_the_log(
+    daemon: DaemonProcess, short_dir: Path
+) -> None:
+    forged = f"{short_dir}/x\n2026-01-01 00:00:00,000 ERROR convd.app: FORGED"
+    with daemon.client(None) as client:
+        client.error("daemon.backup", {"path": forged + "/y.db"})  # no such directory
+        too_long = client.error("daemon.backup", {"path": "/" + "x" * 5000})
+    assert too_long["code"] == -32602  # refused by the contract, before anything is logged
+    logs = daemon.logs()
+    assert "FORGED" in logs and not any(line.endswith("FORGED") for line in logs.splitlines())
+    assert "x" * 5000 not in logs
 
 
 # -- restore ---------------------------------------------------------------------------------

@@ -462,10 +462,11 @@ class Methods:
         try:
             backup = await self._service.backup(params.path, params.overwrite)
         except domain.BackupFailed as exc:
-            logger.warning("connection %s: backup to %s failed: %s", session.origin, exc.path, exc)
+            # Quoted: the path is the client's, and may hold a newline.
+            logger.warning("connection %s: backup failed: %r", session.origin, str(exc))
             raise
         logger.info(
-            "connection %s wrote a backup to %s (%d bytes, schema version %d)",
+            "connection %s wrote a backup to %r (%d bytes, schema version %d)",
             session.origin,
             backup.path,
             backup.size_bytes,
