@@ -59,6 +59,11 @@ class Connection:
     def origin(self) -> str:
         return self.session.origin
 
+    def abort(self) -> None:
+        """Drop the connection now, whatever it still has to send (a shutdown's grace is
+        over: the replies had their time)."""
+        self._channel.abort()
+
     def stop(self) -> None:
         """Finish the request in progress (if any), flush the replies, then close."""
         self._stopping = True

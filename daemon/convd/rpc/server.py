@@ -99,6 +99,10 @@ class RpcServer:
                     len(self._connections),
                     self._grace,
                 )
+                # Dropped, not flushed: a client that reads nothing would otherwise hold the
+                # stop for its channel's flush timeout on top of the grace.
+                for connection in list(self._connections):
+                    connection.abort()
             connections.cancel_scope.cancel()
 
     def stop(self) -> None:
