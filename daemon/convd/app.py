@@ -28,6 +28,7 @@ from .placement import SharedCpu, name_thread
 from .rpc import ConvListing, RpcServer
 from .rpc.channel import ChannelListener
 from .rpc.dispatcher import load as load_dispatcher
+from .rpc.server import DEFAULT_MAX_CONNECTIONS
 from .store import StartedCheck, lock_database, open_store
 from .transport import (
     InheritedSocket,
@@ -68,6 +69,33 @@ class _ListenerPlan:
         self.path = path
         self.origin = origin
         self.pipe = pipe  # Windows: the named pipe, its first instance already created
+
+
+#: File descriptors kept for the daemon's own use when connections are fitted to the
+#: open-file limit: the database's files and connections, locks, the event loop, a backup.
+_RESERVED_FDS = 64
+
+
+def _connections_allowed() -> int:
+    """As many connections at once as the open-file limit leaves room for, at most
+    DEFAULT_MAX_CONNECTIONS. The soft limit is raised towards that first, where the hard
+    limit and the sandbox allow (convd's systemd unit refuses setrlimit: EPERM)."""
+    try:
+        import resource
+    except ImportError:  # Windows: the named pipe's instances are bounded by the pipe
+        return DEFAULT_MAX_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = DEFAULT_MAX_CONNECTIONS + _RESERVED_FDS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (OSError, ValueError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return DEFAULT_MAX_CONNECTIONS
+    return max(1, min(DEFAULT_MAX_CONNECTIONS, soft - _RESERVED_FDS))
 
 
 def _plan_listener(
@@ -227,6 +255,7 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
                     reader_thread_hops=stats.reader_thread_hops,
                     wal_restarts=stats.wal_restarts,
                 ),
+                max_connections=_connections_allowed(),
             )
             logger.info(
                 "convd %s started (pid %d): serving %s (%s), database %s (durability %s), "

@@ -27,12 +27,18 @@ __all__ = ["RpcServer"]
 
 logger = logging.getLogger(__name__)
 
+#: Connections served at once unless the composition root says otherwise (it fits them to
+#: the process's open-file limit).
+DEFAULT_MAX_CONNECTIONS = 1000
+
 
 class RpcServer:
     """Serves the contract on any listener of byte streams.
 
     ``stop()`` stops accepting and lets every connection finish its request in progress;
-    ``serve`` returns once they are all closed, or after ``grace`` seconds.
+    ``serve`` returns once they are all closed, or after ``grace`` seconds. A connection past
+    ``max_connections`` open at once is closed as soon as it is accepted, so that one client
+    cannot use up the daemon's file descriptors (or memory) and lock everyone else out.
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class RpcServer:
         outbox_size: int = 1024,
         max_outbound: int = MAX_OUTBOUND_BYTES,
         grace: float = 10.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._service = service
         self._methods = Methods(service, self.status, openrpc)
@@ -57,6 +64,8 @@ class RpcServer:
         self._outbox_size = outbox_size
         self._max_outbound = max_outbound
         self._grace = grace
+        self._max_connections = max_connections
+        self._refusing = False  # logged once per run of refused connections
         self._ids = itertools.count(1)
         self._connections: set[Connection] = set()
         self._accept_scope = anyio.CancelScope()
@@ -114,6 +123,19 @@ class RpcServer:
             self._all_closed.set()
 
     async def _handle(self, channel: Channel) -> None:
+        if len(self._connections) >= self._max_connections:
+            if not self._refusing:  # once per run of refusals: a client retrying in a loop
+                self._refusing = True
+                logger.warning(
+                    "%d connections are open, the most convd serves at once: closing new ones "
+                    "until some end",
+                    len(self._connections),
+                )
+            channel.abort()
+            return
+        if self._refusing:
+            self._refusing = False
+            logger.info("accepting connections again")
         connection = Connection(
             channel,
             self._dispatcher,
