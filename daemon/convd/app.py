@@ -8,11 +8,12 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import SocketListener
@@ -69,6 +70,34 @@ class _ListenerPlan:
         self.path = path
         self.origin = origin
         self.pipe = pipe  # Windows: the named pipe, its first instance already created
+
+
+class _AcceptFailures:
+    """The event loop's exception handler, quieter about one error: asyncio logs a traceback
+    for each accept() that fails for want of a descriptor (EMFILE), up to a hundred per
+    wake-up while the listening socket stays readable; a line a minute says as much."""
+
+    _MESSAGE = "socket.accept() out of system resource"
+    _EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._logged_at: float | None = None
+        self._unlogged = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != self._MESSAGE:
+            loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if self._logged_at is not None and now - self._logged_at < self._EVERY:
+            self._unlogged += 1
+            return
+        logger.error(
+            "cannot accept connections: %s (%d more since the last such line); convd retries",
+            context.get("exception"),
+            self._unlogged,
+        )
+        self._logged_at, self._unlogged = now, 0
 
 
 #: File descriptors kept for the daemon's own use when connections are fitted to the
@@ -202,6 +231,7 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
     database is open and the listener accepts, ``STOPPING=1`` on the way out, and
     ``WATCHDOG=1`` every half ``WATCHDOG_USEC``.
     """
+    asyncio.get_running_loop().set_exception_handler(_AcceptFailures())
     notifier = Notifier.from_environ()
     # Read (and unset) LISTEN_* first, before anything could spawn a child that inherits them.
     passed = listen_fds()

@@ -4,6 +4,7 @@ the connections served at once are bounded."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -120,3 +121,32 @@ async def test_connections_past_the_limit_are_closed_until_some_end(
                     server.stop()
     refusals = [r for r in caplog.records if "the most convd serves at once" in r.getMessage()]
     assert len(refusals) == 1
+
+
+def test_accept_failures_are_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """asyncio logs a traceback for every accept() that finds no descriptor left, up to a
+    hundred per wake-up; the daemon's handler says it once a minute, and passes on the rest."""
+    from convd.app import _AcceptFailures
+
+    class Loop:
+        def __init__(self) -> None:
+            self.passed: list[dict[str, object]] = []
+
+        def default_exception_handler(self, context: dict[str, object]) -> None:
+            self.passed.append(context)
+
+    loop, handler = Loop(), _AcceptFailures()
+    failure = {
+        "message": "socket.accept() out of system resource",
+        "exception": OSError(24, "Too many open files"),
+    }
+    with caplog.at_level(logging.ERROR, logger="convd.app"):
+        for _ in range(300):
+            handler(loop, failure)  # type: ignore[arg-type]
+        handler(loop, {"message": "something else"})  # type: ignore[arg-type]
+    lines = [r.getMessage() for r in caplog.records if "cannot accept" in r.getMessage()]
+    assert lines == [
+        "cannot accept connections: [Errno 24] Too many open files (0 more since "
+        "the last such line); convd retries"
+    ]
+    assert loop.passed == [{"message": "something else"}]
