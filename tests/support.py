@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -344,3 +345,16 @@ def settled_bytes(path: Path, timeout: float = 10.0) -> bytes:
             return current
         current = again
     raise AssertionError(f"{path} kept changing for {timeout} s")
+
+
+class CommCallback:
+    """A TIMCommCallback (the C face's ``cb``) that records its calls, for a test to wait on."""
+
+    def __init__(self) -> None:
+        self.calls: queue.Queue[tuple[int, str, str, Any]] = queue.Queue()
+
+    def __call__(self, code: int, desc: str, json_params: str, user_data: Any) -> None:
+        self.calls.put((code, desc, json_params, user_data))
+
+    def wait(self) -> tuple[int, str, str, Any]:
+        return self.calls.get(timeout=5)

@@ -23,22 +23,9 @@ from convd_client.v2 import (
 )
 from convd_schemas import ConvKey, TIMConvType
 from ops_support import run_convd
-from support import DaemonProcess, text_draft
+from support import CommCallback, DaemonProcess, text_draft
 
 BOB = ConvKey(conv_id="bob", conv_type=TIMConvType.kTIMConv_C2C)
-
-
-class Callback:
-    """A TIMCommCallback that records its calls."""
-
-    def __init__(self) -> None:
-        self.calls: queue.Queue[tuple[int, str, str, Any]] = queue.Queue()
-
-    def __call__(self, code: int, desc: str, json_params: str, user_data: Any) -> None:
-        self.calls.put((code, desc, json_params, user_data))
-
-    def wait(self) -> tuple[int, str, str, Any]:
-        return self.calls.get(timeout=5)
 
 
 class Outcome:
@@ -109,7 +96,7 @@ def c_login(user: str) -> None:
         None,
     )
     try:
-        callback = Callback()
+        callback = CommCallback()
         assert tim.TIMLogin(user, "sig", callback, None) == tim.TIM_SUCC
         assert callback.wait()[0] == 0
         assert finished.wait(5)
@@ -118,7 +105,7 @@ def c_login(user: str) -> None:
 
 
 def c_logout() -> None:
-    callback = Callback()
+    callback = CommCallback()
     assert tim.TIMLogout(callback, None) == tim.TIM_SUCC
     assert callback.wait()[0] == 0
 
@@ -197,7 +184,7 @@ def test_c_face_a_conflicting_restore_shows_the_current_revision_too(
     assert tim.TIMConvSetDraft("bob", tim.kTIMConv_C2C, c_draft("first")) == tim.TIM_SUCC
     assert tim.TIMConvSetDraft("bob", tim.kTIMConv_C2C, c_draft("second")) == tim.TIM_SUCC
     c_core().note_revision(BOB, 9)
-    callback = Callback()
+    callback = CommCallback()
     assert tim.TIMConvRestoreDraft("bob", tim.kTIMConv_C2C, 1, callback, None) == tim.TIM_SUCC
     code, _, json_params, _ = callback.wait()
     assert (code, json.loads(json_params)["conv_draft_revision"]) == (90001, 2)

@@ -22,7 +22,7 @@ from convd_client.v2 import (
     V2TIMSDKConfig,
     V2TIMValueCallback,
 )
-from support import DaemonProcess, text_draft
+from support import CommCallback, DaemonProcess, text_draft
 
 BOB = {"conv_id": "bob", "conv_type": 1}
 
@@ -57,19 +57,6 @@ class Outcome:
         return code, desc
 
 
-class Callback:
-    """A TIMCommCallback that records its calls."""
-
-    def __init__(self) -> None:
-        self.calls: queue.Queue[tuple[int, str, str, Any]] = queue.Queue()
-
-    def __call__(self, code: int, desc: str, json_params: str, user_data: Any) -> None:
-        self.calls.put((code, desc, json_params, user_data))
-
-    def wait(self) -> tuple[int, str, str, Any]:
-        return self.calls.get(timeout=5)
-
-
 def manager() -> V2TIMManager:
     return V2TIMManager.getInstance()
 
@@ -98,7 +85,7 @@ def login(user: str) -> None:
         lambda event, array, ud: finished.set() if event == tim.kTIMConvEvent_Finish else None,
         None,
     )
-    callback = Callback()
+    callback = CommCallback()
     assert tim.TIMLogin(user, "sig", callback, None) == tim.TIM_SUCC
     assert callback.wait()[0] == 0
     assert finished.wait(5)
@@ -273,7 +260,7 @@ def c_draft(text: str) -> str:
 def test_c_history_and_restore(c_face: str) -> None:
     assert tim.TIMConvSetDraft("bob", tim.kTIMConv_C2C, c_draft("first")) == tim.TIM_SUCC
     assert tim.TIMConvSetDraft("bob", tim.kTIMConv_C2C, c_draft("second")) == tim.TIM_SUCC
-    callback = Callback()
+    callback = CommCallback()
     assert tim.TIMConvGetDraftHistory("bob", tim.kTIMConv_C2C, 10, callback, "ud") == 0
     code, _, json_params, user_data = callback.wait()
     found = json.loads(json_params)
