@@ -77,7 +77,7 @@ from convd_schemas.limits import (
 from convd_schemas.paths import SOCKET_ENV, default_runtime_dir, default_socket_path
 
 from ._loop import quiet_cancelled_read_race
-from .client import Client, ConvEvent, Resync
+from .client import Client, ConvEvent, Resync, checked_seconds
 from .drafts import draft_text
 from .errors import ConvdClientError, ConvdError, DaemonUnavailable
 from .v2 import conversation_id, parse_conversation_id
@@ -1045,7 +1045,9 @@ def _prepare(top: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         args.user = os.environ.get(USER_ENV) or None
     if args.needs_user and not args.user:
         _usage(parser, f"{args.command} needs a user: pass --user or set {USER_ENV}")
-    if not (math.isfinite(args.timeout) and args.timeout > 0):
+    try:
+        checked_seconds("--timeout", args.timeout)  # the rule Client applies
+    except ValueError:
         _usage(parser, "--timeout must be positive and finite")
     names = _argument_names(top, parser)
     for dest, value in vars(args).items():
