@@ -392,25 +392,15 @@ def _checkpoint(database: Path) -> None:
         raise DatabaseInUse(f"the database {database} is busy; stop every convd using it")
 
 
-def _set_aside_side_files(database: Path) -> None:
-    """Set aside the -wal, -shm and -journal files left beside the missing ``database``: the
-    restored copy must not be paired with them (SQLite would replay another database's WAL
-    onto it), and they are kept (a WAL may hold writes that are in no other file)."""
-    found = [suffix for suffix in _SIDE_FILES if os.path.lexists(f"{database}{suffix}")]
-    if not found:
-        return
-    aside = _set_aside_name(database)
-    for suffix in found:
-        os.rename(f"{database}{suffix}", f"{aside}{suffix}")
-        logger.warning(
-            "%s is missing but %s%s was there (it belongs to the missing database, not to "
-            "the backup): kept as %s%s",
-            database,
-            database,
-            suffix,
-            aside,
-            suffix,
-        )
+def _move_side_files(database: Path, aside: Path) -> list[str]:
+    """Rename the -wal, -shm and -journal files beside ``database`` to the same names beside
+    ``aside``; the suffixes of those there were."""
+    moved = []
+    for suffix in _SIDE_FILES:
+        with suppress(FileNotFoundError):
+            os.rename(f"{database}{suffix}", f"{aside}{suffix}")
+            moved.append(suffix)
+    return moved
 
 
 def restore_database(source: Path, database: Path) -> RestoreResult:
@@ -453,11 +443,22 @@ def restore_database(source: Path, database: Path) -> RestoreResult:
                 if exc.errno not in _NO_HARD_LINKS | {errno.EXDEV}:
                     raise
                 os.rename(database, replaced)  # no hard links on this file system
-            for suffix in _SIDE_FILES:
-                with suppress(FileNotFoundError):
-                    os.rename(f"{database}{suffix}", f"{replaced}{suffix}")
+            _move_side_files(database, replaced)
         else:
-            _set_aside_side_files(database)
+            # Left without their database: never paired with the copy (SQLite would replay
+            # another database's WAL onto it), and kept (a WAL may hold writes that are in
+            # no other file).
+            aside = _set_aside_name(database)
+            for suffix in _move_side_files(database, aside):
+                logger.warning(
+                    "%s is missing but %s%s was there (it belongs to the missing database, "
+                    "not to the backup): kept as %s%s",
+                    database,
+                    database,
+                    suffix,
+                    aside,
+                    suffix,
+                )
         os.rename(temporary, database)
         _fsync_dir(database.parent)
     finally:
