@@ -250,9 +250,11 @@ async def run_daemon(config: Config, check: StartedCheck | None = None) -> None:
         claims.enter_context(lock_database(config.database_path, config.role))
         shared_cpu = SharedCpu.for_this_thread() if config.same_cpu else None
         # A backup must not replace them: clients could no longer reach this daemon.
-        daemon_files = {plan.path: "the daemon's socket"} if sys.platform != "win32" else {}
-        if plan.inherited is None and sys.platform != "win32":
-            daemon_files[socket_lock_path(plan.path)] = "the daemon's socket lock file"
+        daemon_files: dict[Path, str] = {}
+        if sys.platform != "win32":
+            daemon_files[plan.path] = "the daemon's socket"
+            if plan.inherited is None:  # (a socket systemd passed has no lock of ours)
+                daemon_files[socket_lock_path(plan.path)] = "the daemon's socket lock file"
         async with (
             open_store(
                 config.database_path,
